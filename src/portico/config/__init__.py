@@ -1,0 +1,1 @@
+"""Configuration: TOML → validated schema → compiled runtime objects."""

@@ -1,0 +1,97 @@
+"""Schema → runtime objects: the route table, policies and limits (the provision step)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TypeVar
+
+from portico.config.schema import Config, HeaderRules, parse_upstream
+from portico.config.schema import Route as RouteConfig
+from portico.http.limits import HeadLimits
+from portico.policy.forwarded import Forwarding, Trust
+from portico.policy.header_ops import HeaderOps
+from portico.proxy.accesslog import AccessLog
+from portico.proxy.gateway import ClientTimeouts, Gateway
+from portico.proxy.route_policy import RouteLimits, RoutePolicy
+from portico.routing.proxypass import ReverseMap
+from portico.routing.table import Route, RouteTable, Upstream
+from portico.upstream.pool import UpstreamPool
+
+
+def upstream_of(route: RouteConfig, config: Config) -> Upstream:
+    if route.upstream is not None:
+        scheme, host, port, base = parse_upstream(route.upstream)
+    else:
+        app = next(app for app in config.app if app.name == route.app)
+        host, _, port_text = app.bind.rpartition(":")
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else host.strip("[]")
+        scheme, port, base = "http", int(port_text), "/"
+    return Upstream(scheme, host, port, base.encode("latin-1"))
+
+
+def build_routes(config: Config) -> RouteTable:
+    server_limits = config.server.limits
+    routes = []
+    for index, route in enumerate(config.route):
+        upstream = upstream_of(route, config)
+        prefix = b"" if route.path == "/" else route.path.encode("ascii")
+        overrides = route.limits
+        limits = RouteLimits(
+            max_body_size=_pick(overrides.max_body_size, server_limits.max_body_size),
+            body_timeout=_pick(overrides.body_timeout, server_limits.body_timeout),
+            connect_timeout=_pick(overrides.connect_timeout, server_limits.connect_timeout),
+            response_timeout=_pick(overrides.response_timeout, server_limits.response_timeout),
+        )
+        policy = RoutePolicy(
+            limits=limits,
+            request_ops=_ops(route.request_headers),
+            response_ops=_ops(route.response_headers),
+            reverse=ReverseMap(upstream, prefix, stripped=bool(prefix) and not route.preserve_path),
+        )
+        routes.append(
+            Route(
+                index=index,
+                prefix=prefix,
+                host=route.host,
+                upstream=upstream,
+                preserve_path=route.preserve_path,
+                preserve_host=route.preserve_host,
+                policy=policy,
+            )
+        )
+    return RouteTable(routes)
+
+
+def build_gateway(config: Config, loop: asyncio.AbstractEventLoop) -> Gateway:
+    server = config.server
+    limits = server.limits
+    return Gateway(
+        loop=loop,
+        routes=build_routes(config),
+        forwarding=Forwarding(Trust(server.trusted_proxies), rfc7239=server.forwarded),
+        head_limits=HeadLimits(
+            max_request_line=limits.max_request_line,
+            max_header_size=limits.max_header_size,
+            max_head_size=limits.max_head_size,
+            max_headers=limits.max_headers,
+        ),
+        timeouts=ClientTimeouts(
+            head=limits.head_timeout,
+            keepalive=limits.keepalive_timeout,
+            max_requests=limits.max_keepalive_requests,
+        ),
+        pool=UpstreamPool(loop, server.pool.max_idle, server.pool.idle_timeout),
+        access_log=AccessLog(server.access_log, server.log_format),
+        tick_interval=server.tick,
+    )
+
+
+def _ops(rules: HeaderRules) -> HeaderOps:
+    return HeaderOps(rules.set, rules.add, rules.remove)
+
+
+T = TypeVar("T")
+
+
+def _pick(override: T | None, default: T) -> T:
+    return default if override is None else override

@@ -1,0 +1,297 @@
+"""The configuration file, as a typed schema. Field docs are the reference.
+
+Every table forbids unknown keys, so a typo is an error that names its path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from portico.config.units import Duration, Size
+from portico.policy.header_ops import Template, check_name
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Limits(_Table):
+    """``[server.limits]``: defaults for every route."""
+
+    max_request_line: Size = 8 * 1024
+    """Longest request line; beyond it the reply is 414."""
+    max_header_size: Size = 8 * 1024
+    """Longest single header field (name and value); beyond it 431."""
+    max_head_size: Size = 32 * 1024
+    """All header fields together; beyond it 431."""
+    max_headers: int = Field(100, ge=1)
+    """Most header fields in one request; beyond it 431."""
+    max_body_size: Size = 10 * 2**20
+    """Largest request body; beyond it 413 (decided from Content-Length when given)."""
+    head_timeout: Duration = 10.0
+    """The whole request head must arrive within this, from its first byte (408)."""
+    body_timeout: Duration = 30.0
+    """Longest pause between pieces of a request body (408)."""
+    keepalive_timeout: Duration = 30.0
+    """An idle keep-alive client connection is closed after this."""
+    max_keepalive_requests: int = Field(1000, ge=1)
+    """Requests served on one client connection before it is closed."""
+    connect_timeout: Duration = 5.0
+    """Connecting to an upstream: refused is 502 at once, a timeout 504."""
+    response_timeout: Duration = 60.0
+    """Waiting for the upstream's response head, and between its body reads (504)."""
+
+
+class RouteLimits(_Table):
+    """``limits`` in a ``[[route]]``: overrides of the server defaults."""
+
+    max_body_size: Size | None = None
+    body_timeout: Duration | None = None
+    connect_timeout: Duration | None = None
+    response_timeout: Duration | None = None
+
+
+class Pool(_Table):
+    """``[server.pool]``: upstream keep-alive connections."""
+
+    max_idle: int = Field(64, ge=0)
+    """Idle connections kept per upstream."""
+    idle_timeout: Duration = 1.5
+    """Close idle upstream connections after this; keep it below the backend's
+    keep-alive (gunicorn's is 2 s) so the backend never closes one under us."""
+
+
+class HeaderRules(_Table):
+    """``request_headers`` / ``response_headers`` of a route.
+
+    Values may use ``{scheme}``, ``{host}``, ``{remote_addr}``, ``{prefix}``, ``{request_id}``.
+    """
+
+    set: dict[str, str] = {}
+    add: dict[str, str | list[str]] = {}
+    remove: list[str] = []
+
+    @field_validator("set", "add")
+    @classmethod
+    def _values(cls, rules: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        for name, values in rules.items():
+            problem = check_name(name)
+            if problem:
+                raise ValueError(f"{name!r} {problem}")
+            for value in [values] if isinstance(values, str) else values:
+                try:
+                    Template(value)
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
+        return rules
+
+    @field_validator("remove")
+    @classmethod
+    def _names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            problem = check_name(name)
+            if problem:
+                raise ValueError(f"{name!r} {problem}")
+        return names
+
+
+_PATH = re.compile(r"/(?:[A-Za-z0-9._~!$&'()*+,=:@-]+(?:/[A-Za-z0-9._~!$&'()*+,=:@-]+)*)?\Z")
+_HOSTNAME = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\Z")
+
+
+class Route(_Table):
+    """``[[route]]``: a public path prefix served by one upstream or app."""
+
+    path: str
+    """Prefix matched on whole segments: ``/myapp`` serves ``/myapp`` and ``/myapp/...``."""
+    host: str | None = None
+    """Only for this Host: exact (``my.site.com``) or wildcard (``*.site.com``)."""
+    upstream: str | None = None
+    """``http://host:port/base``; the prefix is replaced by the base path."""
+    app: str | None = None
+    """Name of an ``[[app]]`` to send requests to, instead of ``upstream``."""
+    preserve_path: bool = False
+    """Forward the full original path (IIS ``{R:0}``): the app mounts itself under the prefix."""
+    preserve_host: bool = False
+    """Send the client's Host upstream instead of the upstream's own."""
+    request_headers: HeaderRules = HeaderRules()
+    response_headers: HeaderRules = HeaderRules()
+    limits: RouteLimits = RouteLimits()
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, path: str) -> str:
+        if path != "/" and path.endswith("/"):
+            path = path.rstrip("/")
+        segments = path.split("/")[1:]
+        if not _PATH.match(path) or any(s in (".", "..") for s in segments):
+            raise ValueError(
+                f"invalid route path {path!r}: it must start with '/', and use plain "
+                "segments (no '//', '.', '..', '%', '?', '#' or ';'), e.g. \"/myapp\""
+            )
+        return path
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, host: str | None) -> str | None:
+        if host is None:
+            return None
+        host = host.lower()
+        if not _HOSTNAME.match(host):
+            raise ValueError(
+                f"invalid host {host!r}: use a name like \"my.site.com\" or \"*.site.com\""
+            )
+        return host
+
+    @field_validator("upstream")
+    @classmethod
+    def _upstream(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parse_upstream(url)
+        return url
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Route:
+        if (self.upstream is None) == (self.app is None):
+            raise ValueError("a route needs exactly one of 'upstream' or 'app'")
+        return self
+
+
+def parse_upstream(url: str) -> tuple[str, str, int, str]:
+    """``http://10.0.0.5:8000/base`` → (scheme, host, port, base path)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"invalid upstream URL {url!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"invalid upstream URL {url!r}: use http://host:port/ (e.g. \"http://127.0.0.1:8000/\")"
+        )
+    if parts.scheme == "https":
+        raise ValueError("https upstreams are not supported yet; use http://")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"invalid upstream URL {url!r}: no query, fragment or user info")
+    return parts.scheme, parts.hostname, port or 80, parts.path or "/"
+
+
+def parse_listen(url: str) -> tuple[str, int]:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"invalid listen address {url!r}: {exc}") from None
+    if parts.scheme != "http":
+        raise ValueError(
+            f"invalid listen address {url!r}: only http:// listeners are supported so far"
+        )
+    if not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise ValueError(
+            f"invalid listen address {url!r}: use http://HOST:PORT, e.g. \"http://127.0.0.1:8080\""
+        )
+    return parts.hostname, port
+
+
+class Server(_Table):
+    """``[server]``."""
+
+    listen: list[str] = ["http://127.0.0.1:8080"]
+    """Addresses to serve, ``http://HOST:PORT``; port 0 picks a free one."""
+    trusted_proxies: list[str] = []
+    """CIDRs allowed to send X-Forwarded-* / Forwarded; from others they are dropped."""
+    forwarded: bool = False
+    """Also send RFC 7239 ``Forwarded: for=...;proto=...;host=...``."""
+    access_log: str = "-"
+    """``-`` for stdout, a file path, or ``off``."""
+    log_format: Literal["combined", "json"] = "combined"
+    drain_timeout: Duration = 30.0
+    """On SIGTERM/SIGINT, how long in-flight requests may take to finish."""
+    tick: Duration = 0.5
+    """How often deadlines are checked; timeouts are exact to within this."""
+    limits: Limits = Limits()
+    pool: Pool = Pool()
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, urls: list[str]) -> list[str]:
+        if not urls:
+            raise ValueError("at least one listen address is needed")
+        for url in urls:
+            parse_listen(url)
+        return urls
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, cidrs: list[str]) -> list[str]:
+        for cidr in cidrs:
+            try:
+                network = ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"invalid CIDR {cidr!r}: use an address or network like \"10.0.0.0/8\""
+                ) from None
+            if network.prefixlen == 0:
+                raise ValueError(f"{cidr!r} trusts every address; name the proxies instead")
+        return cidrs
+
+
+class App(_Table):
+    """``[[app]]``: a WSGI app portico starts and stops with itself."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    wsgi: str | None = None
+    """``module:callable``, e.g. ``server:app``."""
+    command: list[str] | None = None
+    """Any command instead of ``wsgi``; ``{port}`` and ``{host}`` are filled in."""
+    server: Literal["gunicorn", "waitress"] | None = None
+    """WSGI server: gunicorn with gevent workers (POSIX default) or waitress (Windows default)."""
+    workers: int = Field(2, ge=1)
+    cwd: str | None = None
+    """Working directory, relative to the config file."""
+    env: dict[str, str] = {}
+    bind: str = "127.0.0.1:8000"
+    """Where the app listens: ``HOST:PORT``."""
+    start_timeout: Duration = 30.0
+
+    @field_validator("bind")
+    @classmethod
+    def _bind(cls, bind: str) -> str:
+        host, _, port = bind.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"invalid bind {bind!r}: use HOST:PORT, e.g. \"127.0.0.1:8000\"")
+        return bind
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> App:
+        if (self.wsgi is None) == (self.command is None):
+            raise ValueError("an app needs exactly one of 'wsgi' or 'command'")
+        return self
+
+
+class Config(_Table):
+    server: Server = Server()
+    route: list[Route] = []
+    app: list[App] = []
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        names = [app.name for app in self.app]
+        if len(set(names)) != len(names):
+            raise ValueError("two [[app]] tables share a name")
+        for route in self.route:
+            if route.app is not None and route.app not in names:
+                valid = ", ".join(names) or "none defined"
+                raise ValueError(f"route {route.path!r} names app {route.app!r}; apps: {valid}")
+        seen: set[tuple[str | None, str]] = set()
+        for route in self.route:
+            key = (route.host, route.path)
+            if key in seen:
+                raise ValueError(f"two routes for {route.host or ''}{route.path}")
+            seen.add(key)
+        return self

@@ -1,0 +1,1 @@
+"""The bundled example app served by ``portico run`` with no config."""

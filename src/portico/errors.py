@@ -1,0 +1,49 @@
+"""Errors, each knowing who caused it and what status it maps to.
+
+One place turns a failure into a status code (``status``), in the spirit of
+pingora's error source and caddy's ``statusError``: the client's fault is a
+4xx, an upstream's fault a 502/504, portico's own limits a 413/414/431/408.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Layer(str, Enum):
+    """Which part of the chain failed; shown on error pages and in the log."""
+
+    CLIENT = "client request"
+    PROXY = "portico"
+    UPSTREAM = "upstream"
+
+
+class ConfigError(Exception):
+    """A configuration problem: names the file, the key path and what is valid."""
+
+    def __init__(self, file: str, key: str, message: str) -> None:
+        self.file = file
+        self.key = key
+        self.message = message
+        where = f"{file}: {key}" if key else file
+        super().__init__(f"{where}: {message}")
+
+
+class ProtocolError(Exception):
+    """The peer broke HTTP/1.1; ``status`` is the reply we owe a client for it."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ProxyError(Exception):
+    """A request could not be proxied; carries the status, layer and retry flag."""
+
+    def __init__(
+        self, status: int, layer: Layer, message: str, *, retryable: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.layer = layer
+        self.retryable = retryable

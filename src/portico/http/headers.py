@@ -1,0 +1,50 @@
+"""Header-name sets that decide what crosses the proxy."""
+
+from __future__ import annotations
+
+from portico.http.validate import connection_tokens
+
+# RFC 9110 §7.6.1 plus the de facto ones (Caddy's hopHeaders, nginx).
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authorization",
+        b"proxy-authenticate",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+
+# Framing is always written afresh; these never pass through from either side.
+FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+
+# A Connection token may never remove these (Apache CVE-2022-31813, Traefik
+# CVE-2024-45410): they are portico's own or decide where a message ends.
+PROTECTED = frozenset(
+    {
+        b"host",
+        b"content-length",
+        b"transfer-encoding",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"x-forwarded-prefix",
+        b"forwarded",
+        b"x-request-id",
+        b"via",
+    }
+)
+
+
+def connection_named(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """Header names listed in Connection, which are hop-by-hop for this message."""
+    named: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            named.update(connection_tokens(value))
+    return frozenset(named - PROTECTED)

@@ -1,0 +1,348 @@
+"""httptools (llhttp) adapters: ``feed(bytes) -> list[Event]``.
+
+Rules of this module:
+
+1. Callbacks only append to ``self._events``; nothing here touches a socket.
+2. llhttp runs in its default strict mode. Its leniency flags are never set.
+3. llhttp has no size limits, so every head is measured here, on every read:
+   a 64 KiB header dribbled in a byte at a time is refused once it passes
+   the limit, not when it ends.
+4. A message whose head or body fails inside one ``feed`` is taken back
+   whole (its Request event is removed), so an upstream never sees any part
+   of a request that turned out malformed within the bytes we had.
+"""
+
+from __future__ import annotations
+
+import httptools
+
+from portico.errors import ProtocolError
+from portico.http.events import END, Body, Data, Event, Headers, Rejected, Response
+from portico.http.limits import RESPONSE_LIMITS, HeadLimits
+from portico.http.validate import build_request, connection_tokens
+
+_DIGITS = frozenset(b"0123456789")
+
+
+class _HeadMeter:
+    """Counts a head's size as it arrives, piece by piece."""
+
+    __slots__ = ("count", "fed", "line", "size")
+
+    def __init__(self) -> None:
+        self.line = 0
+        self.size = 0
+        self.count = 0
+        self.fed = 0
+
+    def reset(self) -> None:
+        self.line = self.size = self.count = self.fed = 0
+
+    def header(self, name: bytes, value: bytes, limits: HeadLimits) -> None:
+        field = len(name) + len(value)
+        self.count += 1
+        self.size += field + 4
+        if field > limits.max_header_size:
+            raise ProtocolError("a header field is too large", 431)
+        if self.size > limits.max_head_size or self.count > limits.max_headers:
+            raise ProtocolError("request head too large or too many headers", 431)
+
+
+class RequestParser:
+    """Client side: turns request bytes into Request/Data/EndOfMessage/Rejected."""
+
+    def __init__(self, limits: HeadLimits | None = None) -> None:
+        self._limits = limits or HeadLimits()
+        self._parser = httptools.HttpRequestParser(self)
+        self._events: list[Event] = []
+        self._url = b""
+        self._headers: Headers = []
+        self._meter = _HeadMeter()
+        self._in_head = False
+        self._began_in_feed = False
+        self._head_index = -1  # index in _events of the Request whose body is still open
+        self._error: ProtocolError | None = None
+        self._close_after = False
+        self._finished = False  # a Connection: close message ended, or the stream broke
+
+    # -- public -----------------------------------------------------------------
+    def feed(self, data: bytes) -> list[Event]:
+        if self._finished:
+            return []
+        self._events = events = []
+        self._began_in_feed = False
+        self._head_index = -1
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            # Upgrade is not tunnelled: the request was answered as plain HTTP
+            # (Upgrade is hop-by-hop and stripped), so parse on from where it ended.
+            rest = data[upgrade.args[0] :] if upgrade.args else b""
+            self._parser = httptools.HttpRequestParser(self)
+            if rest and not self._finished:
+                events.extend(self.feed(rest))
+                self._events = events
+        except httptools.HttpParserError as exc:
+            if not self._finished:  # "data after Connection: close" is no error of ours
+                self._reject(self._error or ProtocolError(_describe(exc)))
+            return events
+        if self._in_head and not self._finished:
+            self._check_slow_head(len(data))
+        return events
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    @property
+    def in_head(self) -> bool:
+        """A request head has begun and is not complete yet."""
+        return self._in_head and not self._finished
+
+    # -- httptools callbacks ----------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._began_in_feed = True
+        self._url = b""
+        self._headers = []
+        self._meter.reset()
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self._limits.max_request_line:
+            self._fail(ProtocolError("request line too long", 414))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        try:
+            self._meter.header(name, value, self._limits)
+        except ProtocolError as exc:
+            self._fail(exc)
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self._parser
+        try:
+            request = build_request(
+                parser.get_method(),
+                self._url,
+                parser.get_http_version().encode("ascii"),
+                self._headers,
+            )
+        except ProtocolError as exc:
+            self._fail(exc)
+        self._head_index = len(self._events)
+        self._events.append(request)
+        self._close_after = not request.keep_alive
+
+    def on_body(self, body: bytes) -> None:
+        self._events.append(Data(body))
+
+    def on_message_complete(self) -> None:
+        self._events.append(END)
+        self._head_index = -1
+        if self._close_after:
+            self._finished = True
+
+    # -- internals --------------------------------------------------------------
+    def _fail(self, exc: ProtocolError) -> None:
+        self._error = exc
+        raise exc
+
+    def _reject(self, exc: ProtocolError) -> None:
+        if self._head_index >= 0:
+            del self._events[self._head_index :]  # rule 4: take the message back
+        self._events.append(Rejected(exc.status, str(exc)))
+        self._finished = True
+
+    def _check_slow_head(self, fed: int) -> None:
+        meter = self._meter
+        if not self._began_in_feed:
+            meter.fed += fed
+        limit = self._limits.max_request_line + self._limits.max_head_size + 1024
+        if meter.fed > limit:
+            if not self._headers:
+                self._reject(ProtocolError("request line too long", 414))
+            else:
+                self._reject(ProtocolError("request head too large", 431))
+
+
+class ResponseParser:
+    """Upstream side: turns response bytes into Response/Data/EndOfMessage/Rejected.
+
+    Call :meth:`expect` before each request is sent (a HEAD response has no
+    body whatever its headers say, which httptools cannot be told), and
+    :meth:`eof` when the upstream closes. ``clean`` turns False when the
+    upstream sent bytes no request asked for; such a connection is never reused.
+    """
+
+    def __init__(self, limits: HeadLimits = RESPONSE_LIMITS) -> None:
+        self._limits = limits
+        self._parser = httptools.HttpResponseParser(self)
+        self._events: list[Event] = []
+        self._headers: Headers = []
+        self._reason = b""
+        self._meter = _HeadMeter()
+        self._error: ProtocolError | None = None
+        self._awaiting = False  # a request is out and its final response not complete
+        self._head_request = False
+        self._fresh_parser_needed = False
+        self._body = Body.NONE
+        self._in_head = False
+        self._interim = False
+        self._began_in_feed = False
+        self.clean = True
+        self.received = 0  # bytes of the current response so far
+        self.last_keep_alive = False  # whether the last final response allows reuse
+
+    def expect(self, method: bytes) -> None:
+        if self._fresh_parser_needed:
+            self._parser = httptools.HttpResponseParser(self)
+            self._fresh_parser_needed = False
+        self._awaiting = True
+        self._head_request = method == b"HEAD"
+        self._body = Body.NONE
+        self.received = 0
+
+    def feed(self, data: bytes) -> list[Event]:
+        self._events = events = []
+        if not self._awaiting:
+            self.clean = False
+            return events
+        self.received += len(data)
+        self._began_in_feed = False
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail_stream("upstream switched protocols unasked")
+        except httptools.HttpParserError as exc:
+            if self._awaiting:
+                self._fail_stream(str(self._error or _describe(exc)))
+            else:
+                self.clean = False  # trailing garbage after a complete response
+        if self._in_head and self._awaiting:
+            if not self._began_in_feed:
+                self._meter.fed += len(data)
+            if self._meter.fed > self._limits.max_head_size + 1024:
+                self._fail_stream("upstream response head too large")
+        return events
+
+    def eof(self) -> list[Event]:
+        """The upstream closed. Ends a close-delimited body; anything else is a fault."""
+        self.clean = False
+        if not self._awaiting:
+            return []
+        self._awaiting = False
+        if self._body is Body.UNTIL_CLOSE and not self._in_head:
+            return [END]
+        if self.received == 0:
+            return [Rejected(502, "upstream closed the connection without responding")]
+        return [Rejected(502, "upstream closed the connection mid-response")]
+
+    # -- httptools callbacks ----------------------------------------------------
+    def on_message_begin(self) -> None:
+        if not self._awaiting:
+            self.clean = False
+            raise ProtocolError("response bytes nobody asked for")
+        self._in_head = True
+        self._began_in_feed = True
+        self._headers = []
+        self._reason = b""
+        self._meter.reset()
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        try:
+            self._meter.header(name, value, self._limits)
+        except ProtocolError as exc:
+            self._error = ProtocolError("upstream response head too large", 502)
+            raise exc from None
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self._parser
+        status = parser.get_status_code()
+        version = parser.get_http_version().encode("ascii")
+        if status < 200:
+            if status == 101:
+                self._error = ProtocolError("upstream switched protocols unasked", 502)
+                raise self._error
+            self._interim = True
+            self._events.append(
+                Response(status, self._reason, version, self._headers, Body.NONE, 0, True)
+            )
+            return
+        response = self._frame(status, version)
+        self._events.append(response)
+        if self._head_request:
+            self._events.append(END)
+            self._awaiting = False
+            self._fresh_parser_needed = True  # llhttp may still be waiting for a body
+
+    def on_body(self, body: bytes) -> None:
+        if not self._awaiting:  # a HEAD response came with a body
+            self.clean = False
+            return
+        self._events.append(Data(body))
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        if not self._awaiting:
+            return  # the end of a body that came with a HEAD response
+        self._events.append(END)
+        self._awaiting = False
+
+    # -- internals --------------------------------------------------------------
+    def _frame(self, status: int, version: bytes) -> Response:
+        lengths: list[bytes] = []
+        codings: list[bytes] = []
+        keep_alive = version == b"1.1"
+        for name, value in self._headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                lengths.append(value)
+            elif lname == b"transfer-encoding":
+                codings.append(value)
+            elif lname == b"connection":
+                tokens = connection_tokens(value)
+                if b"close" in tokens:
+                    keep_alive = False
+                elif b"keep-alive" in tokens:
+                    keep_alive = keep_alive or version == b"1.0"
+        body = Body.UNTIL_CLOSE
+        length = 0
+        if codings:
+            if len(codings) > 1 or codings[0].strip().lower() != b"chunked":
+                self._error = ProtocolError("upstream used a transfer coding other than chunked", 502)
+                raise self._error
+            body = Body.CHUNKED
+        elif lengths:
+            if len(lengths) > 1 or not lengths[0] or not set(lengths[0]) <= _DIGITS:
+                self._error = ProtocolError("upstream sent an invalid Content-Length", 502)
+                raise self._error
+            length = int(lengths[0])
+            body = Body.LENGTH
+        if self._head_request or status in (204, 304):
+            body = Body.NONE
+        elif body is Body.LENGTH and length == 0:
+            body = Body.NONE
+        if body is Body.UNTIL_CLOSE:
+            keep_alive = False
+        self._body = body
+        self.last_keep_alive = keep_alive
+        return Response(status, self._reason, version, self._headers, body, length, keep_alive)
+
+    def _fail_stream(self, reason: str) -> None:
+        self._events.append(Rejected(502, reason))
+        self._awaiting = False
+        self.clean = False
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"malformed HTTP: {text}"

@@ -1,0 +1,112 @@
+"""Checks on a parsed request head that llhttp (and h11) leave to us.
+
+Both parser adapters hand the raw pieces to :func:`build_request`, so the two
+behave alike whatever their own quirks; what llhttp accepts and a proxy must
+not (``Transfer-Encoding: gzip, chunked``, TE on HTTP/1.0, a missing or doubled
+Host, ``*``, fragments, absolute-form for another host, HTTP/0.9 and 2.0) is
+refused here. The catalogue numbers are those of
+``proxy-hardening-cases.md``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from portico.errors import ProtocolError
+from portico.http.events import Body, Headers, Request
+
+_HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::([0-9]{1,5}))?\Z")
+_DIGITS = re.compile(rb"[0-9]+\Z")
+_ABSOLUTE = re.compile(rb"(?i)(https?)://([^/?#]*)(.*)\Z", re.DOTALL)
+
+
+def valid_host(value: bytes) -> bool:
+    """A Host value portico will route on: reg-name or IP literal, optional port."""
+    match = _HOST.match(value)
+    if match is None:
+        return False
+    port = match.group(1)
+    return port is None or 0 < int(port) <= 65535
+
+
+def connection_tokens(value: bytes) -> list[bytes]:
+    return [token.strip().lower() for token in value.split(b",") if token.strip()]
+
+
+def build_request(method: bytes, target: bytes, version: bytes, headers: Headers) -> Request:
+    """Validate a request head and work out its framing; raise ProtocolError if bad."""
+    if version == b"2.0" or version.startswith(b"2") or version.startswith(b"3"):
+        raise ProtocolError("HTTP/2 and later are not spoken over HTTP/1 connections", 505)
+    if version not in (b"1.1", b"1.0"):
+        raise ProtocolError(f"unsupported HTTP version {version.decode('latin-1')}")
+    if method == b"CONNECT":
+        raise ProtocolError("CONNECT is not supported by a reverse proxy", 405)
+
+    hosts: list[bytes] = []
+    lengths: list[bytes] = []
+    codings: list[bytes] = []
+    keep_alive = version == b"1.1"
+    expect_continue = False
+    for name, value in headers:
+        lname = name.lower()
+        if lname == b"host":
+            hosts.append(value)
+        elif lname == b"content-length":
+            lengths.append(value)
+        elif lname == b"transfer-encoding":
+            codings.append(value)
+        elif lname == b"connection":
+            tokens = connection_tokens(value)
+            if b"close" in tokens:
+                keep_alive = False
+            elif b"keep-alive" in tokens and version == b"1.0":
+                keep_alive = True
+        elif lname == b"expect":
+            if value.strip().lower() != b"100-continue":
+                raise ProtocolError("unsupported expectation", 417)
+            expect_continue = version == b"1.1"  # HTTP/1.0 clients get no 1xx
+
+    if target.startswith(b"/"):
+        pass
+    elif target == b"*":
+        raise ProtocolError("asterisk-form targets are not served")
+    else:
+        absolute = _ABSOLUTE.match(target)
+        if absolute is None:
+            raise ProtocolError("request target must be origin-form (/path) or absolute-form")
+        authority = absolute.group(2).lower()
+        if not hosts or authority != hosts[0].lower():
+            raise ProtocolError("absolute-form target names a host other than Host")
+        target = absolute.group(3) or b"/"
+        if not target.startswith(b"/"):
+            target = b"/" + target
+    if b"#" in target:
+        raise ProtocolError("request target contains a fragment")
+
+    if len(hosts) > 1:
+        raise ProtocolError("more than one Host header")
+    host = hosts[0].lower() if hosts else b""
+    if not hosts and version == b"1.1":
+        raise ProtocolError("HTTP/1.1 request without Host")
+    if hosts and not valid_host(host):
+        raise ProtocolError("malformed Host header")
+
+    body = Body.NONE
+    content_length = 0
+    if codings:
+        if version != b"1.1":
+            raise ProtocolError("Transfer-Encoding on an HTTP/1.0 request")
+        if len(codings) > 1 or codings[0].strip().lower() != b"chunked":
+            raise ProtocolError("Transfer-Encoding other than a lone 'chunked'", 400)
+        if lengths:
+            raise ProtocolError("both Content-Length and Transfer-Encoding")
+        body = Body.CHUNKED
+    elif lengths:
+        if len(lengths) > 1 or not _DIGITS.match(lengths[0]):
+            raise ProtocolError("invalid or repeated Content-Length")
+        content_length = int(lengths[0])
+        body = Body.LENGTH if content_length else Body.NONE
+
+    return Request(
+        method, target, version, headers, host, body, content_length, keep_alive, expect_continue
+    )

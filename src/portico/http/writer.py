@@ -1,0 +1,58 @@
+"""Serialise heads and body framing. Framing is always ours, never copied."""
+
+from __future__ import annotations
+
+from portico.http.events import Headers
+
+_REASONS = {
+    100: b"Continue",
+    200: b"OK",
+    204: b"No Content",
+    301: b"Moved Permanently",
+    302: b"Found",
+    304: b"Not Modified",
+    308: b"Permanent Redirect",
+    400: b"Bad Request",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    414: b"URI Too Long",
+    417: b"Expectation Failed",
+    431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
+    501: b"Not Implemented",
+    502: b"Bad Gateway",
+    503: b"Service Unavailable",
+    504: b"Gateway Timeout",
+    505: b"HTTP Version Not Supported",
+}
+
+LAST_CHUNK = b"0\r\n\r\n"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def reason_phrase(status: int) -> bytes:
+    return _REASONS.get(status, b"Unknown")
+
+
+def head(start_line: bytes, headers: Headers) -> bytes:
+    """A start line and header fields, ending with the blank line."""
+    parts = [start_line, b"\r\n"]
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def request_line(method: bytes, target: bytes) -> bytes:
+    return b"%s %s HTTP/1.1" % (method, target)
+
+
+def status_line(status: int, reason: bytes) -> bytes:
+    return b"HTTP/1.1 %d %s" % (status, reason or reason_phrase(status))
+
+
+def chunk(data: bytes) -> list[bytes]:
+    """One chunk of chunked coding; extensions are never written."""
+    return [b"%x\r\n" % len(data), data, b"\r\n"]

@@ -1,0 +1,1 @@
+"""Header policy: who is trusted, what is forwarded, what is set or removed."""

@@ -1,0 +1,137 @@
+"""Forwarding headers and trust (what ProxyFix ``x_for/x_proto/x_host/x_prefix`` reads).
+
+Order matters (catalogue finding 4): Connection-named and hop-by-hop fields
+go first, then everything an untrusted peer said about forwarding, and only
+then portico adds its own, which nothing the client sends can remove.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from portico.http.events import Headers
+from portico.http.headers import HOP_BY_HOP, connection_named
+from portico.policy.context import RequestFacts
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Everything that claims to describe an earlier hop. From an untrusted peer
+# all of it is dropped (catalogue 40): gunicorn reads X-Forwarded-Ssl and
+# X-Forwarded-Protocol, others Front-End-Https or X-Url-Scheme.
+FORWARDING = frozenset(
+    {
+        b"forwarded",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"x-forwarded-prefix",
+        b"x-forwarded-server",
+        b"x-forwarded-ssl",
+        b"x-forwarded-protocol",
+        b"x-forwarded-scheme",
+        b"x-real-ip",
+        b"x-url-scheme",
+        b"front-end-https",
+        b"x-original-host",
+    }
+)
+# Framing and the fields portico writes itself never pass from the client.
+_REWRITTEN = frozenset({b"host", b"content-length", b"expect", b"x-request-id", b"via"})
+
+VIA = b"1.1 portico"
+
+
+class Trust:
+    """The set of peers allowed to speak for the client (``trusted_proxies``)."""
+
+    def __init__(self, cidrs: Sequence[str]) -> None:
+        self.networks: tuple[IPNetwork, ...] = tuple(
+            ipaddress.ip_network(c, strict=False) for c in cidrs
+        )
+        self._cache: dict[str, bool] = {}
+
+    def trusts(self, address: str) -> bool:
+        if not self.networks:
+            return False
+        known = self._cache.get(address)
+        if known is None:
+            try:
+                ip = ipaddress.ip_address(address.split("%", 1)[0])
+            except ValueError:
+                known = False
+            else:
+                known = any(ip in net for net in self.networks)
+            if len(self._cache) < 4096:
+                self._cache[address] = known
+        return known
+
+
+class Forwarding:
+    """Builds the header list sent upstream for one request."""
+
+    def __init__(self, trust: Trust, rfc7239: bool = False) -> None:
+        self.trust = trust
+        self.rfc7239 = rfc7239
+
+    def upstream_headers(
+        self, headers: Headers, facts: RequestFacts, trusted: bool, host_header: bytes
+    ) -> Headers:
+        named = connection_named(headers) if _has_connection(headers) else frozenset()
+        out: Headers = [(b"Host", host_header)]
+        earlier_for: list[bytes] = []
+        earlier: dict[bytes, bytes] = {}
+        earlier_forwarded: list[bytes] = []
+        for name, value in headers:
+            lname = name.lower()
+            if lname in HOP_BY_HOP or lname in _REWRITTEN or lname in named:
+                continue
+            if lname in FORWARDING:
+                if trusted:
+                    if lname == b"x-forwarded-for":
+                        earlier_for.append(value)
+                    elif lname == b"forwarded":
+                        earlier_forwarded.append(value)
+                    else:
+                        earlier[lname] = value
+                continue
+            if not trusted and b"_" in name:
+                continue  # WSGI folds - and _ into one key (catalogue 26)
+            out.append((name, value))
+
+        client = facts.remote_addr
+        earlier_for.append(client)
+        out.append((b"X-Forwarded-For", b", ".join(earlier_for)))
+        out.append((b"X-Forwarded-Proto", earlier.get(b"x-forwarded-proto", facts.scheme)))
+        out.append((b"X-Forwarded-Host", earlier.get(b"x-forwarded-host", facts.host)))
+        out.append((b"X-Forwarded-Port", earlier.get(b"x-forwarded-port", facts.port)))
+        outer_prefix = earlier.get(b"x-forwarded-prefix", b"").rstrip(b"/")
+        if facts.prefix or outer_prefix:
+            out.append((b"X-Forwarded-Prefix", outer_prefix + facts.prefix))
+        if self.rfc7239:
+            element = b"for=%s;proto=%s;host=%s" % (
+                _forwarded_node(client),
+                facts.scheme,
+                _quoted(facts.host),
+            )
+            out.append((b"Forwarded", b", ".join([*earlier_forwarded, element])))
+        for key in (b"x-real-ip", b"x-original-host", b"x-forwarded-server"):
+            if key in earlier:
+                out.append((key, earlier[key]))
+        out.append((b"X-Request-ID", facts.request_id))
+        out.append((b"Via", VIA))
+        return out
+
+
+def _has_connection(headers: Headers) -> bool:
+    return any(name.lower() == b"connection" for name, _ in headers)
+
+
+def _forwarded_node(address: bytes) -> bytes:
+    """RFC 7239 §6: IPv6 nodes are bracketed and quoted."""
+    return b'"[%s]"' % address if b":" in address else address
+
+
+def _quoted(value: bytes) -> bytes:
+    return b'"%s"' % value if b":" in value or b"[" in value else value

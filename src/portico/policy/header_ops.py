@@ -1,0 +1,88 @@
+"""``request_headers`` / ``response_headers``: set, add and remove, with templates.
+
+Templates are compiled at load: ``"{prefix}/x"`` becomes literal and field
+parts, and an unknown ``{name}`` or a CR/LF/NUL is a config error, never a
+surprise at request time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from portico.http.events import Headers
+from portico.policy.context import RequestFacts
+
+PLACEHOLDERS = ("scheme", "host", "remote_addr", "prefix", "request_id")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+def check_name(name: str) -> str | None:
+    """Why ``name`` is not a valid header name, or None."""
+    return None if _TOKEN.match(name) else "is not a valid header name (letters, digits, -)"
+
+
+class Template:
+    __slots__ = ("_parts", "static")
+
+    def __init__(self, text: str) -> None:
+        if any(c in text for c in "\r\n\x00"):
+            raise ValueError("header values may not contain CR, LF or NUL")
+        parts: list[tuple[bool, str]] = []
+        position = 0
+        for match in _FIELD.finditer(text):
+            if match.group(1) not in PLACEHOLDERS:
+                raise ValueError(
+                    f"unknown placeholder {{{match.group(1)}}}; valid: "
+                    + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+                )
+            if match.start() > position:
+                parts.append((False, text[position : match.start()]))
+            parts.append((True, match.group(1)))
+            position = match.end()
+        if position < len(text):
+            parts.append((False, text[position:]))
+        self._parts = tuple((field, value if field else value.encode("latin-1"))
+                            for field, value in parts)
+        self.static = all(not field for field, _ in self._parts)
+
+    def render(self, facts: RequestFacts) -> bytes:
+        return b"".join(
+            facts.get(value) if field else value  # type: ignore[arg-type]
+            for field, value in self._parts
+        )
+
+
+class HeaderOps:
+    """remove, then set (replacing every copy), then add."""
+
+    __slots__ = ("_add", "_remove", "_set", "empty")
+
+    def __init__(
+        self,
+        set_: Mapping[str, str] | None = None,
+        add: Mapping[str, str | Sequence[str]] | None = None,
+        remove: Sequence[str] = (),
+    ) -> None:
+        self._set = tuple((n.encode("ascii"), Template(v)) for n, v in (set_ or {}).items())
+        adds: list[tuple[bytes, Template]] = []
+        for name, values in (add or {}).items():
+            for value in [values] if isinstance(values, str) else values:
+                adds.append((name.encode("ascii"), Template(value)))
+        self._add = tuple(adds)
+        self._remove = frozenset(n.lower().encode("ascii") for n in remove) | frozenset(
+            n.lower() for n, _ in self._set
+        )
+        self.empty = not (self._set or self._add or self._remove)
+
+    def apply(self, headers: Headers, facts: RequestFacts) -> Headers:
+        if self.empty:
+            return headers
+        if self._remove:
+            headers = [(n, v) for n, v in headers if n.lower() not in self._remove]
+        for name, template in self._set:
+            headers.append((name, template.render(facts)))
+        for name, template in self._add:
+            headers.append((name, template.render(facts)))
+        return headers

@@ -1,0 +1,1 @@
+"""The proxy: one exchange per request, routed, rewritten, streamed."""

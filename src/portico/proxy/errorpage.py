@@ -1,0 +1,52 @@
+"""Small error replies that say which layer failed. Never a traceback."""
+
+from __future__ import annotations
+
+import html
+import json
+
+from portico.errors import Layer
+from portico.http import writer
+
+
+def wants_json(accept: bytes) -> bool:
+    return b"application/json" in accept and b"text/html" not in accept
+
+
+def error_response(
+    status: int,
+    layer: Layer,
+    detail: str,
+    request_id: bytes,
+    *,
+    as_json: bool = False,
+    close: bool = True,
+    head_only: bool = False,
+) -> bytes:
+    reason = writer.reason_phrase(status).decode("ascii")
+    rid = request_id.decode("latin-1")
+    if as_json:
+        body = json.dumps(
+            {"status": status, "error": reason, "layer": layer.value, "detail": detail,
+             "request_id": rid}
+        ).encode()
+        content_type = b"application/json"
+    else:
+        body = (
+            f"<!doctype html>\n<html><head><title>{status} {reason}</title></head>\n"
+            f"<body><h1>{status} {reason}</h1>\n<p>{html.escape(detail)}</p>\n"
+            f"<p>Failed at: <b>{layer.value}</b>. Request id: <code>{html.escape(rid)}</code></p>\n"
+            f"<hr><address>portico</address></body></html>\n"
+        ).encode()
+        content_type = b"text/html; charset=utf-8"
+    headers = [
+        (b"Content-Type", content_type),
+        (b"Content-Length", b"%d" % len(body)),
+        (b"X-Request-ID", request_id),
+        (b"X-Portico-Error", layer.name.lower().encode()),
+        (b"Cache-Control", b"no-store"),
+    ]
+    if close:
+        headers.append((b"Connection", b"close"))
+    out = writer.head(writer.status_line(status, b""), headers)
+    return out if head_only else out + body

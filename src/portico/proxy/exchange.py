@@ -1,0 +1,476 @@
+"""One request's trip through the proxy: route, forward, stream back.
+
+Callback-driven, no task per request: the client connection calls
+``on_request_*`` as the request arrives and the upstream connection calls
+``on_upstream_*`` as the response does. Phases, in order::
+
+    start ─ route ─ limits ─ upstream head ─ acquire (pool or connect)
+      └─ attach: write head + buffered body, send 100-continue
+           ├─ request body  → framed afresh → upstream  (paused when it is full)
+           └─ response head → rewritten → client; body streamed (paused likewise)
+    complete: return the upstream connection only if it ended cleanly
+    fail: one error page (before any response byte), else close what was sent
+
+Errors become a status in one place (``fail``): the client's 4xx, portico's
+413/408, the upstream's 502 (refused, broken) and 504 (timeouts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from portico.errors import Layer, ProxyError
+from portico.http import writer
+from portico.http.events import END, Body, Data, Event, Rejected, Request, Response
+from portico.policy.context import RequestFacts
+from portico.proxy.errorpage import error_response, wants_json
+from portico.proxy.route_policy import RoutePolicy
+from portico.routing.table import Route, RouteMatch
+from portico.upstream.connection import UpstreamConnection
+
+if TYPE_CHECKING:
+    from portico.proxy.gateway import Gateway
+    from portico.server.protocol import ClientConnection
+
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
+BUFFER_BEFORE_CONNECT = 64 * 1024
+
+
+class Exchange:
+    __slots__ = (
+        "_buffered",
+        "_chunked_down",
+        "_chunked_up",
+        "_connecting",
+        "_continue_sent",
+        "_head",
+        "_retried",
+        "_reused",
+        "body_deadline",
+        "body_received",
+        "client",
+        "conn",
+        "facts",
+        "finished",
+        "gw",
+        "keep_client",
+        "policy",
+        "request",
+        "request_done",
+        "response_started",
+        "route",
+        "sent",
+        "started",
+        "status",
+        "upstream_deadline",
+    )
+
+    def __init__(self, client: ClientConnection, request: Request, gw: Gateway) -> None:
+        self.client = client
+        self.request = request
+        self.gw = gw
+        self.started = gw.loop.time()
+        self.route: Route | None = None
+        self.policy: RoutePolicy | None = None
+        self.facts: RequestFacts | None = None
+        self.conn: UpstreamConnection | None = None
+        self._connecting: asyncio.Task[UpstreamConnection] | None = None
+        self._head = b""
+        self._buffered: list[bytes] = []
+        self._chunked_up = request.body is Body.CHUNKED
+        self._chunked_down = False
+        self._continue_sent = False
+        self._retried = False
+        self._reused = False
+        self.request_done = request.body is Body.NONE
+        self.body_received = 0
+        self.response_started = False
+        self.finished = False
+        self.keep_client = request.keep_alive
+        self.status = 0
+        self.sent = 0
+        self.upstream_deadline = 0.0
+        self.body_deadline = 0.0
+
+    # -- phase: start ------------------------------------------------------------
+    def start(self) -> None:
+        request = self.request
+        client = self.client
+        try:
+            match = self.gw.routes.resolve(request.host, request.target)
+        except ProxyError as exc:
+            self.fail(exc)
+            return
+        route = self.route = match.route
+        policy = self.policy = route.policy  # type: ignore[assignment]
+        assert policy is not None
+        limits = policy.limits
+        if request.body is Body.LENGTH and request.content_length > limits.max_body_size:
+            self.fail(ProxyError(413, Layer.PROXY, _too_large(limits.max_body_size)))
+            return
+        facts = self.facts = RequestFacts(
+            client.scheme,
+            request.host or client.local_authority,
+            client.local_port,
+            client.remote_addr,
+            route.prefix if match.stripped else b"",
+            _client_request_id(request) or self.gw.request_id(),
+        )
+        self._head = self._upstream_head(match, facts, policy)
+        if not self.request_done:
+            self.body_deadline = self.gw.now + limits.body_timeout
+        conn = self.gw.pool.acquire(route.upstream.key)
+        if conn is not None:
+            self._attach(conn, reused=True)
+        else:
+            self._connect()
+
+    def _upstream_head(self, match: RouteMatch, facts: RequestFacts, policy: RoutePolicy) -> bytes:
+        request = self.request
+        route = match.route
+        host = request.host if route.preserve_host and request.host else route.upstream.authority
+        headers = self.gw.forwarding.upstream_headers(
+            request.headers, facts, self.client.trusted, host
+        )
+        headers = policy.request_ops.apply(headers, facts)
+        if request.body is Body.CHUNKED:
+            headers.append((b"Transfer-Encoding", b"chunked"))
+        elif request.body is Body.LENGTH:
+            headers.append((b"Content-Length", b"%d" % request.content_length))
+        elif request.method in BODY_METHODS:
+            headers.append((b"Content-Length", b"0"))
+        return writer.head(writer.request_line(request.method, match.target), headers)
+
+    # -- phase: acquire ----------------------------------------------------------
+    def _connect(self) -> None:
+        assert self.route is not None and self.policy is not None
+        task = self.gw.loop.create_task(
+            self.gw.pool.connect(self.route.upstream, self.policy.limits.connect_timeout)
+        )
+        self._connecting = task
+        task.add_done_callback(self._on_connected)
+
+    def _on_connected(self, task: asyncio.Task[UpstreamConnection]) -> None:
+        self._connecting = None
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if self.finished:
+            if exc is None:
+                self.gw.pool.release(task.result(), self.gw.now)
+            return
+        if isinstance(exc, TimeoutError):
+            self.fail(ProxyError(504, Layer.UPSTREAM, "timed out connecting to the upstream"))
+        elif exc is not None:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            self.fail(ProxyError(502, Layer.UPSTREAM, f"cannot connect to the upstream: {reason}"))
+        else:
+            self._attach(task.result(), reused=False)
+
+    def _attach(self, conn: UpstreamConnection, reused: bool) -> None:
+        assert conn.transport is not None and self.policy is not None
+        self.conn = conn
+        self._reused = reused
+        conn.lend(self, self.request.method)
+        if self._buffered:
+            conn.transport.writelines([self._head, *self._buffered])
+            self._buffered = []
+        else:
+            conn.transport.write(self._head)
+        self.upstream_deadline = self.gw.now + self.policy.limits.response_timeout
+        if self.request.expect_continue and not self.request_done and not self._continue_sent:
+            self._continue_sent = True
+            self.client.write(writer.CONTINUE)
+        self.client.resume_reading(self)
+        if conn.write_paused:
+            self.client.pause_reading(conn)
+
+    # -- request body, from the client ---------------------------------------------
+    def on_request_data(self, data: bytes) -> None:
+        if self.finished:
+            return
+        assert self.policy is not None
+        limits = self.policy.limits
+        self.body_received += len(data)
+        self.body_deadline = self.gw.now + limits.body_timeout
+        if self.body_received > limits.max_body_size:
+            self.fail(ProxyError(413, Layer.PROXY, _too_large(limits.max_body_size)))
+            return
+        framed = writer.chunk(data) if self._chunked_up else (data,)
+        conn = self.conn
+        if conn is not None and conn.transport is not None:
+            conn.transport.writelines(framed)
+        else:
+            self._buffered.extend(framed)
+            if sum(map(len, self._buffered)) > BUFFER_BEFORE_CONNECT:
+                self.client.pause_reading(self)
+
+    def on_request_end(self) -> None:
+        if self.finished:
+            self.request_done = True
+            return
+        self.request_done = True
+        if self._chunked_up:
+            conn = self.conn
+            if conn is not None and conn.transport is not None:
+                conn.transport.write(writer.LAST_CHUNK)
+            else:
+                self._buffered.append(writer.LAST_CHUNK)
+
+    def on_request_broken(self, rejected: Rejected) -> None:
+        """The client's body turned out malformed after forwarding began."""
+        if self.finished:
+            return
+        self.keep_client = False
+        self.fail(ProxyError(rejected.status, Layer.CLIENT, rejected.reason))
+
+    # -- response, from the upstream -------------------------------------------------
+    def on_upstream_events(self, events: list[Event]) -> None:
+        if self.finished:
+            return
+        out: list[bytes] = []
+        chunked = self._chunked_down
+        for event in events:
+            kind = type(event)
+            if kind is Data:
+                data = event.data  # type: ignore[union-attr]
+                self.sent += len(data)
+                if chunked:
+                    out += writer.chunk(data)
+                else:
+                    out.append(data)
+            elif kind is Response:
+                assert isinstance(event, Response)
+                if event.status < 200:
+                    if event.status != 100 and self.request.version == b"1.1":
+                        out.append(writer.head(writer.status_line(event.status, event.reason),
+                                               event.headers))
+                    continue
+                out.append(self._response_head(event))
+                chunked = self._chunked_down
+            elif event is END:
+                if chunked:
+                    out.append(writer.LAST_CHUNK)
+                self.client.writelines(out)
+                self._complete()
+                return
+            else:
+                assert isinstance(event, Rejected)
+                if out:
+                    self.client.writelines(out)
+                self._upstream_broken(event)
+                return
+        if out:
+            self.client.writelines(out)
+        assert self.policy is not None
+        self.upstream_deadline = self.gw.now + self.policy.limits.response_timeout
+
+    def on_upstream_lost(self, events: list[Event]) -> None:
+        self.conn = None
+        if not self.finished:
+            self.on_upstream_events(events)
+
+    def on_upstream_writable(self, writable: bool) -> None:
+        if writable:
+            self.client.resume_reading(self.conn)
+        else:
+            self.client.pause_reading(self.conn)
+
+    def on_client_writable(self, writable: bool) -> None:
+        conn = self.conn
+        if conn is not None:
+            if writable:
+                conn.resume_reading()
+            else:
+                conn.pause_reading()
+
+    def _response_head(self, response: Response) -> bytes:
+        assert self.policy is not None and self.facts is not None
+        request = self.request
+        self.response_started = True
+        self.status = response.status
+        facts = self.facts
+        public_origin = self.client.scheme + b"://" + facts.host
+        headers = self.policy.downstream_headers(response.headers, facts, public_origin)
+        if request.method == b"HEAD" or response.status == 304:
+            length = _declared_length(response.headers)
+            if length is not None:
+                headers.append((b"Content-Length", length))
+        elif response.status == 204:
+            pass
+        elif response.body is Body.LENGTH:
+            headers.append((b"Content-Length", b"%d" % response.content_length))
+        elif response.body is Body.NONE:
+            headers.append((b"Content-Length", b"0"))
+        elif request.version == b"1.1":
+            headers.append((b"Transfer-Encoding", b"chunked"))
+            self._chunked_down = True
+        else:
+            self.keep_client = False  # close-delimited to an HTTP/1.0 client
+        if not self.request_done or self.gw.draining:
+            self.keep_client = False
+        if not self.keep_client:
+            headers.append((b"Connection", b"close"))
+        elif request.version == b"1.0":
+            headers.append((b"Connection", b"keep-alive"))
+        if not any(name.lower() == b"x-request-id" for name, _ in headers):
+            headers.append((b"X-Request-ID", facts.request_id))
+        return writer.head(writer.status_line(response.status, response.reason), headers)
+
+    # -- endings ---------------------------------------------------------------------
+    def _complete(self) -> None:
+        conn = self.conn
+        self.conn = None
+        self.finished = True
+        if conn is not None:
+            if self.request_done and conn.parser.clean and _upstream_keeps(conn):
+                self.gw.pool.release(conn, self.gw.now)
+            else:
+                conn.abort()
+        self._log()
+        self.client.exchange_finished(self, self.keep_client and self.request_done)
+
+    def _upstream_broken(self, rejected: Rejected) -> None:
+        conn = self.conn
+        self.conn = None
+        received = conn.parser.received if conn is not None else 0
+        if conn is not None:
+            conn.abort()
+        if self.response_started:
+            # Mid-body: the client keeps exactly what came, then sees the close.
+            self.finished = True
+            self.keep_client = False
+            self._log()
+            self.client.exchange_finished(self, False)
+            return
+        if (
+            self._reused
+            and received == 0
+            and not self._retried
+            and self.request.method in IDEMPOTENT
+            and self.request.body is Body.NONE
+        ):
+            self._retried = True  # a pooled connection the upstream had closed
+            self._connect()
+            return
+        self.fail(ProxyError(502, Layer.UPSTREAM, rejected.reason))
+
+    def fail(self, error: ProxyError) -> None:
+        """Answer with an error page if nothing was sent yet; otherwise cut the connection."""
+        if self.finished:
+            return
+        conn = self.conn
+        self.conn = None
+        if conn is not None:
+            conn.abort()
+        if self._connecting is not None:
+            self._connecting.cancel()
+            self._connecting = None
+        self.finished = True
+        if self.response_started:
+            self.keep_client = False
+            self._log()
+            self.client.exchange_finished(self, False)
+            return
+        self.status = error.status
+        keep = self.keep_client and self.request_done and not self.gw.draining
+        if error.status in (400, 408, 413, 414, 431, 505):
+            keep = False
+        request_id = self.facts.request_id if self.facts else self.gw.request_id()
+        accept = _header(self.request, b"accept")
+        self.client.write(
+            error_response(
+                error.status,
+                error.layer,
+                str(error),
+                request_id,
+                as_json=wants_json(accept),
+                close=not keep,
+                head_only=self.request.method == b"HEAD",
+            )
+        )
+        self.keep_client = keep
+        self._log()
+        self.client.exchange_finished(self, keep)
+
+    def abort(self) -> None:
+        """The client went away: drop the upstream side too, never pooled."""
+        if self.finished:
+            return
+        self.finished = True
+        self.keep_client = False
+        if self.conn is not None:
+            self.conn.abort()
+            self.conn = None
+        if self._connecting is not None:
+            self._connecting.cancel()
+            self._connecting = None
+        self.status = self.status or 499
+        self._log()
+
+    # -- deadlines, checked by the gateway's clock -------------------------------------
+    def check(self, now: float) -> None:
+        if self.finished:
+            return
+        if not self.request_done and self.body_deadline and now > self.body_deadline:
+            self.fail(ProxyError(408, Layer.CLIENT, "the request body stopped arriving"))
+        elif self.conn is not None and self.upstream_deadline and now > self.upstream_deadline:
+            if self.response_started:
+                self.fail(ProxyError(504, Layer.UPSTREAM, "upstream stalled mid-response"))
+            else:
+                self.fail(ProxyError(504, Layer.UPSTREAM, "upstream did not answer in time"))
+
+    def _log(self) -> None:
+        log = self.gw.access_log
+        if not log.enabled:
+            return
+        request = self.request
+        route = self.route
+        log.record(
+            self.client.remote_addr.decode("latin-1"),
+            request.method,
+            request.target,
+            request.version,
+            self.status,
+            self.sent,
+            _header(request, b"referer"),
+            _header(request, b"user-agent"),
+            self.facts.request_id if self.facts else b"-",
+            route.label if route else "",
+            route.upstream.authority.decode() if route else "",
+            self.gw.loop.time() - self.started,
+        )
+
+
+def _upstream_keeps(conn: UpstreamConnection) -> bool:
+    return conn.reusable and conn.parser.last_keep_alive
+
+
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    for name, value in headers:
+        if name.lower() == b"content-length" and value.isdigit():
+            return value
+    return None
+
+
+def _header(request: Request, lname: bytes) -> bytes:
+    for name, value in request.headers:
+        if name.lower() == lname:
+            return value
+    return b""
+
+
+_RID_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+
+
+def _client_request_id(request: Request) -> bytes | None:
+    value = _header(request, b"x-request-id")
+    if value and len(value) <= 128 and set(value) <= _RID_CHARS:
+        return value
+    return None
+
+
+def _too_large(limit: int) -> str:
+    return f"request body larger than this route allows ({limit} bytes; limits.max_body_size)"

@@ -1,0 +1,89 @@
+"""The state one listening process shares across its connections."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from portico.http.limits import HeadLimits
+from portico.policy.forwarded import Forwarding
+from portico.proxy.accesslog import AccessLog
+from portico.routing.table import RouteTable
+from portico.upstream.pool import UpstreamPool
+
+if TYPE_CHECKING:
+    from portico.server.protocol import ClientConnection
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTimeouts:
+    head: float = 10.0  # whole request head, from its first byte: 408
+    keepalive: float = 30.0  # idle between requests: silent close
+    max_requests: int = 1000  # per client connection
+
+
+class Gateway:
+    """Routes, policy, pool and log, plus the coarse clock that drives every deadline.
+
+    No per-request timers: each connection keeps one deadline and ``tick``
+    (every ``tick_interval`` seconds) checks them all.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        routes: RouteTable,
+        forwarding: Forwarding,
+        head_limits: HeadLimits,
+        timeouts: ClientTimeouts,
+        pool: UpstreamPool,
+        access_log: AccessLog,
+        tick_interval: float = 0.5,
+    ) -> None:
+        self.loop = loop
+        self.routes = routes
+        self.forwarding = forwarding
+        self.head_limits = head_limits
+        self.timeouts = timeouts
+        self.pool = pool
+        self.access_log = access_log
+        self.tick_interval = tick_interval
+        self.connections: set[ClientConnection] = set()
+        self.draining = False
+        self.now = loop.time()
+        self._rid_base = os.urandom(6).hex()
+        self._rid_count = 0
+        self._ticker: asyncio.TimerHandle | None = None
+
+    def request_id(self) -> bytes:
+        self._rid_count += 1
+        return f"{self._rid_base}{self._rid_count:08x}".encode("ascii")
+
+    def start_clock(self) -> None:
+        self._ticker = self.loop.call_later(self.tick_interval, self._tick)
+
+    def stop_clock(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+
+    def _tick(self) -> None:
+        now = self.now = self.loop.time()
+        for conn in list(self.connections):
+            conn.check(now)
+        self.pool.expire(now)
+        self.access_log.flush()
+        self._ticker = self.loop.call_later(self.tick_interval, self._tick)
+
+    def drain(self) -> None:
+        """Stop keeping connections alive; close the idle ones now."""
+        self.draining = True
+        for conn in list(self.connections):
+            conn.close_if_idle()
+
+    def abort_all(self) -> None:
+        for conn in list(self.connections):
+            conn.abort()
+        self.pool.close_all()

@@ -1,0 +1,47 @@
+"""Everything a route decides about a request, compiled once at load."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from portico.http.events import Headers
+from portico.http.headers import FRAMING, HOP_BY_HOP, connection_named
+from portico.policy.context import RequestFacts
+from portico.policy.forwarded import VIA
+from portico.policy.header_ops import HeaderOps
+from portico.routing.proxypass import LOCATION_HEADERS, ReverseMap
+
+
+@dataclass(frozen=True, slots=True)
+class RouteLimits:
+    max_body_size: int
+    body_timeout: float
+    connect_timeout: float
+    response_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePolicy:
+    limits: RouteLimits
+    request_ops: HeaderOps
+    response_ops: HeaderOps
+    reverse: ReverseMap
+
+    def downstream_headers(
+        self, headers: Headers, facts: RequestFacts, public_origin: bytes
+    ) -> Headers:
+        """The upstream's response fields as the client gets them, minus framing."""
+        named = connection_named(headers)
+        reverse = self.reverse
+        out: Headers = []
+        for name, value in headers:
+            lname = name.lower()
+            if lname in HOP_BY_HOP or lname in FRAMING or lname in named:
+                continue
+            if lname in LOCATION_HEADERS:
+                value = reverse.location(value, public_origin)
+            elif lname == b"set-cookie":
+                value = reverse.set_cookie(value)
+            out.append((name, value))
+        out.append((b"Via", VIA))
+        return self.response_ops.apply(out, facts)

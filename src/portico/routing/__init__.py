@@ -1,0 +1,1 @@
+"""Routing and rewriting: pure functions and immutable tables, no I/O."""

@@ -1,0 +1,104 @@
+"""Request paths: one canonical form to route on, the raw form to forward.
+
+A path is decoded once (``%2e`` → ``.``, ``%2f`` → ``/``; a backslash counts
+as a slash, as IIS and Windows backends read it) and its dot-segments are
+resolved. Routing uses that canonical form; the bytes forwarded upstream are
+the client's own, with only the route prefix replaced.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote_to_bytes
+
+from portico.errors import Layer, ProxyError
+
+
+def bad_path(message: str) -> ProxyError:
+    return ProxyError(400, Layer.CLIENT, message)
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes]:
+    """``/a/b?x=1`` → (``/a/b``, ``?x=1``)."""
+    mark = target.find(b"?")
+    if mark < 0:
+        return target, b""
+    return target[:mark], target[mark:]
+
+
+def needs_decoding(path: bytes) -> bool:
+    return b"%" in path or b"\\" in path or b"/." in path
+
+
+def decode_path(raw: bytes) -> bytes:
+    """Percent-decode once; backslash → slash; NUL is refused."""
+    decoded = unquote_to_bytes(raw) if b"%" in raw else raw
+    if b"\x00" in decoded:
+        raise bad_path("NUL in request path")
+    return decoded.replace(b"\\", b"/")
+
+
+def remove_dot_segments(path: bytes) -> bytes:
+    """RFC 3986 §5.2.4 on an absolute path; ``..`` at the root stays at the root."""
+    out: list[bytes] = []
+    segments = path.split(b"/")[1:]
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment == b".":
+            if last:
+                out.append(b"")
+        elif segment == b"..":
+            if out:
+                out.pop()
+            if last:
+                out.append(b"")
+        else:
+            out.append(segment)
+    return b"/" + b"/".join(out)
+
+
+def climbs_above_root(path: bytes) -> bool:
+    """True when a ``..`` segment in ``path`` would rise above its first ``/``."""
+    depth = 0
+    for segment in path.split(b"/")[1:]:
+        if segment == b"..":
+            if depth == 0:
+                return True
+            depth -= 1
+        elif segment != b".":
+            depth += 1
+    return False
+
+
+def under_prefix(path: bytes, prefix: bytes) -> bool:
+    """Whole-segment prefix test: ``/myapp`` covers ``/myapp`` and ``/myapp/x`` only."""
+    if not prefix:
+        return True
+    return path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == 0x2F)
+
+
+def raw_index(raw: bytes, decoded_length: int) -> int:
+    """Index in ``raw`` where its first ``decoded_length`` decoded bytes end."""
+    index = 0
+    produced = 0
+    while produced < decoded_length and index < len(raw):
+        if raw[index] == 0x25 and _is_hex(raw[index + 1 : index + 3]):
+            index += 3
+        else:
+            index += 1
+        produced += 1
+    return index
+
+
+def _is_hex(pair: bytes) -> bool:
+    return len(pair) == 2 and all(c in b"0123456789abcdefABCDEF" for c in pair)
+
+
+def join_upstream(base: bytes, rest: bytes, query: bytes) -> bytes:
+    """ProxyPass joining with exactly one slash: (``/``, ``/a``) → ``/a``; (``/``, ``""``) → ``/``."""
+    if not rest:
+        path = base or b"/"
+    elif base.endswith(b"/"):
+        path = base[:-1] + rest if rest.startswith(b"/") else base + rest
+    else:
+        path = base + rest if rest.startswith(b"/") else base + b"/" + rest
+    return path + query

@@ -1,0 +1,106 @@
+"""ProxyPassReverse, done safely: Location-type headers and Set-Cookie.
+
+Only values that point at the upstream are touched: its absolute URL, or for
+a stripped route a path under its base. A value already under the public
+prefix is left alone, so a prefix-aware app (ProxyFix ``x_prefix=1``) never
+gets ``/myapp/myapp/...``. ``//host``, ``/\\host`` and other hosts pass as
+they came, and no rewrite can produce a scheme-relative ``//`` URL.
+"""
+
+from __future__ import annotations
+
+from portico.routing.path import under_prefix
+from portico.routing.table import Upstream
+
+LOCATION_HEADERS = frozenset({b"location", b"content-location", b"uri"})
+
+
+class ReverseMap:
+    """Maps upstream URLs in one route's responses back to public ones."""
+
+    __slots__ = ("_base", "_cookie_domain", "_origins", "_prefix", "_stripped")
+
+    def __init__(self, upstream: Upstream, prefix: bytes, stripped: bool) -> None:
+        self._origins = upstream.origins()
+        self._base = upstream.base_path.rstrip(b"/")  # b"" for a base of "/"
+        self._prefix = prefix
+        self._stripped = stripped
+        self._cookie_domain = upstream.host.lower().encode("ascii")
+
+    def location(self, value: bytes, public_origin: bytes) -> bytes:
+        """Rewrite one Location/Content-Location/URI value, or return it unchanged."""
+        if value[:2] in (b"//", b"/\\") or value[:1] == b"\\":
+            return value
+        if value[:1] == b"/":
+            if not self._stripped or under_prefix(_path_of(value), self._prefix):
+                return value
+            mapped = self._public_path(value)
+            return value if mapped is None else _safe(mapped, value)
+        lowered = value[:80].lower()
+        for origin in self._origins:
+            if lowered.startswith(origin) and value[len(origin) : len(origin) + 1] in (
+                b"",
+                b"/",
+                b"?",
+                b"#",
+            ):
+                rest = value[len(origin) :]
+                if rest[:1] != b"/":
+                    rest = b"/" + rest
+                mapped = self._public_path(rest)
+                if mapped is None:
+                    return value
+                return _safe(public_origin + mapped, value)
+        return value
+
+    def _public_path(self, upstream_path: bytes) -> bytes | None:
+        base = self._base
+        if base:
+            if not under_prefix(_path_of(upstream_path), base):
+                return None
+            upstream_path = upstream_path[len(base) :]
+        if not self._stripped:
+            return upstream_path or b"/"
+        if upstream_path[:1] not in (b"/", b""):
+            upstream_path = b"/" + upstream_path  # "?q" after the base
+        mapped = self._prefix + (b"" if upstream_path == b"/" else upstream_path)
+        return mapped or b"/"
+
+    def set_cookie(self, value: bytes) -> bytes:
+        """Move ``Path=`` under the prefix (ProxyPassReverseCookiePath); drop an upstream Domain."""
+        if b";" not in value:
+            return value
+        parts = value.split(b";")
+        changed = False
+        kept = [parts[0]]
+        for attribute in parts[1:]:
+            name, _, attr_value = attribute.partition(b"=")
+            lname = name.strip().lower()
+            if lname == b"path" and self._stripped and self._prefix:
+                path = attr_value.strip()
+                if path.startswith(b"/") and not under_prefix(path, self._prefix):
+                    mapped = self._public_path(path)
+                    if mapped is not None:
+                        kept.append(b" Path=" + mapped)
+                        changed = True
+                        continue
+            elif lname == b"domain":
+                if attr_value.strip().lstrip(b".").lower() == self._cookie_domain:
+                    changed = True
+                    continue
+            kept.append(attribute)
+        return b";".join(kept) if changed else value
+
+
+def _path_of(value: bytes) -> bytes:
+    for mark in (b"?", b"#"):
+        at = value.find(mark)
+        if at >= 0:
+            value = value[:at]
+    return value
+
+
+def _safe(result: bytes, original: bytes) -> bytes:
+    if result[:2] in (b"//", b"/\\") or b"\r" in result or b"\n" in result or b"\x00" in result:
+        return original
+    return result

@@ -1,0 +1,158 @@
+"""The route table: compiled once at load, matched per request.
+
+Hosts are tried most specific first (exact, then ``*.suffix``, then routes
+with no host); within a tier the longest whole-segment prefix wins. The
+upstream is chosen from nothing but the Host header and the path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from portico.errors import Layer, ProxyError
+from portico.routing.path import (
+    bad_path,
+    climbs_above_root,
+    decode_path,
+    join_upstream,
+    needs_decoding,
+    raw_index,
+    remove_dot_segments,
+    split_target,
+    under_prefix,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where a route sends requests: ``http://host:port/base``."""
+
+    scheme: str
+    host: str
+    port: int
+    base_path: bytes
+
+    @property
+    def authority(self) -> bytes:
+        default = 443 if self.scheme == "https" else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        text = host if self.port == default else f"{host}:{self.port}"
+        return text.encode("ascii")
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.scheme, self.host, self.port)
+
+    def origins(self) -> tuple[bytes, ...]:
+        """Absolute-URL forms a backend may use for itself, lower-cased."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        forms = [f"{self.scheme}://{host}:{self.port}"]
+        if self.port == default:
+            forms.append(f"{self.scheme}://{host}")
+        return tuple(form.lower().encode("ascii") for form in forms)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One ``[[route]]``, compiled. ``prefix`` is b"" for a route at ``/``."""
+
+    index: int
+    prefix: bytes
+    host: str | None
+    upstream: Upstream
+    preserve_path: bool = False
+    preserve_host: bool = False
+    policy: object = field(default=None, compare=False)  # proxy.route_policy.RoutePolicy
+
+    @property
+    def label(self) -> str:
+        return (self.host or "") + (self.prefix.decode("latin-1") or "/")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    route: Route
+    target: bytes  # what the upstream receives: path and query
+    stripped: bool  # True when the prefix was removed (X-Forwarded-Prefix applies)
+
+
+class RouteTable:
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self.routes = tuple(routes)
+        exact: dict[str, list[Route]] = {}
+        wildcard: list[tuple[str, list[Route]]] = []
+        anyhost: list[Route] = []
+        for route in routes:
+            if route.host is None:
+                anyhost.append(route)
+            elif route.host.startswith("*."):
+                suffix = route.host[1:]
+                for known, bucket in wildcard:
+                    if known == suffix:
+                        bucket.append(route)
+                        break
+                else:
+                    wildcard.append((suffix, [route]))
+            else:
+                exact.setdefault(route.host, []).append(route)
+
+        def longest_first(bucket: list[Route]) -> list[Route]:
+            return sorted(bucket, key=lambda r: len(r.prefix), reverse=True)
+
+        self._exact = {host: longest_first(b) for host, b in exact.items()}
+        self._wildcard = sorted(
+            ((suffix, longest_first(b)) for suffix, b in wildcard),
+            key=lambda item: len(item[0]),
+            reverse=True,
+        )
+        self._anyhost = longest_first(anyhost)
+
+    def match(self, host: str, path: bytes) -> Route | None:
+        """The route for a host (without port) and a canonical path, or None."""
+        tiers: list[list[Route]] = []
+        bucket = self._exact.get(host)
+        if bucket:
+            tiers.append(bucket)
+        for suffix, routes in self._wildcard:
+            if host.endswith(suffix) and len(host) > len(suffix):
+                tiers.append(routes)
+        tiers.append(self._anyhost)
+        for routes in tiers:
+            for route in routes:
+                if under_prefix(path, route.prefix):
+                    return route
+        return None
+
+    def resolve(self, host: bytes, target: bytes) -> RouteMatch:
+        """Route a request and build its upstream target; ProxyError if it can't be."""
+        raw_path, query = split_target(target)
+        hostname = host_without_port(host)
+        if not needs_decoding(raw_path):
+            route = self.match(hostname, raw_path)
+            if route is None:
+                raise ProxyError(404, Layer.PROXY, "no route matches this host and path")
+            rest = raw_path[len(route.prefix) :]
+        else:
+            decoded = decode_path(raw_path)
+            route = self.match(hostname, remove_dot_segments(decoded))
+            if route is not self.match(hostname, decoded):
+                raise bad_path("path uses dot-segments to leave its route")
+            if route is None:
+                raise ProxyError(404, Layer.PROXY, "no route matches this host and path")
+            if climbs_above_root(decoded[len(route.prefix) :]):
+                raise bad_path("path uses dot-segments to leave its route")
+            rest = raw_path[raw_index(raw_path, len(route.prefix)) :]
+        upstream = route.upstream
+        if route.preserve_path:
+            return RouteMatch(route, join_upstream(upstream.base_path, raw_path, query), False)
+        return RouteMatch(route, join_upstream(upstream.base_path, rest, query), bool(route.prefix))
+
+
+def host_without_port(host: bytes) -> str:
+    text = host.decode("latin-1")
+    if text.startswith("["):
+        return text[: text.find("]") + 1]
+    colon = text.rfind(":")
+    return text[:colon] if colon >= 0 else text

@@ -1,0 +1,1 @@
+"""asyncio plumbing: client connections, listeners, signals."""

@@ -1,0 +1,236 @@
+"""A client connection: moves bytes between the transport and the sans-IO parser.
+
+Rules:
+
+1. At most one exchange is active; pipelined requests wait in ``_pending``
+   in order, and reading pauses while they wait (answered in order, bounded).
+2. Reading is paused for named reasons (a full upstream, a waiting pipeline,
+   a connect in progress) and resumes only when none is left.
+3. One deadline at a time: head (408), body (408, via the exchange),
+   upstream (504, via the exchange), idle keep-alive (silent close).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+from collections import deque
+
+from portico.errors import Layer
+from portico.http.events import END, Data, Event, Rejected, Request
+from portico.http.parser import RequestParser
+from portico.proxy.errorpage import error_response
+from portico.proxy.exchange import Exchange
+from portico.proxy.gateway import Gateway
+
+HIGH_WATER = 64 * 1024
+LOW_WATER = 16 * 1024
+_PIPELINE = "pipeline"
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, gw: Gateway, scheme: bytes = b"http") -> None:
+        self.gw = gw
+        self.scheme = scheme
+        self.parser = RequestParser(gw.head_limits)
+        self.transport: asyncio.Transport | None = None
+        self.exchange: Exchange | None = None
+        self._reading: Exchange | None = None  # whose request body is arriving
+        self._pending: deque[Event] = deque()
+        self._paused_for: set[object] = set()
+        self._dispatching = False
+        self._closing = False
+        self._write_paused = False
+        self._requests = 0
+        self._head_deadline = 0.0
+        self._idle_deadline = 0.0
+        self.remote_addr = b"-"
+        self.local_port = b""
+        self.local_authority = b""
+        self.trusted = False
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport = cast(asyncio.Transport, transport)
+        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        if peer:
+            self.remote_addr = str(peer[0]).encode("ascii")
+            self.trusted = self.gw.forwarding.trust.trusts(str(peer[0]))
+        if local:
+            host = str(local[0])
+            self.local_port = str(local[1]).encode("ascii")
+            host = f"[{host}]" if ":" in host else host
+            self.local_authority = f"{host}:{local[1]}".encode("ascii")
+        self.gw.connections.add(self)
+        self._idle_deadline = self.gw.now + self.gw.timeouts.head
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        events = self.parser.feed(data)
+        if self.parser.in_head and not self._head_deadline:
+            self._head_deadline = self.gw.now + self.gw.timeouts.head
+        if events:
+            self._pending.extend(events)
+            if not self._dispatching:
+                self._dispatch()
+
+    def eof_received(self) -> bool:
+        # A half-closed client may still want its response (HTTP/1.0 style).
+        if self.exchange is None and not self._pending:
+            return False
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self.gw.connections.discard(self)
+        exchange = self.exchange
+        self.exchange = None
+        if exchange is not None:
+            exchange.abort()
+        if self._reading is not None and self._reading is not exchange:
+            self._reading.abort()
+        self._pending.clear()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        if self.exchange is not None:
+            self.exchange.on_client_writable(False)
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self.exchange is not None:
+            self.exchange.on_client_writable(True)
+
+    # -- events ------------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        pending = self._pending
+        self._dispatching = True
+        try:
+            while pending and not self._closing:
+                event = pending[0]
+                kind = type(event)
+                if kind is Request:
+                    if self.exchange is not None:
+                        self.pause_reading(_PIPELINE)
+                        return
+                    pending.popleft()
+                    self._start(event)  # type: ignore[arg-type]
+                elif kind is Data:
+                    pending.popleft()
+                    if self._reading is not None:
+                        self._reading.on_request_data(event.data)  # type: ignore[union-attr]
+                elif event is END:
+                    pending.popleft()
+                    reading = self._reading
+                    self._reading = None
+                    if reading is not None:
+                        reading.on_request_end()
+                else:
+                    assert isinstance(event, Rejected)
+                    if self._reading is not None:
+                        pending.popleft()
+                        reading = self._reading
+                        self._reading = None
+                        reading.on_request_broken(event)
+                    elif self.exchange is not None:
+                        return  # answer the earlier requests first
+                    else:
+                        pending.popleft()
+                        self._reject(event)
+        finally:
+            self._dispatching = False
+        self.resume_reading(_PIPELINE)
+
+    def _start(self, request: Request) -> None:
+        self._head_deadline = 0.0
+        self._requests += 1
+        exchange = Exchange(self, request, self.gw)
+        self.exchange = exchange
+        self._reading = exchange
+        exchange.start()
+
+    def _reject(self, rejected: Rejected) -> None:
+        """The stream is malformed with no request in flight: answer and close."""
+        self.write(error_response(rejected.status, Layer.CLIENT, rejected.reason,
+                                  self.gw.request_id()))
+        self.gw.access_log.record(
+            self.remote_addr.decode(), b"-", b"-", b"1.1", rejected.status, 0, b"", b"",
+            b"-", "", "", 0.0,
+        )
+        self.close()
+
+    def exchange_finished(self, exchange: Exchange, keep_alive: bool) -> None:
+        if exchange is not self.exchange:
+            return
+        self.exchange = None
+        if (
+            not keep_alive
+            or self.gw.draining
+            or self._requests >= self.gw.timeouts.max_requests
+            or self.parser.finished and not self._pending
+        ):
+            self.close()
+            return
+        self._idle_deadline = self.gw.now + self.gw.timeouts.keepalive
+        if self._paused_for - {_PIPELINE}:  # reasons left by the finished exchange
+            self._paused_for &= {_PIPELINE}
+            if not self._paused_for and self.transport is not None:
+                self.transport.resume_reading()
+        if self.parser.in_head:
+            self._head_deadline = self.gw.now + self.gw.timeouts.head
+        if not self._dispatching and self._pending:
+            self._dispatch()
+        else:
+            self.resume_reading(_PIPELINE)
+
+    # -- output and flow control ------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self._closing:
+            self.transport.write(data)
+
+    def writelines(self, parts: list[bytes]) -> None:
+        if self.transport is not None and not self._closing and parts:
+            self.transport.writelines(parts)
+
+    def pause_reading(self, reason: object) -> None:
+        if not self._paused_for and self.transport is not None and not self._closing:
+            self.transport.pause_reading()
+        self._paused_for.add(reason)
+
+    def resume_reading(self, reason: object) -> None:
+        if reason in self._paused_for:
+            self._paused_for.discard(reason)
+            if not self._paused_for and self.transport is not None and not self._closing:
+                self.transport.resume_reading()
+
+    def close(self) -> None:
+        """Flush what is written, then close."""
+        if not self._closing and self.transport is not None:
+            self._closing = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self._closing = True
+            self.transport.abort()
+
+    def close_if_idle(self) -> None:
+        if self.exchange is None and not self._pending:
+            self.close()
+
+    # -- deadlines ---------------------------------------------------------------------
+    def check(self, now: float) -> None:
+        if self._closing:
+            return
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.check(now)
+        elif self._head_deadline and now > self._head_deadline:
+            self.write(error_response(408, Layer.CLIENT, "the request head did not arrive in time",
+                                      self.gw.request_id()))
+            self.close()
+        elif not self._head_deadline and now > self._idle_deadline:
+            self.close()  # idle keep-alive: silently (catalogue 56)

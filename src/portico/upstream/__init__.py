@@ -1,0 +1,1 @@
+"""Upstream side: connections to backends and the keep-alive pool."""

@@ -1,0 +1,113 @@
+"""One TCP connection to an upstream, lent to one exchange at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Protocol, cast
+
+from portico.http.events import Event
+from portico.http.parser import ResponseParser
+
+if TYPE_CHECKING:
+    from portico.upstream.pool import UpstreamPool
+
+HIGH_WATER = 64 * 1024
+LOW_WATER = 16 * 1024
+
+
+class UpstreamUser(Protocol):
+    """What a connection reports to the exchange that holds it."""
+
+    def on_upstream_events(self, events: list[Event]) -> None: ...
+    def on_upstream_lost(self, events: list[Event]) -> None: ...
+    def on_upstream_writable(self, writable: bool) -> None: ...
+
+
+class UpstreamConnection(asyncio.Protocol):
+    __slots__ = (
+        "closed",
+        "idle_since",
+        "key",
+        "parser",
+        "pool",
+        "read_paused",
+        "transport",
+        "user",
+        "write_paused",
+    )
+
+    def __init__(self, pool: UpstreamPool, key: tuple[str, str, int]) -> None:
+        self.pool = pool
+        self.key = key
+        self.parser = ResponseParser()
+        self.transport: asyncio.Transport | None = None
+        self.user: UpstreamUser | None = None
+        self.closed = False
+        self.write_paused = False
+        self.read_paused = False
+        self.idle_since = 0.0
+
+    # -- asyncio.Protocol --------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport = cast(asyncio.Transport, transport)
+        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+
+    def data_received(self, data: bytes) -> None:
+        user = self.user
+        if user is None:  # an idle pooled connection must stay silent
+            self.abort()
+            return
+        events = self.parser.feed(data)
+        if events:
+            user.on_upstream_events(events)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        user = self.user
+        self.user = None
+        if user is not None:
+            user.on_upstream_lost(self.parser.eof())
+        else:
+            self.pool.forget(self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.user is not None:
+            self.user.on_upstream_writable(False)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.user is not None:
+            self.user.on_upstream_writable(True)
+
+    # -- used by the exchange and the pool ---------------------------------------
+    def lend(self, user: UpstreamUser, method: bytes) -> None:
+        self.user = user
+        self.parser.expect(method)
+
+    def pause_reading(self) -> None:
+        if not self.read_paused and self.transport is not None:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused and self.transport is not None:
+            self.read_paused = False
+            if not self.closed:
+                self.transport.resume_reading()
+
+    @property
+    def reusable(self) -> bool:
+        return not self.closed and self.parser.clean and not self.write_paused
+
+    def abort(self) -> None:
+        """Drop the connection now: it is never pooled again."""
+        self.user = None
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.abort()
+        self.pool.forget(self)
