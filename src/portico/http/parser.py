@@ -117,7 +117,8 @@ class RequestParser:
             self._meter.header(name, value, self._limits)
         except ProtocolError as exc:
             self._fail(exc)
-        self._headers.append((name, value))
+        if self._in_head:  # llhttp reports trailer fields here too; they are dropped
+            self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -259,7 +260,8 @@ class ResponseParser:
         except ProtocolError as exc:
             self._error = ProtocolError("upstream response head too large", 502)
             raise exc from None
-        self._headers.append((name, value))
+        if self._in_head:
+            self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False

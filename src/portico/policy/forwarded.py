@@ -8,6 +8,7 @@ then portico adds its own, which nothing the client sends can remove.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Sequence
 
 from portico.http.events import Headers
@@ -41,6 +42,16 @@ FORWARDING = frozenset(
 _REWRITTEN = frozenset({b"host", b"content-length", b"expect", b"x-request-id", b"via"})
 
 VIA = b"1.1 portico"
+
+# A prefix must be a plain absolute path: never ``//host``, ``\``, or dot-segments
+# (an unchecked X-Forwarded-Prefix becomes an open redirect through ProxyFix).
+_PREFIX = re.compile(rb"(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9._~!$&'()*+,=:@%-]+)*\Z")
+
+
+def safe_prefix(value: bytes) -> bytes:
+    """A trusted peer's X-Forwarded-Prefix if it is a plain path, else b""."""
+    value = value.strip().rstrip(b"/")
+    return value if _PREFIX.match(value) else b""
 
 
 class Trust:
@@ -106,7 +117,7 @@ class Forwarding:
         out.append((b"X-Forwarded-Proto", earlier.get(b"x-forwarded-proto", facts.scheme)))
         out.append((b"X-Forwarded-Host", earlier.get(b"x-forwarded-host", facts.host)))
         out.append((b"X-Forwarded-Port", earlier.get(b"x-forwarded-port", facts.port)))
-        outer_prefix = earlier.get(b"x-forwarded-prefix", b"").rstrip(b"/")
+        outer_prefix = safe_prefix(earlier.get(b"x-forwarded-prefix", b""))
         if facts.prefix or outer_prefix:
             out.append((b"X-Forwarded-Prefix", outer_prefix + facts.prefix))
         if self.rfc7239:

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.portico_proc import Portico
+from tests.support.recorder import Recorder
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def proxy_config(upstream: str, extra_route: str = "", server: str = "", routes: str = "") -> str:
+    """A config with one ``/myapp`` route to ``upstream``; pieces may be added."""
+    return f"""
+[server]
+listen = ["http://127.0.0.1:0"]
+tick = 0.1
+{server}
+
+[[route]]
+path = "/myapp"
+upstream = "{upstream}"
+{extra_route}
+{routes}
+"""
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    rec = Recorder()
+    yield rec
+    rec.close()
+
+
+@pytest.fixture
+def start_portico(tmp_path: Path) -> Iterator[object]:
+    started: list[Portico] = []
+
+    def start(config: str) -> Portico:
+        proc = Portico(config, tmp_path, name=f"portico{len(started)}.toml")
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.proc.poll() is None:
+            proc.stop()
+        assert "Traceback" not in proc.log_text(), proc.log_text()

@@ -1,0 +1,207 @@
+"""The wire layer, run against both parsers (httptools and h11) behind one interface."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from portico.http.events import END, Body, Data, Event, Rejected, Request
+from portico.http.h11_parser import H11RequestParser
+from portico.http.limits import HeadLimits
+from portico.http.parser import RequestParser
+
+Parser = Callable[..., RequestParser | H11RequestParser]
+
+
+@pytest.fixture(params=["httptools", "h11"])
+def make_parser(request: pytest.FixtureRequest) -> Parser:
+    return RequestParser if request.param == "httptools" else H11RequestParser
+
+
+def parse(make_parser: Parser, data: bytes, **limits: int) -> list[Event]:
+    parser = make_parser(HeadLimits(**limits)) if limits else make_parser()
+    return parser.feed(data)
+
+
+def simplify(events: list[Event]) -> list[object]:
+    out: list[object] = []
+    for event in events:
+        if isinstance(event, Request):
+            out.append(("request", event.method, event.target, event.body, event.keep_alive))
+        elif isinstance(event, Data):
+            if out and isinstance(out[-1], bytes):
+                out[-1] += event.data
+            else:
+                out.append(event.data)
+        elif event is END:
+            out.append("end")
+        else:
+            assert isinstance(event, Rejected)
+            out.append(("rejected", event.status))
+    return out
+
+
+PIPELINE = (
+    b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+    b"POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    b"GET /c?q=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+)
+EXPECTED = [
+    ("request", b"POST", b"/a", Body.LENGTH, True), b"hello", "end",
+    ("request", b"POST", b"/b", Body.CHUNKED, True), b"abcde", "end",
+    ("request", b"GET", b"/c?q=1", Body.NONE, False), "end",
+]
+
+
+def test_pipelined_requests_parse_in_order(make_parser: Parser) -> None:
+    assert simplify(parse(make_parser, PIPELINE)) == EXPECTED
+
+
+def test_any_split_gives_the_same_events(make_parser: Parser) -> None:
+    for cut in range(1, len(PIPELINE)):
+        parser = make_parser()
+        events = parser.feed(PIPELINE[:cut]) + parser.feed(PIPELINE[cut:])
+        assert simplify(events) == EXPECTED, cut
+
+
+def test_byte_at_a_time(make_parser: Parser) -> None:
+    parser = make_parser()
+    events: list[Event] = []
+    for index in range(len(PIPELINE)):
+        events += parser.feed(PIPELINE[index : index + 1])
+    assert simplify(events) == EXPECTED
+
+
+def test_data_after_close_is_ignored(make_parser: Parser) -> None:
+    events = parse(make_parser, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGARBAGE")
+    assert simplify(events) == [("request", b"GET", b"/", Body.NONE, False), "end"]
+
+
+def test_http10_defaults_to_close_and_needs_no_host(make_parser: Parser) -> None:
+    events = parse(make_parser, b"GET / HTTP/1.0\r\n\r\n")
+    assert simplify(events) == [("request", b"GET", b"/", Body.NONE, False), "end"]
+
+
+def test_absolute_form_for_the_same_host_becomes_origin_form(make_parser: Parser) -> None:
+    events = parse(make_parser, b"GET http://a.example/x?y HTTP/1.1\r\nHost: a.example\r\n\r\n")
+    assert simplify(events)[0] == ("request", b"GET", b"/x?y", Body.NONE, True)
+
+
+BAD = {
+    "cl-te": (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nG", 400),
+    "two-cl": (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx", 400),
+    "cl-plus": (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +2\r\n\r\nxx", 400),
+    "te-gzip-chunked": (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                        b"0\r\n\r\n", 400),
+    "te-http10": (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    "bad-chunk": (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    "no-host": (b"GET / HTTP/1.1\r\n\r\n", 400),
+    "two-hosts": (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    "host-comma": (b"GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", 400),
+    "host-at": (b"GET / HTTP/1.1\r\nHost: a@b\r\n\r\n", 400),
+    "host-port": (b"GET / HTTP/1.1\r\nHost: a:99999\r\n\r\n", 400),
+    "obs-fold": (b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\r\n b\r\n\r\n", 400),
+    "space-colon": (b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n", 400),
+    "nul-value": (b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\x00b\r\n\r\n", 400),
+    "asterisk": (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    "fragment": (b"GET /a#frag HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    "absolute-elsewhere": (b"GET http://evil/x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    "http2": (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+    "connect": (b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", 405),
+    "expect-unknown": (b"GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n", 417),
+}
+
+# Where h11 parts from llhttp: the quirks this parametrisation exists to show.
+H11_QUIRKS = {
+    "obs-fold": "h11 unfolds obs-fold into a space (RFC 9112 §5.2 allows it); llhttp refuses",
+    "bare-lf": "h11 accepts bare LF line endings (RFC 9112 §2.2 MAY); llhttp refuses them",
+    "http09": "h11 treats 'GET /' without a version as an incomplete head, not an error",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_malformed_heads_are_rejected_and_nothing_is_emitted(make_parser: Parser, name: str) -> None:
+    data, status = BAD[name]
+    events = parse(make_parser, data)
+    rejected = [e for e in events if isinstance(e, Rejected)]
+    if make_parser is H11RequestParser and name in H11_QUIRKS:
+        assert not rejected, "h11 changed: " + H11_QUIRKS[name]
+        return
+    assert rejected, f"{name} was accepted: {events}"
+    if make_parser is RequestParser or name not in ("two-cl", "cl-te", "obs-fold"):
+        assert rejected[0].status == status
+    assert not any(isinstance(e, Request) for e in events), "a bad request leaked upstream"
+
+
+def test_bare_lf_is_rejected(make_parser: Parser) -> None:
+    events = parse(make_parser, b"GET / HTTP/1.1\nHost: a\n\n")
+    if make_parser is H11RequestParser:
+        assert any(isinstance(e, Request) for e in events), H11_QUIRKS["bare-lf"]
+    else:
+        assert isinstance(events[-1], Rejected)
+
+
+def test_http09_is_not_served(make_parser: Parser) -> None:
+    events = parse(make_parser, b"GET /\r\n\r\n")
+    assert not any(isinstance(e, Request) for e in events)
+
+
+def test_slow_oversized_header_is_caught_before_it_ends(make_parser: Parser) -> None:
+    parser = make_parser(HeadLimits(max_header_size=8192, max_head_size=32768))
+    events = parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: ")
+    for _ in range(80):  # 80 KiB of one header value, a KiB at a time
+        events += parser.feed(b"a" * 1024)
+        if events:
+            break
+    assert events and isinstance(events[-1], Rejected)
+    assert events[-1].status in (431, 400)
+
+
+def test_request_line_limit_gives_414(make_parser: Parser) -> None:
+    events = parse(make_parser, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert isinstance(events[-1], Rejected)
+    if make_parser is RequestParser:
+        assert events[-1].status == 414
+
+
+def test_header_count_limit_gives_431(make_parser: Parser) -> None:
+    many = b"".join(b"X-%d: n\r\n" % i for i in range(101))
+    events = parse(make_parser, b"GET / HTTP/1.1\r\nHost: a\r\n" + many + b"\r\n")
+    assert isinstance(events[-1], Rejected) and events[-1].status == 431
+
+
+def test_body_error_after_head_in_same_read_takes_the_request_back() -> None:
+    # httptools fires headers-complete before it sees the bad chunk; rule 4 of parser.py.
+    events = RequestParser().feed(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    )
+    assert [type(e) for e in events] == [Rejected]
+
+
+def test_body_error_in_a_later_read_follows_the_request() -> None:
+    parser = RequestParser()
+    first = parser.feed(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+    second = parser.feed(b"2;\nxx\r\n")
+    assert isinstance(first[0], Request)
+    assert isinstance(second[-1], Rejected)
+
+
+def test_upgrade_requests_are_parsed_as_plain_http_and_parsing_continues() -> None:
+    parser = RequestParser()
+    events = parser.feed(
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
+    )
+    targets = [e.target for e in events if isinstance(e, Request)]
+    assert targets == [b"/ws", b"/next"]
+
+
+def test_request_trailers_are_dropped_not_merged_into_headers(make_parser: Parser) -> None:
+    events = parse(make_parser, b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                b"1\r\nx\r\n0\r\nX-Trailer: t\r\nHost: evil\r\n\r\n")
+    request = events[0]
+    assert isinstance(request, Request)
+    assert [name for name, _ in request.headers] == [b"Host", b"Transfer-Encoding"]
+    assert simplify(events)[1:] == [b"x", "end"]
