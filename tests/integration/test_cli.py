@@ -1,0 +1,84 @@
+"""``portico check`` / ``portico run``: clear errors naming file, key and what is valid; exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def portico(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "portico", *args], capture_output=True, text=True, timeout=30,
+        cwd=cwd, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def check(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    return portico("check", "-c", str(path))
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "hint"),
+    [
+        ("[server]\nlisten = ['http://127.0.0.1:8080']\nlisen = 1\n", "server.lisen",
+         "valid keys here: listen, trusted_proxies"),
+        ("[[route]]\npath = '/myapp'\nupstream = 'ftp://x/'\n", "route[0].upstream", "http://host:port/"),
+        ("[[route]]\npath = 'myapp'\nupstream = 'http://127.0.0.1:8000/'\n", "route[0].path", "must start with '/'"),
+        ("[[route]]\npath = '/myapp'\nupstream = 'http://127.0.0.1:8000/'\nlimits.max_body_size = '10 potatoes'\n",
+         "route[0].limits.max_body_size", "KiB, MiB, GiB"),
+        ("[[route]]\npath = '/a'\nupstream = 'http://127.0.0.1:8000/'\nrequest_headers.set = { 'X-A' = \"a\\r\\nB: c\" }\n",
+         "route[0].request_headers.set", "CR, LF or NUL"),
+        ("[[route]]\npath = '/a'\nupstream = 'http://127.0.0.1:8000/'\nrequest_headers.set = { 'X-A' = '{nope}' }\n",
+         "route[0].request_headers.set", "{prefix}"),
+        ("[server]\ntrusted_proxies = ['0.0.0.0/0']\n", "server.trusted_proxies", "trusts every address"),
+        ("[server]\nlog_format = 'xml'\n", "server.log_format", "'combined' or 'json'"),
+        ("[server.limits]\nhead_timeout = 'soon'\n", "server.limits.head_timeout", "e.g. \"30s\""),
+        ("[[route]]\npath = '/a'\n", "route[0]", "exactly one of 'upstream' or 'app'"),
+        ("not toml = = 1", "", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_one_clear_message_and_exit_2(tmp_path: Path, text: str, key: str, hint: str) -> None:
+    result = check(tmp_path, text)
+    assert result.returncode == 2
+    message = result.stderr
+    assert "Traceback" not in message
+    assert str(tmp_path / "bad.toml") in message.replace("\n", "")
+    assert key in message and hint in message.replace("\n", ""), message
+
+
+def test_run_refuses_bad_config_the_same_way(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[server]\nnope = 1\n")
+    result = portico("run", "-c", str(path))
+    assert result.returncode == 2 and "server.nope" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    result = portico("check", "-c", str(tmp_path / "absent.toml"))
+    assert result.returncode == 2 and "absent.toml" in result.stderr and "cannot read" in result.stderr
+
+
+def test_builtin_default_checks(tmp_path: Path) -> None:
+    result = portico("check")
+    assert result.returncode == 0 and "/myapp" in result.stdout and "app myapp" in result.stdout
+
+
+def readme_configs() -> list[str]:
+    text = README.read_text()
+    blocks = text.split("```toml\n")[1:]
+    return [block.split("```", 1)[0] for block in blocks]
+
+
+@pytest.mark.parametrize("index", range(len(readme_configs())))
+def test_every_config_in_the_readme_is_valid(tmp_path: Path, index: int) -> None:
+    path = tmp_path / "readme.toml"
+    path.write_text(readme_configs()[index])
+    result = portico("check", "-c", str(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
