@@ -7,10 +7,10 @@ pingora's error source and caddy's ``statusError``: the client's fault is a
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Layer(str, Enum):
+class Layer(StrEnum):
     """Which part of the chain failed; shown on error pages and in the log."""
 
     CLIENT = "client request"

@@ -113,7 +113,7 @@ def test_access_log_has_request_id_route_and_upstream(guide: Any) -> None:
     proxy, app_port = guide
     response = httpx.get(f"{proxy.url}/myapp/", headers={"X-Request-ID": "trace-42"})
     assert response.headers["x-request-id"] == "trace-42"
-    assert proxy.wait_for_log("rid=trace-42 route=/myapp upstream=127.0.0.1:%d" % app_port)
+    assert proxy.wait_for_log(f"rid=trace-42 route=/myapp upstream=127.0.0.1:{app_port}")
 
 
 def test_app_log_file_is_written(guide: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import proxy_config
-from tests.support.client import connect, read_response, read_until_quiet, send_raw
+from tests.support.client import connect, read_response, send_raw
 from tests.support.recorder import Recorder
 
 

@@ -7,6 +7,7 @@ assert on exactly what reached the upstream, or that nothing did.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -125,10 +126,8 @@ class Conn:
         self.sock.sendall(data)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.sock.close()
 
     def reset(self) -> None:
@@ -177,10 +176,8 @@ class Recorder:
         except OSError:
             pass
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 conn.sock.close()
-            except OSError:
-                pass
 
     def reset_log(self, handler: Handler | None = None) -> None:
         self.requests.clear()

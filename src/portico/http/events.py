@@ -28,6 +28,7 @@ class Request:
         "headers",
         "host",
         "keep_alive",
+        "lnames",
         "method",
         "target",
         "version",
@@ -44,6 +45,7 @@ class Request:
         content_length: int,
         keep_alive: bool,
         expect_continue: bool,
+        lnames: list[bytes] | None = None,
     ) -> None:
         self.method = method
         self.target = target  # origin-form: path and query, never an authority
@@ -54,13 +56,24 @@ class Request:
         self.content_length = content_length
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
+        # Header names lower-cased once, aligned with ``headers``; later phases reuse them.
+        self.lnames = lnames if lnames is not None else [name.lower() for name, _ in headers]
+
+    def get(self, lname: bytes) -> bytes:
+        """The first value of a header (by lower-case name), or b""."""
+        try:
+            return self.headers[self.lnames.index(lname)][1]
+        except ValueError:
+            return b""
 
     def __repr__(self) -> str:
         return f"Request({self.method!r}, {self.target!r}, HTTP/{self.version.decode()})"
 
 
 class Response:
-    __slots__ = ("body", "content_length", "headers", "keep_alive", "reason", "status", "version")
+    __slots__ = (
+        "body", "content_length", "headers", "keep_alive", "lnames", "reason", "status", "version"
+    )
 
     def __init__(
         self,
@@ -71,6 +84,7 @@ class Response:
         body: Body,
         content_length: int,
         keep_alive: bool,
+        lnames: list[bytes] | None = None,
     ) -> None:
         self.status = status
         self.reason = reason
@@ -79,6 +93,7 @@ class Response:
         self.body = body
         self.content_length = content_length
         self.keep_alive = keep_alive
+        self.lnames = lnames if lnames is not None else [name.lower() for name, _ in headers]
 
     def __repr__(self) -> str:
         return f"Response({self.status}, body={self.body.name})"

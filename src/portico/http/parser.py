@@ -42,10 +42,17 @@ class _HeadMeter:
         field = len(name) + len(value)
         self.count += 1
         self.size += field + 4
+        if (
+            field > limits.max_header_size
+            or self.size > limits.max_head_size
+            or self.count > limits.max_headers
+        ):
+            self._refuse(field, limits)
+
+    def _refuse(self, field: int, limits: HeadLimits) -> None:
         if field > limits.max_header_size:
             raise ProtocolError("a header field is too large", 431)
-        if self.size > limits.max_head_size or self.count > limits.max_headers:
-            raise ProtocolError("request head too large or too many headers", 431)
+        raise ProtocolError("request head too large or too many headers", 431)
 
 
 class RequestParser:
@@ -69,7 +76,7 @@ class RequestParser:
     def feed(self, data: bytes) -> list[Event]:
         if self._finished:
             return []
-        self._events = events = []
+        self._events = events = list[Event]()
         self._began_in_feed = False
         self._head_index = -1
         try:
@@ -206,7 +213,7 @@ class ResponseParser:
         self.received = 0
 
     def feed(self, data: bytes) -> list[Event]:
-        self._events = events = []
+        self._events = events = list[Event]()
         if not self._awaiting:
             self.clean = False
             return events
@@ -304,8 +311,9 @@ class ResponseParser:
         lengths: list[bytes] = []
         codings: list[bytes] = []
         keep_alive = version == b"1.1"
-        for name, value in self._headers:
-            lname = name.lower()
+        headers = self._headers
+        lnames = [name.lower() for name, _ in headers]
+        for lname, (_, value) in zip(lnames, headers, strict=True):
             if lname == b"content-length":
                 lengths.append(value)
             elif lname == b"transfer-encoding":
@@ -320,7 +328,7 @@ class ResponseParser:
         length = 0
         if codings:
             if len(codings) > 1 or codings[0].strip().lower() != b"chunked":
-                self._error = ProtocolError("upstream used a transfer coding other than chunked", 502)
+                self._error = ProtocolError("upstream used a transfer coding besides chunked", 502)
                 raise self._error
             body = Body.CHUNKED
         elif lengths:
@@ -329,15 +337,13 @@ class ResponseParser:
                 raise self._error
             length = int(lengths[0])
             body = Body.LENGTH
-        if self._head_request or status in (204, 304):
-            body = Body.NONE
-        elif body is Body.LENGTH and length == 0:
+        if self._head_request or status in (204, 304) or (body is Body.LENGTH and length == 0):
             body = Body.NONE
         if body is Body.UNTIL_CLOSE:
             keep_alive = False
         self._body = body
         self.last_keep_alive = keep_alive
-        return Response(status, self._reason, version, self._headers, body, length, keep_alive)
+        return Response(status, self._reason, version, headers, body, length, keep_alive, lnames)
 
     def _fail_stream(self, reason: str) -> None:
         self._events.append(Rejected(502, reason))

@@ -47,8 +47,8 @@ def build_request(method: bytes, target: bytes, version: bytes, headers: Headers
     codings: list[bytes] = []
     keep_alive = version == b"1.1"
     expect_continue = False
-    for name, value in headers:
-        lname = name.lower()
+    lnames = [name.lower() for name, _ in headers]
+    for lname, (_, value) in zip(lnames, headers, strict=True):
         if lname == b"host":
             hosts.append(value)
         elif lname == b"content-length":
@@ -108,5 +108,6 @@ def build_request(method: bytes, target: bytes, version: bytes, headers: Headers
         body = Body.LENGTH if content_length else Body.NONE
 
     return Request(
-        method, target, version, headers, host, body, content_length, keep_alive, expect_continue
+        method, target, version, headers, host, body, content_length, keep_alive, expect_continue,
+        lnames,
     )

@@ -87,15 +87,19 @@ class Forwarding:
         self.rfc7239 = rfc7239
 
     def upstream_headers(
-        self, headers: Headers, facts: RequestFacts, trusted: bool, host_header: bytes
+        self,
+        headers: Headers,
+        lnames: list[bytes],
+        facts: RequestFacts,
+        trusted: bool,
+        host_header: bytes,
     ) -> Headers:
-        named = connection_named(headers) if _has_connection(headers) else frozenset()
+        named = connection_named(headers) if b"connection" in lnames else frozenset()
         out: Headers = [(b"Host", host_header)]
         earlier_for: list[bytes] = []
         earlier: dict[bytes, bytes] = {}
         earlier_forwarded: list[bytes] = []
-        for name, value in headers:
-            lname = name.lower()
+        for lname, (name, value) in zip(lnames, headers, strict=True):
             if lname in HOP_BY_HOP or lname in _REWRITTEN or lname in named:
                 continue
             if lname in FORWARDING:
@@ -133,10 +137,6 @@ class Forwarding:
         out.append((b"X-Request-ID", facts.request_id))
         out.append((b"Via", VIA))
         return out
-
-
-def _has_connection(headers: Headers) -> bool:
-    return any(name.lower() == b"connection" for name, _ in headers)
 
 
 def _forwarded_node(address: bytes) -> bytes:

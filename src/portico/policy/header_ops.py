@@ -29,7 +29,7 @@ class Template:
     def __init__(self, text: str) -> None:
         if any(c in text for c in "\r\n\x00"):
             raise ValueError("header values may not contain CR, LF or NUL")
-        parts: list[tuple[bool, str]] = []
+        parts: list[tuple[str | None, bytes]] = []  # (placeholder, or None and literal bytes)
         position = 0
         for match in _FIELD.finditer(text):
             if match.group(1) not in PLACEHOLDERS:
@@ -38,19 +38,17 @@ class Template:
                     + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
                 )
             if match.start() > position:
-                parts.append((False, text[position : match.start()]))
-            parts.append((True, match.group(1)))
+                parts.append((None, text[position : match.start()].encode("latin-1")))
+            parts.append((match.group(1), b""))
             position = match.end()
         if position < len(text):
-            parts.append((False, text[position:]))
-        self._parts = tuple((field, value if field else value.encode("latin-1"))
-                            for field, value in parts)
-        self.static = all(not field for field, _ in self._parts)
+            parts.append((None, text[position:].encode("latin-1")))
+        self._parts = tuple(parts)
+        self.static = all(field is None for field, _ in parts)
 
     def render(self, facts: RequestFacts) -> bytes:
         return b"".join(
-            facts.get(value) if field else value  # type: ignore[arg-type]
-            for field, value in self._parts
+            literal if field is None else facts.get(field) for field, literal in self._parts
         )
 
 

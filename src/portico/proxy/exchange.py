@@ -18,7 +18,7 @@ Errors become a status in one place (``fail``): the client's 4xx, portico's
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from portico.errors import Layer, ProxyError
 from portico.http import writer
@@ -104,8 +104,7 @@ class Exchange:
             self.fail(exc)
             return
         route = self.route = match.route
-        policy = self.policy = route.policy  # type: ignore[assignment]
-        assert policy is not None
+        policy = self.policy = cast(RoutePolicy, route.policy)
         limits = policy.limits
         if request.body is Body.LENGTH and request.content_length > limits.max_body_size:
             self.fail(ProxyError(413, Layer.PROXY, _too_large(limits.max_body_size)))
@@ -132,7 +131,7 @@ class Exchange:
         route = match.route
         host = request.host if route.preserve_host and request.host else route.upstream.authority
         headers = self.gw.forwarding.upstream_headers(
-            request.headers, facts, self.client.trusted, host
+            request.headers, request.lnames, facts, self.client.trusted, host
         )
         headers = policy.request_ops.apply(headers, facts)
         if request.body is Body.CHUNKED:
@@ -293,7 +292,9 @@ class Exchange:
         self.status = response.status
         facts = self.facts
         public_origin = self.client.scheme + b"://" + facts.host
-        headers = self.policy.downstream_headers(response.headers, facts, public_origin)
+        headers = self.policy.downstream_headers(
+            response.headers, response.lnames, facts, public_origin
+        )
         if request.method == b"HEAD" or response.status == 304:
             length = _declared_length(response.headers)
             if length is not None:
@@ -315,7 +316,7 @@ class Exchange:
             headers.append((b"Connection", b"close"))
         elif request.version == b"1.0":
             headers.append((b"Connection", b"keep-alive"))
-        if not any(name.lower() == b"x-request-id" for name, _ in headers):
+        if b"x-request-id" not in response.lnames:
             headers.append((b"X-Request-ID", facts.request_id))
         return writer.head(writer.status_line(response.status, response.reason), headers)
 
@@ -379,7 +380,7 @@ class Exchange:
         if error.status in (400, 408, 413, 414, 431, 505):
             keep = False
         request_id = self.facts.request_id if self.facts else self.gw.request_id()
-        accept = _header(self.request, b"accept")
+        accept = self.request.get(b"accept")
         self.client.write(
             error_response(
                 error.status,
@@ -435,8 +436,8 @@ class Exchange:
             request.version,
             self.status,
             self.sent,
-            _header(request, b"referer"),
-            _header(request, b"user-agent"),
+            request.get(b"referer"),
+            request.get(b"user-agent"),
             self.facts.request_id if self.facts else b"-",
             route.label if route else "",
             route.upstream.authority.decode() if route else "",
@@ -455,18 +456,11 @@ def _declared_length(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     return None
 
 
-def _header(request: Request, lname: bytes) -> bytes:
-    for name, value in request.headers:
-        if name.lower() == lname:
-            return value
-    return b""
-
-
 _RID_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
 def _client_request_id(request: Request) -> bytes | None:
-    value = _header(request, b"x-request-id")
+    value = request.get(b"x-request-id")
     if value and len(value) <= 128 and set(value) <= _RID_CHARS:
         return value
     return None

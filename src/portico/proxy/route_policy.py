@@ -28,14 +28,13 @@ class RoutePolicy:
     reverse: ReverseMap
 
     def downstream_headers(
-        self, headers: Headers, facts: RequestFacts, public_origin: bytes
+        self, headers: Headers, lnames: list[bytes], facts: RequestFacts, public_origin: bytes
     ) -> Headers:
         """The upstream's response fields as the client gets them, minus framing."""
-        named = connection_named(headers)
+        named = connection_named(headers) if b"connection" in lnames else frozenset()
         reverse = self.reverse
         out: Headers = []
-        for name, value in headers:
-            lname = name.lower()
+        for lname, (name, value) in zip(lnames, headers, strict=True):
             if lname in HOP_BY_HOP or lname in FRAMING or lname in named:
                 continue
             if lname in LOCATION_HEADERS:

@@ -94,7 +94,10 @@ def _is_hex(pair: bytes) -> bool:
 
 
 def join_upstream(base: bytes, rest: bytes, query: bytes) -> bytes:
-    """ProxyPass joining with exactly one slash: (``/``, ``/a``) → ``/a``; (``/``, ``""``) → ``/``."""
+    """ProxyPass joining with exactly one slash: (``/``, ``/a``) → ``/a``; (``/``, ``""``) → ``/``.
+
+    The client's own ``//`` after the prefix is kept: it is their path, byte-exact.
+    """
     if not rest:
         path = base or b"/"
     elif base.endswith(b"/"):

@@ -84,10 +84,12 @@ class ReverseMap:
                         kept.append(b" Path=" + mapped)
                         changed = True
                         continue
-            elif lname == b"domain":
-                if attr_value.strip().lstrip(b".").lower() == self._cookie_domain:
-                    changed = True
-                    continue
+            elif (
+                lname == b"domain"
+                and attr_value.strip().lstrip(b".").lower() == self._cookie_domain
+            ):
+                changed = True
+                continue
             kept.append(attribute)
         return b";".join(kept) if changed else value
 

@@ -71,11 +71,15 @@ class Route:
         return (self.host or "") + (self.prefix.decode("latin-1") or "/")
 
 
-@dataclass(frozen=True, slots=True)
 class RouteMatch:
-    route: Route
-    target: bytes  # what the upstream receives: path and query
-    stripped: bool  # True when the prefix was removed (X-Forwarded-Prefix applies)
+    """A routed request; a plain class, as one is made per request."""
+
+    __slots__ = ("route", "stripped", "target")
+
+    def __init__(self, route: Route, target: bytes, stripped: bool) -> None:
+        self.route = route
+        self.target = target  # what the upstream receives: path and query
+        self.stripped = stripped  # True when the prefix was removed (X-Forwarded-Prefix applies)
 
 
 class RouteTable:
@@ -108,9 +112,15 @@ class RouteTable:
             reverse=True,
         )
         self._anyhost = longest_first(anyhost)
+        self._hostless = not exact and not wildcard
 
     def match(self, host: str, path: bytes) -> Route | None:
         """The route for a host (without port) and a canonical path, or None."""
+        if self._hostless:
+            for route in self._anyhost:
+                if under_prefix(path, route.prefix):
+                    return route
+            return None
         tiers: list[list[Route]] = []
         bucket = self._exact.get(host)
         if bucket:
@@ -128,7 +138,7 @@ class RouteTable:
     def resolve(self, host: bytes, target: bytes) -> RouteMatch:
         """Route a request and build its upstream target; ProxyError if it can't be."""
         raw_path, query = split_target(target)
-        hostname = host_without_port(host)
+        hostname = "" if self._hostless else host_without_port(host)
         if not needs_decoding(raw_path):
             route = self.match(hostname, raw_path)
             if route is None:

@@ -13,8 +13,8 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-from typing import cast
 from collections import deque
+from typing import cast
 
 from portico.errors import Layer
 from portico.http.events import END, Data, Event, Rejected, Request
@@ -79,9 +79,7 @@ class ClientConnection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         # A half-closed client may still want its response (HTTP/1.0 style).
-        if self.exchange is None and not self._pending:
-            return False
-        return True
+        return not (self.exchange is None and not self._pending)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
@@ -170,7 +168,7 @@ class ClientConnection(asyncio.Protocol):
             not keep_alive
             or self.gw.draining
             or self._requests >= self.gw.timeouts.max_requests
-            or self.parser.finished and not self._pending
+            or (self.parser.finished and not self._pending)
         ):
             self.close()
             return

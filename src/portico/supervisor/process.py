@@ -53,7 +53,8 @@ def app_argv(app: App, proxy_address: str = "127.0.0.1") -> list[str]:
         "--listen", app.bind,
         "--threads", str(max(4, app.workers * 2)),
         "--trusted-proxy", proxy_address,
-        "--trusted-proxy-headers", "x-forwarded-for x-forwarded-host x-forwarded-proto x-forwarded-port",
+        "--trusted-proxy-headers",
+        "x-forwarded-for x-forwarded-host x-forwarded-proto x-forwarded-port",
         app.wsgi,
     ]
 

@@ -78,6 +78,6 @@ class UpstreamPool:
         infos = await self._loop.getaddrinfo(
             upstream.host, upstream.port, type=socket.SOCK_STREAM
         )
-        address = (infos[0][4][0], upstream.port)
+        address = (str(infos[0][4][0]), upstream.port)
         self._addresses[upstream.key] = address
         return address
