@@ -200,7 +200,8 @@ def main() -> int:
             proc, port = starter(work, origin_port)
             try:
                 wrk(f"http://127.0.0.1:{port}/myapp/small", seconds=2)  # warm-up
-                results[name] = {w: wrk(f"http://127.0.0.1:{port}{path}") for w, path in workloads.items()}
+                base = f"http://127.0.0.1:{port}"
+                results[name] = {w: wrk(base + path) for w, path in workloads.items()}
                 results[name]["rss"] = {"mib": rss_mib(proc.pid)}
             finally:
                 stop(proc)

@@ -61,10 +61,8 @@ class Request:
 
     def get(self, lname: bytes) -> bytes:
         """The first value of a header (by lower-case name), or b""."""
-        try:
-            return self.headers[self.lnames.index(lname)][1]
-        except ValueError:
-            return b""
+        lnames = self.lnames
+        return self.headers[lnames.index(lname)][1] if lname in lnames else b""
 
     def __repr__(self) -> str:
         return f"Request({self.method!r}, {self.target!r}, HTTP/{self.version.decode()})"

@@ -41,10 +41,17 @@ PROTECTED = frozenset(
 )
 
 
-def connection_named(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+def connection_named(
+    headers: list[tuple[bytes, bytes]], lnames: list[bytes] | None = None
+) -> frozenset[bytes]:
     """Header names listed in Connection, which are hop-by-hop for this message."""
     named: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
+    names = lnames if lnames is not None else [name.lower() for name, _ in headers]
+    for lname, (_, value) in zip(names, headers, strict=True):
+        if lname == b"connection" and value.lower() not in _PLAIN:
             named.update(connection_tokens(value))
-    return frozenset(named - PROTECTED)
+    return frozenset(named - PROTECTED) if named else _NONE
+
+
+_PLAIN = frozenset({b"keep-alive", b"close"})
+_NONE: frozenset[bytes] = frozenset()

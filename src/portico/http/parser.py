@@ -38,18 +38,7 @@ class _HeadMeter:
     def reset(self) -> None:
         self.line = self.size = self.count = self.fed = 0
 
-    def header(self, name: bytes, value: bytes, limits: HeadLimits) -> None:
-        field = len(name) + len(value)
-        self.count += 1
-        self.size += field + 4
-        if (
-            field > limits.max_header_size
-            or self.size > limits.max_head_size
-            or self.count > limits.max_headers
-        ):
-            self._refuse(field, limits)
-
-    def _refuse(self, field: int, limits: HeadLimits) -> None:
+    def refuse(self, field: int, limits: HeadLimits) -> None:
         if field > limits.max_header_size:
             raise ProtocolError("a header field is too large", 431)
         raise ProtocolError("request head too large or too many headers", 431)
@@ -120,10 +109,20 @@ class RequestParser:
             self._fail(ProtocolError("request line too long", 414))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        try:
-            self._meter.header(name, value, self._limits)
-        except ProtocolError as exc:
-            self._fail(exc)
+        meter = self._meter
+        field = len(name) + len(value)
+        meter.count += 1
+        meter.size += field + 4
+        limits = self._limits
+        if (
+            field > limits.max_header_size
+            or meter.size > limits.max_head_size
+            or meter.count > limits.max_headers
+        ):
+            try:
+                meter.refuse(field, limits)
+            except ProtocolError as exc:
+                self._fail(exc)
         if self._in_head:  # llhttp reports trailer fields here too; they are dropped
             self._headers.append((name, value))
 
@@ -262,11 +261,18 @@ class ResponseParser:
         self._reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        try:
-            self._meter.header(name, value, self._limits)
-        except ProtocolError as exc:
+        meter = self._meter
+        field = len(name) + len(value)
+        meter.count += 1
+        meter.size += field + 4
+        limits = self._limits
+        if (
+            field > limits.max_header_size
+            or meter.size > limits.max_head_size
+            or meter.count > limits.max_headers
+        ):
             self._error = ProtocolError("upstream response head too large", 502)
-            raise exc from None
+            raise self._error
         if self._in_head:
             self._headers.append((name, value))
 

@@ -94,7 +94,7 @@ class Forwarding:
         trusted: bool,
         host_header: bytes,
     ) -> Headers:
-        named = connection_named(headers) if b"connection" in lnames else frozenset()
+        named = connection_named(headers, lnames) if b"connection" in lnames else frozenset()
         out: Headers = [(b"Host", host_header)]
         earlier_for: list[bytes] = []
         earlier: dict[bytes, bytes] = {}

@@ -70,9 +70,23 @@ class AccessLog:
         self._stream = None
 
 
+_stamp_cache: dict[int, bytes] = {}
+
+
+def _stamp(when: float) -> bytes:
+    second = int(when)
+    stamp = _stamp_cache.get(second)
+    if stamp is None:
+        _stamp_cache.clear()
+        stamp = _stamp_cache[second] = time.strftime(
+            "%d/%b/%Y:%H:%M:%S +0000", time.gmtime(second)
+        ).encode()
+    return stamp
+
+
 def _combined_line(entry: Entry) -> bytes:
     when, remote, method, target, version, status, sent, referer, agent, rid, route, up, dt = entry
-    stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(when)).encode()
+    stamp = _stamp(when)
     return b'%s - - [%s] "%s %s HTTP/%s" %d %d "%s" "%s" rid=%s route=%s upstream=%s dur=%.4f\n' % (
         remote.encode(), stamp, _safe(method), _safe(target), _safe(version), status, sent,
         _safe(referer) or b"-", _safe(agent) or b"-", _safe(rid), (route or "-").encode(),

@@ -430,7 +430,7 @@ class Exchange:
         request = self.request
         route = self.route
         log.record(
-            self.client.remote_addr.decode("latin-1"),
+            self.client.remote_text,
             request.method,
             request.target,
             request.version,
@@ -440,7 +440,7 @@ class Exchange:
             request.get(b"user-agent"),
             self.facts.request_id if self.facts else b"-",
             route.label if route else "",
-            route.upstream.authority.decode() if route else "",
+            route.upstream.label if route else "",
             self.gw.loop.time() - self.started,
         )
 

@@ -31,7 +31,7 @@ class RoutePolicy:
         self, headers: Headers, lnames: list[bytes], facts: RequestFacts, public_origin: bytes
     ) -> Headers:
         """The upstream's response fields as the client gets them, minus framing."""
-        named = connection_named(headers) if b"connection" in lnames else frozenset()
+        named = connection_named(headers, lnames) if b"connection" in lnames else frozenset()
         reverse = self.reverse
         out: Headers = []
         for lname, (name, value) in zip(lnames, headers, strict=True):

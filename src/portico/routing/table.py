@@ -24,25 +24,34 @@ from portico.routing.path import (
 )
 
 
-@dataclass(frozen=True, slots=True)
 class Upstream:
-    """Where a route sends requests: ``http://host:port/base``."""
+    """Where a route sends requests: ``http://host:port/base``. Immutable once made."""
 
-    scheme: str
-    host: str
-    port: int
-    base_path: bytes
+    __slots__ = ("authority", "base_path", "host", "key", "label", "port", "scheme")
 
-    @property
-    def authority(self) -> bytes:
-        default = 443 if self.scheme == "https" else 80
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        text = host if self.port == default else f"{host}:{self.port}"
-        return text.encode("ascii")
+    def __init__(self, scheme: str, host: str, port: int, base_path: bytes) -> None:
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.base_path = base_path
+        self.key = (scheme, host, port)
+        default = 443 if scheme == "https" else 80
+        bracketed = f"[{host}]" if ":" in host else host
+        text = bracketed if port == default else f"{bracketed}:{port}"
+        self.authority = text.encode("ascii")  # what the Host header carries
+        self.label = text  # for logs
 
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.scheme, self.host, self.port)
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Upstream) and (self.key, self.base_path) == (
+            other.key,
+            other.base_path,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.base_path))
+
+    def __repr__(self) -> str:
+        return f"Upstream({self.scheme}://{self.label}{self.base_path.decode('latin-1')})"
 
     def origins(self) -> tuple[bytes, ...]:
         """Absolute-URL forms a backend may use for itself, lower-cased."""
@@ -65,10 +74,12 @@ class Route:
     preserve_path: bool = False
     preserve_host: bool = False
     policy: object = field(default=None, compare=False)  # proxy.route_policy.RoutePolicy
+    label: str = field(default="", compare=False)  # "host/prefix", for logs
 
-    @property
-    def label(self) -> str:
-        return (self.host or "") + (self.prefix.decode("latin-1") or "/")
+    def __post_init__(self) -> None:
+        if not self.label:
+            text = (self.host or "") + (self.prefix.decode("latin-1") or "/")
+            object.__setattr__(self, "label", text)
 
 
 class RouteMatch:

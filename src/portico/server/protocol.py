@@ -45,6 +45,7 @@ class ClientConnection(asyncio.Protocol):
         self._head_deadline = 0.0
         self._idle_deadline = 0.0
         self.remote_addr = b"-"
+        self.remote_text = "-"
         self.local_port = b""
         self.local_authority = b""
         self.trusted = False
@@ -56,7 +57,8 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         if peer:
-            self.remote_addr = str(peer[0]).encode("ascii")
+            self.remote_text = str(peer[0])
+            self.remote_addr = self.remote_text.encode("ascii")
             self.trusted = self.gw.forwarding.trust.trusts(str(peer[0]))
         if local:
             host = str(local[0])
@@ -155,7 +157,7 @@ class ClientConnection(asyncio.Protocol):
         self.write(error_response(rejected.status, Layer.CLIENT, rejected.reason,
                                   self.gw.request_id()))
         self.gw.access_log.record(
-            self.remote_addr.decode(), b"-", b"-", b"1.1", rejected.status, 0, b"", b"",
+            self.remote_text, b"-", b"-", b"1.1", rejected.status, 0, b"", b"",
             b"-", "", "", 0.0,
         )
         self.close()

@@ -1,0 +1,94 @@
+"""Time portico's per-request Python path with no sockets: fake transports, real code.
+
+``python bench/hotpath.py [N]`` prints microseconds per proxied small GET; with
+``--profile`` it prints a cProfile summary. Used to guide the hot-path work
+described in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import pstats
+import sys
+import time
+from typing import Any
+
+from portico.config.compile import build_gateway
+from portico.config.load import parse
+from portico.server.protocol import ClientConnection
+from portico.upstream.connection import UpstreamConnection
+
+CONFIG = """
+[server]
+listen = ["http://127.0.0.1:8080"]
+access_log = "/dev/null"
+[server.limits]
+max_keepalive_requests = 1000000000
+[server.pool]
+idle_timeout = "30s"
+[[route]]
+path = "/myapp"
+upstream = "http://127.0.0.1:9/"
+request_headers.set = { "X-Forwarded-Prefix" = "{prefix}" }
+"""
+REQUEST = b"GET /myapp/small HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
+RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Sat, 21 Nov 2026 01:00:00 GMT\r\n"
+            b"Content-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello")
+
+
+class FakeTransport:
+    def __init__(self, peer: tuple[str, int], local: tuple[str, int]) -> None:
+        self.extra = {"peername": peer, "sockname": local}
+        self.out = 0
+
+    def get_extra_info(self, name: str) -> Any:
+        return self.extra.get(name)
+
+    def write(self, data: bytes) -> None:
+        self.out += len(data)
+
+    def writelines(self, parts: list[bytes]) -> None:
+        self.out += sum(map(len, parts))
+
+    def set_write_buffer_limits(self, high: int, low: int) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+def main() -> None:
+    count = int(next((a for a in sys.argv[1:] if a.isdigit()), "100000"))
+    loop = asyncio.new_event_loop()
+    gateway = build_gateway(parse(CONFIG, "hotpath"), loop)
+    client = ClientConnection(gateway)
+    client.connection_made(FakeTransport(("127.0.0.1", 50000), ("127.0.0.1", 8080)))  # type: ignore[arg-type]
+    upstream = UpstreamConnection(gateway.pool, ("http", "127.0.0.1", 9))
+    upstream.connection_made(FakeTransport(("127.0.0.1", 9), ("127.0.0.1", 40000)))  # type: ignore[arg-type]
+    gateway.pool.release(upstream, 0.0)
+
+    def one() -> None:
+        client.data_received(REQUEST)
+        upstream.data_received(RESPONSE)
+
+    for _ in range(1000):
+        one()
+    if "--profile" in sys.argv:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(count):
+            one()
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        return
+    started = time.perf_counter()
+    for _ in range(count):
+        one()
+    elapsed = time.perf_counter() - started
+    gateway.access_log.flush()
+    print(f"{elapsed / count * 1e6:.2f} us per proxied request (Python path, no syscalls)")
+
+
+if __name__ == "__main__":
+    main()
