@@ -8,7 +8,7 @@ from typing import TypeVar
 from portico.config.schema import Config, HeaderRules, parse_upstream
 from portico.config.schema import Route as RouteConfig
 from portico.http.limits import HeadLimits
-from portico.policy.forwarded import Forwarding, Trust
+from portico.policy.forwarded import OWN_REQUEST_HEADERS, Forwarding, Trust
 from portico.policy.header_ops import HeaderOps
 from portico.proxy.accesslog import AccessLog
 from portico.proxy.gateway import ClientTimeouts, Gateway
@@ -44,7 +44,7 @@ def build_routes(config: Config) -> RouteTable:
         )
         policy = RoutePolicy(
             limits=limits,
-            request_ops=_ops(route.request_headers),
+            request_ops=_ops(route.request_headers, OWN_REQUEST_HEADERS),
             response_ops=_ops(route.response_headers),
             reverse=ReverseMap(upstream, prefix, stripped=bool(prefix) and not route.preserve_path),
         )
@@ -86,8 +86,8 @@ def build_gateway(config: Config, loop: asyncio.AbstractEventLoop) -> Gateway:
     )
 
 
-def _ops(rules: HeaderRules) -> HeaderOps:
-    return HeaderOps(rules.set, rules.add, rules.remove)
+def _ops(rules: HeaderRules, own: dict[bytes, bytes] | None = None) -> HeaderOps:
+    return HeaderOps(rules.set, rules.add, rules.remove, own)
 
 
 T = TypeVar("T")

@@ -43,6 +43,24 @@ _REWRITTEN = frozenset({b"host", b"content-length", b"expect", b"x-request-id", 
 
 VIA = b"1.1 portico"
 
+# The fields portico writes on every forwarded request, exactly as it writes them.
+# No client copy of these survives the forwarding step, so header rules may find
+# them by exact bytes (header_ops ``own``).
+OWN_REQUEST_HEADERS = {
+    name.lower(): name
+    for name in (
+        b"Host",
+        b"X-Forwarded-For",
+        b"X-Forwarded-Proto",
+        b"X-Forwarded-Host",
+        b"X-Forwarded-Port",
+        b"X-Forwarded-Prefix",
+        b"Forwarded",
+        b"X-Request-ID",
+        b"Via",
+    )
+}
+
 # A prefix must be a plain absolute path: never ``//host``, ``\``, or dot-segments
 # (an unchecked X-Forwarded-Prefix becomes an open redirect through ProxyFix).
 _PREFIX = re.compile(rb"(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9._~!$&'()*+,=:@%-]+)*\Z")

@@ -55,30 +55,39 @@ class Template:
 class HeaderOps:
     """remove, then set (replacing every copy), then add."""
 
-    __slots__ = ("_add", "_remove", "_set", "empty")
+    __slots__ = ("_add", "_remove", "_remove_exact", "_set", "empty")
 
     def __init__(
         self,
         set_: Mapping[str, str] | None = None,
         add: Mapping[str, str | Sequence[str]] | None = None,
         remove: Sequence[str] = (),
+        own: Mapping[bytes, bytes] | None = None,
     ) -> None:
+        """``own`` maps lower-case names the caller writes itself to the exact bytes it
+        writes them with; those are removed by exact match, without a lower-case pass."""
         self._set = tuple((n.encode("ascii"), Template(v)) for n, v in (set_ or {}).items())
         adds: list[tuple[bytes, Template]] = []
         for name, values in (add or {}).items():
             for value in [values] if isinstance(values, str) else values:
                 adds.append((name.encode("ascii"), Template(value)))
         self._add = tuple(adds)
-        self._remove = frozenset(n.lower().encode("ascii") for n in remove) | frozenset(
+        removed = frozenset(n.lower().encode("ascii") for n in remove) | frozenset(
             n.lower() for n, _ in self._set
         )
-        self.empty = not (self._set or self._add or self._remove)
+        own = own or {}
+        self._remove = frozenset(name for name in removed if name not in own)
+        self._remove_exact = frozenset(own[name] for name in removed if name in own)
+        self.empty = not (self._set or self._add or removed)
 
     def apply(self, headers: Headers, facts: RequestFacts) -> Headers:
         if self.empty:
             return headers
         if self._remove:
             headers = [(n, v) for n, v in headers if n.lower() not in self._remove]
+        if self._remove_exact:
+            exact = self._remove_exact
+            headers = [(n, v) for n, v in headers if n not in exact]
         for name, template in self._set:
             headers.append((name, template.render(facts)))
         for name, template in self._add:

@@ -19,9 +19,10 @@ from portico.routing.path import (
     needs_decoding,
     raw_index,
     remove_dot_segments,
-    split_target,
     under_prefix,
 )
+
+CACHE_SIZE = 4096
 
 
 class Upstream:
@@ -124,6 +125,7 @@ class RouteTable:
         )
         self._anyhost = longest_first(anyhost)
         self._hostless = not exact and not wildcard
+        self._cache: dict[tuple[bytes, bytes], tuple[Route, bytes, bool]] = {}
 
     def match(self, host: str, path: bytes) -> Route | None:
         """The route for a host (without port) and a canonical path, or None."""
@@ -147,8 +149,28 @@ class RouteTable:
         return None
 
     def resolve(self, host: bytes, target: bytes) -> RouteMatch:
-        """Route a request and build its upstream target; ProxyError if it can't be."""
-        raw_path, query = split_target(target)
+        """Route a request and build its upstream target; ProxyError if it can't be.
+
+        Results are kept per (host, path) in a small cache that is emptied when
+        full, so hot paths skip the work and random paths cannot grow memory.
+        """
+        mark = target.find(b"?")
+        raw_path, query = (target, b"") if mark < 0 else (target[:mark], target[mark:])
+        key = (b"" if self._hostless else host, raw_path)
+        hit = self._cache.get(key)
+        if hit is not None:
+            route, path, stripped = hit
+            return RouteMatch(route, path + query if query else path, stripped)
+        match = self._resolve(host, raw_path)
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()
+        self._cache[key] = (match.route, match.target, match.stripped)
+        if query:
+            match.target += query
+        return match
+
+    def _resolve(self, host: bytes, raw_path: bytes) -> RouteMatch:
+        query = b""
         hostname = "" if self._hostless else host_without_port(host)
         if not needs_decoding(raw_path):
             route = self.match(hostname, raw_path)

@@ -175,9 +175,10 @@ class ClientConnection(asyncio.Protocol):
             self.close()
             return
         self._idle_deadline = self.gw.now + self.gw.timeouts.keepalive
-        if self._paused_for - {_PIPELINE}:  # reasons left by the finished exchange
-            self._paused_for &= {_PIPELINE}
-            if not self._paused_for and self.transport is not None:
+        paused = self._paused_for
+        if paused and (len(paused) > 1 or _PIPELINE not in paused):
+            paused.intersection_update((_PIPELINE,))  # reasons left by the finished exchange
+            if not paused and self.transport is not None:
                 self.transport.resume_reading()
         if self.parser.in_head:
             self._head_deadline = self.gw.now + self.gw.timeouts.head
