@@ -80,8 +80,10 @@ class ClientConnection(asyncio.Protocol):
                 self._dispatch()
 
     def eof_received(self) -> bool:
-        # A half-closed client may still want its response (HTTP/1.0 style).
-        return not (self.exchange is None and not self._pending)
+        """Keep a half-closed connection only to answer a request already read whole."""
+        if self._reading is not None or self.parser.in_head:
+            return False  # a body or head that can never be finished: drop both sides
+        return self.exchange is not None or bool(self._pending)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True

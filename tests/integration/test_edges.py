@@ -1,0 +1,78 @@
+"""Edges from the core issue not covered elsewhere: connect timeout, upload abort, JSON log."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+from tests.conftest import proxy_config
+from tests.support.client import connect, read_response
+from tests.support.recorder import Conn, Recorder
+
+
+def test_connect_timeout_is_504(start_portico: Any) -> None:
+    # A loopback listener that never accepts, with its one-slot backlog already
+    # taken, drops further SYNs: a connect that hangs, without leaving loopback.
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(0)
+    port = blackhole.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.2)
+    try:
+        proxy = start_portico(proxy_config(f"http://127.0.0.1:{port}/",
+                                           server='[server.limits]\nconnect_timeout = "1s"'))
+        with connect(proxy.port) as sock:
+            started = time.monotonic()
+            sock.sendall(b"GET /myapp/ HTTP/1.1\r\nHost: a\r\n\r\n")
+            reply = read_response(sock)
+            waited = time.monotonic() - started
+        assert reply.status == 504 and 0.9 < waited < 3
+        assert b"timed out connecting" in reply.body
+    finally:
+        for filler in fillers:
+            filler.close()
+        blackhole.close()
+
+
+def test_client_leaving_mid_upload_closes_the_upstream(recorder: Recorder, start_portico: Any) -> None:
+    upstream_saw_eof = threading.Event()
+
+    def slow_sink(conn: Conn) -> None:
+        while True:
+            try:
+                data = conn.sock.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+        upstream_saw_eof.set()
+
+    recorder.reset_log(slow_sink)
+    proxy = start_portico(proxy_config(recorder.url, 'limits.max_body_size = "1GiB"'))
+    sock = connect(proxy.port)
+    sock.sendall(b"POST /myapp/up HTTP/1.1\r\nHost: a\r\nContent-Length: 100000000\r\n\r\n" + b"x" * 200000)
+    time.sleep(0.3)
+    sock.close()
+    assert upstream_saw_eof.wait(5)
+
+
+def test_json_access_log(recorder: Recorder, start_portico: Any) -> None:
+    proxy = start_portico(proxy_config(recorder.url, server='log_format = "json"'))
+    with connect(proxy.port) as sock:
+        sock.sendall(b"GET /myapp/x?q=1 HTTP/1.1\r\nHost: a\r\nUser-Agent: t\"est\r\nX-Request-ID: r-1\r\n\r\n")
+        assert read_response(sock).status == 200
+    assert proxy.wait_for_log('"request_id": "r-1"')
+    line = next(line for line in proxy.stdout_lines if '"r-1"' in line)
+    entry = json.loads(line)
+    assert entry["target"] == "/myapp/x?q=1" and entry["status"] == 200
+    assert entry["route"] == "/myapp" and entry["user_agent"] == 't"est'
+    assert entry["upstream"] == f"127.0.0.1:{recorder.port}"
