@@ -27,21 +27,26 @@ _DIGITS = frozenset(b"0123456789")
 class _HeadMeter:
     """Counts a head's size as it arrives, piece by piece."""
 
-    __slots__ = ("count", "fed", "line", "size")
+    __slots__ = ("count", "fed", "size")
 
     def __init__(self) -> None:
-        self.line = 0
         self.size = 0
         self.count = 0
-        self.fed = 0
+        self.fed = 0  # bytes fed while this head was incomplete (see _check_slow_head)
 
     def reset(self) -> None:
-        self.line = self.size = self.count = self.fed = 0
+        self.size = self.count = self.fed = 0
 
-    def refuse(self, field: int, limits: HeadLimits) -> None:
+    def add(self, name: bytes, value: bytes, limits: HeadLimits) -> str | None:
+        """Count one field; say which limit it breaks, or None."""
+        field = len(name) + len(value)
+        self.count += 1
+        self.size += field + 4
         if field > limits.max_header_size:
-            raise ProtocolError("a header field is too large", 431)
-        raise ProtocolError("request head too large or too many headers", 431)
+            return "a header field is too large"
+        if self.size > limits.max_head_size or self.count > limits.max_headers:
+            return "head too large or too many header fields"
+        return None
 
 
 class RequestParser:
@@ -109,20 +114,9 @@ class RequestParser:
             self._fail(ProtocolError("request line too long", 414))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        meter = self._meter
-        field = len(name) + len(value)
-        meter.count += 1
-        meter.size += field + 4
-        limits = self._limits
-        if (
-            field > limits.max_header_size
-            or meter.size > limits.max_head_size
-            or meter.count > limits.max_headers
-        ):
-            try:
-                meter.refuse(field, limits)
-            except ProtocolError as exc:
-                self._fail(exc)
+        problem = self._meter.add(name, value, self._limits)
+        if problem:
+            self._fail(ProtocolError(problem, 431))
         if self._in_head:  # llhttp reports trailer fields here too; they are dropped
             self._headers.append((name, value))
 
@@ -261,17 +255,9 @@ class ResponseParser:
         self._reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        meter = self._meter
-        field = len(name) + len(value)
-        meter.count += 1
-        meter.size += field + 4
-        limits = self._limits
-        if (
-            field > limits.max_header_size
-            or meter.size > limits.max_head_size
-            or meter.count > limits.max_headers
-        ):
-            self._error = ProtocolError("upstream response head too large", 502)
+        problem = self._meter.add(name, value, self._limits)
+        if problem:
+            self._error = ProtocolError(f"upstream response: {problem}", 502)
             raise self._error
         if self._in_head:
             self._headers.append((name, value))

@@ -24,7 +24,7 @@ def check_name(name: str) -> str | None:
 
 
 class Template:
-    __slots__ = ("_parts", "static")
+    __slots__ = ("_parts",)
 
     def __init__(self, text: str) -> None:
         if any(c in text for c in "\r\n\x00"):
@@ -44,7 +44,6 @@ class Template:
         if position < len(text):
             parts.append((None, text[position:].encode("latin-1")))
         self._parts = tuple(parts)
-        self.static = all(field is None for field, _ in parts)
 
     def render(self, facts: RequestFacts) -> bytes:
         return b"".join(

@@ -17,14 +17,6 @@ def bad_path(message: str) -> ProxyError:
     return ProxyError(400, Layer.CLIENT, message)
 
 
-def split_target(target: bytes) -> tuple[bytes, bytes]:
-    """``/a/b?x=1`` → (``/a/b``, ``?x=1``)."""
-    mark = target.find(b"?")
-    if mark < 0:
-        return target, b""
-    return target[:mark], target[mark:]
-
-
 def needs_decoding(path: bytes) -> bool:
     return b"%" in path or b"\\" in path or b"/." in path
 
