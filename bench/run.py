@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = 50
 ROOT = Path(__file__).resolve().parent
 CPUS = os.cpu_count() or 1
@@ -159,6 +161,16 @@ def wrk(url: str, connections: int = CONNECTIONS, seconds: int = SECONDS) -> dic
     }
 
 
+def median_run(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Per workload and figure, the median over the rounds."""
+    return {
+        workload: {
+            key: statistics.median(run[workload][key] for run in runs) for key in figures
+        }
+        for workload, figures in runs[0].items()
+    }
+
+
 def rss_mib(pid: int) -> float:
     total = 0
     for child in [pid, *children(pid)]:
@@ -193,21 +205,25 @@ def main() -> int:
             return 1
     work = Path(tempfile.mkdtemp(prefix="portico-bench-"))
     origin, origin_port = start_origin(work)
-    results: dict[str, dict[str, dict[str, float]]] = {}
     workloads = {"small GET": "/myapp/small", "1 MiB GET": "/myapp/big"}
+    rounds: dict[str, list[dict[str, dict[str, float]]]] = {"nginx": [], "portico": []}
     try:
-        for name, starter in (("nginx", start_nginx_proxy), ("portico", start_portico)):
-            proc, port = starter(work, origin_port)
-            try:
-                wrk(f"http://127.0.0.1:{port}/myapp/small", seconds=2)  # warm-up
-                base = f"http://127.0.0.1:{port}"
-                results[name] = {w: wrk(base + path) for w, path in workloads.items()}
-                results[name]["rss"] = {"mib": rss_mib(proc.pid)}
-            finally:
-                stop(proc)
+        for _ in range(ROUNDS):  # interleaved, so drift in machine speed hits both alike
+            for name, starter in (("nginx", start_nginx_proxy), ("portico", start_portico)):
+                proc, port = starter(work, origin_port)
+                try:
+                    wrk(f"http://127.0.0.1:{port}/myapp/small", seconds=2)  # warm-up
+                    base = f"http://127.0.0.1:{port}"
+                    run = {w: wrk(base + path) for w, path in workloads.items()}
+                    run["rss"] = {"mib": rss_mib(proc.pid)}
+                    rounds[name].append(run)
+                finally:
+                    stop(proc)
     finally:
         stop(origin)
-    print(f"\nportico vs nginx, wrk -t1 -c{CONNECTIONS} -d{SECONDS}s, "
+    results = {name: median_run(runs) for name, runs in rounds.items()}
+    print(f"\nportico vs nginx, median of {ROUNDS} interleaved rounds, "
+          f"wrk -t1 -c{CONNECTIONS} -d{SECONDS}s, "
           + ("proxy pinned to CPU 0, origin and wrk to CPU 1" if PIN else "unpinned (1 CPU)"))
     print(f"{'workload':<12} {'nginx req/s':>12} {'portico req/s':>14} {'ratio':>7} "
           f"{'nginx p99':>10} {'portico p99':>12}")
@@ -220,7 +236,7 @@ def main() -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = ROOT / "results" / f"bench-{stamp}.json"
     out.write_text(json.dumps({"seconds": SECONDS, "connections": CONNECTIONS, "pinned": PIN,
-                               "results": results}, indent=2))
+                               "rounds": rounds, "median": results}, indent=2))
     print(f"results: {out.relative_to(ROOT.parent)}")
     shutil.rmtree(work, ignore_errors=True)
     return 0

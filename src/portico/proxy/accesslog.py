@@ -11,10 +11,17 @@ import json
 import re
 import sys
 import time
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 _UNSAFE = re.compile(rb'[^\x20-\x7e]|["\\]')
+Fields = tuple[str, bytes, bytes, bytes, int, int, bytes, bytes, bytes, str, str]
 Entry = tuple[float, str, bytes, bytes, bytes, int, int, bytes, bytes, bytes, str, str, float]
+
+
+class Loggable(Protocol):
+    """A finished exchange; its fields are read when the batch is written."""
+
+    def log_fields(self) -> Fields: ...
 
 
 class AccessLog:
@@ -25,6 +32,7 @@ class AccessLog:
         self._json = fmt == "json"
         self._batch = batch
         self._entries: list[Entry] = []
+        self._exchanges: list[tuple[float, float, Loggable]] = []
         self._stream: BinaryIO | None = None
         if self.enabled:
             self._stream = sys.stdout.buffer if target == "-" else open(target, "ab")  # noqa: SIM115
@@ -51,10 +59,23 @@ class AccessLog:
         if len(self._entries) >= self._batch:
             self.flush()
 
+    def record_exchange(self, exchange: Loggable, duration: float) -> None:
+        """The hot-path form: keep the exchange, read its fields at flush time."""
+        self._exchanges.append((time.time(), duration, exchange))
+        if len(self._exchanges) >= self._batch:
+            self.flush()
+
     def flush(self) -> None:
+        if self._exchanges:
+            self._entries += [
+                (when, *exchange.log_fields(), duration)
+                for when, duration, exchange in self._exchanges
+            ]
+            self._exchanges = []
         if not self._entries or self._stream is None:
             return
         entries, self._entries = self._entries, []
+        entries.sort(key=lambda entry: entry[0])
         fmt = _json_line if self._json else _combined_line
         data = b"".join([fmt(entry) for entry in entries])
         try:
@@ -84,10 +105,18 @@ def _stamp(when: float) -> bytes:
     return stamp
 
 
+_LINE = b'%s - - [%s] "%s %s HTTP/%s" %d %d "%s" "%s" rid=%s route=%s upstream=%s dur=%.4f\n'
+
+
 def _combined_line(entry: Entry) -> bytes:
     when, remote, method, target, version, status, sent, referer, agent, rid, route, up, dt = entry
     stamp = _stamp(when)
-    return b'%s - - [%s] "%s %s HTTP/%s" %d %d "%s" "%s" rid=%s route=%s upstream=%s dur=%.4f\n' % (
+    if _UNSAFE.search(b"".join((method, target, version, referer, agent, rid))) is None:
+        return _LINE % (
+            remote.encode(), stamp, method, target, version, status, sent, referer or b"-",
+            agent or b"-", rid, (route or "-").encode(), (up or "-").encode(), dt,
+        )
+    return _LINE % (
         remote.encode(), stamp, _safe(method), _safe(target), _safe(version), status, sent,
         _safe(referer) or b"-", _safe(agent) or b"-", _safe(rid), (route or "-").encode(),
         (up or "-").encode(), dt,

@@ -24,6 +24,7 @@ from portico.errors import Layer, ProxyError
 from portico.http import writer
 from portico.http.events import END, Body, Data, Event, Rejected, Request, Response
 from portico.policy.context import RequestFacts
+from portico.proxy.accesslog import Fields
 from portico.proxy.errorpage import error_response, wants_json
 from portico.proxy.route_policy import RoutePolicy
 from portico.routing.table import Route, RouteMatch
@@ -425,11 +426,14 @@ class Exchange:
 
     def _log(self) -> None:
         log = self.gw.access_log
-        if not log.enabled:
-            return
+        if log.enabled:
+            log.record_exchange(self, self.gw.loop.time() - self.started)
+
+    def log_fields(self) -> Fields:
+        """What the access log shows; read when its batch is written, not per request."""
         request = self.request
         route = self.route
-        log.record(
+        return (
             self.client.remote_text,
             request.method,
             request.target,
@@ -441,7 +445,6 @@ class Exchange:
             self.facts.request_id if self.facts else b"-",
             route.label if route else "",
             route.upstream.label if route else "",
-            self.gw.loop.time() - self.started,
         )
 
 

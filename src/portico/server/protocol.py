@@ -74,10 +74,26 @@ class ClientConnection(asyncio.Protocol):
         events = self.parser.feed(data)
         if self.parser.in_head and not self._head_deadline:
             self._head_deadline = self.gw.now + self.gw.timeouts.head
-        if events:
-            self._pending.extend(events)
-            if not self._dispatching:
-                self._dispatch()
+        if not events:
+            return
+        if (
+            len(events) == 2
+            and events[1] is END
+            and self.exchange is None
+            and not self._pending
+            and not self._dispatching
+            and type(events[0]) is Request
+        ):
+            # The common case, one whole request without a body: no queue needed.
+            self._start(events[0])
+            reading = self._reading
+            self._reading = None
+            if reading is not None:
+                reading.on_request_end()
+            return
+        self._pending.extend(events)
+        if not self._dispatching:
+            self._dispatch()
 
     def eof_received(self) -> bool:
         """Keep a half-closed connection only to answer a request already read whole."""
