@@ -22,7 +22,7 @@ demo: setup
 	$(BIN)/portico run
 
 lint: setup
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy
 
 test: lint

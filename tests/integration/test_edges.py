@@ -76,3 +76,18 @@ def test_json_access_log(recorder: Recorder, start_portico: Any) -> None:
     assert entry["target"] == "/myapp/x?q=1" and entry["status"] == 200
     assert entry["route"] == "/myapp" and entry["user_agent"] == 't"est'
     assert entry["upstream"] == f"127.0.0.1:{recorder.port}"
+
+
+def test_last_keepalive_request_is_answered_with_connection_close(recorder: Recorder, start_portico: Any) -> None:
+    # The connection's last response must say so, or a client that already sent the
+    # next request on it sees a reset (found under load in the supervisor tests).
+    proxy = start_portico(proxy_config(recorder.url, server="[server.limits]\nmax_keepalive_requests = 3"))
+    with connect(proxy.port) as sock:
+        replies = []
+        for _ in range(3):
+            sock.sendall(b"GET /myapp/ HTTP/1.1\r\nHost: a\r\n\r\n")
+            replies.append(read_response(sock))
+        assert [r.status for r in replies] == [200, 200, 200]
+        assert [r.header(b"connection") for r in replies] == [None, None, b"close"]
+        sock.settimeout(5)
+        assert sock.recv(1) == b""  # and then it closes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from portico.policy.context import RequestFacts
+from portico.policy.context import RequestFacts, public_port
 from portico.policy.forwarded import Forwarding, Trust
 from portico.policy.header_ops import HeaderOps, Template
 
@@ -112,3 +112,14 @@ def test_trusted_prefix_is_composed_only_when_it_is_a_plain_path(outer: bytes, e
     headers = [(b"X-Forwarded-Prefix", outer)]
     out = as_dict(upstream(Forwarding(Trust(["0.0.0.0/1"])), headers, FACTS, True, b"up"))
     assert out[b"x-forwarded-prefix"] == [expected]
+
+
+@pytest.mark.parametrize(("host", "scheme", "port"), [
+    (b"my.site.com:8080", b"http", b"8080"),
+    (b"my.site.com", b"http", b"80"),  # behind a port mapping the socket's port would be wrong
+    (b"my.site.com", b"https", b"443"),
+    (b"[::1]:8443", b"https", b"8443"),
+    (b"[::1]", b"http", b"80"),
+])
+def test_forwarded_port_is_the_port_the_client_addressed(host: bytes, scheme: bytes, port: bytes) -> None:
+    assert public_port(host, scheme) == port

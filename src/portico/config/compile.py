@@ -15,6 +15,8 @@ from portico.proxy.gateway import ClientTimeouts, Gateway
 from portico.proxy.route_policy import RouteLimits, RoutePolicy
 from portico.routing.proxypass import ReverseMap
 from portico.routing.table import Route, RouteTable, Upstream
+from portico.supervisor.commands import connect_host, split_bind
+from portico.supervisor.gate import AppGate
 from portico.upstream.pool import UpstreamPool
 
 
@@ -23,13 +25,15 @@ def upstream_of(route: RouteConfig, config: Config) -> Upstream:
         scheme, host, port, base = parse_upstream(route.upstream)
     else:
         app = next(app for app in config.app if app.name == route.app)
-        host, _, port_text = app.bind.rpartition(":")
-        host = "127.0.0.1" if host in ("0.0.0.0", "") else host.strip("[]")
-        scheme, port, base = "http", int(port_text), "/"
+        if app.bind is None:  # not assigned yet (``portico check``): shown as port 0
+            host, port = "127.0.0.1", 0
+        else:
+            host, port = connect_host(app.bind), split_bind(app.bind)[1]
+        scheme, base = "http", "/"
     return Upstream(scheme, host, port, base.encode("latin-1"))
 
 
-def build_routes(config: Config) -> RouteTable:
+def build_routes(config: Config, gates: dict[str, AppGate] | None = None) -> RouteTable:
     server_limits = config.server.limits
     routes = []
     for index, route in enumerate(config.route):
@@ -47,6 +51,7 @@ def build_routes(config: Config) -> RouteTable:
             request_ops=_ops(route.request_headers, OWN_REQUEST_HEADERS),
             response_ops=_ops(route.response_headers),
             reverse=ReverseMap(upstream, prefix, stripped=bool(prefix) and not route.preserve_path),
+            app=(gates or {}).get(route.app) if route.app else None,
         )
         routes.append(
             Route(
@@ -62,12 +67,14 @@ def build_routes(config: Config) -> RouteTable:
     return RouteTable(routes)
 
 
-def build_gateway(config: Config, loop: asyncio.AbstractEventLoop) -> Gateway:
+def build_gateway(
+    config: Config, loop: asyncio.AbstractEventLoop, gates: dict[str, AppGate] | None = None
+) -> Gateway:
     server = config.server
     limits = server.limits
     return Gateway(
         loop=loop,
-        routes=build_routes(config),
+        routes=build_routes(config, gates),
         forwarding=Forwarding(Trust(server.trusted_proxies), rfc7239=server.forwarded),
         head_limits=HeadLimits(
             max_request_line=limits.max_request_line,

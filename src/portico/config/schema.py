@@ -242,35 +242,71 @@ class Server(_Table):
 
 
 class App(_Table):
-    """``[[app]]``: a WSGI app portico starts and stops with itself."""
+    """``[[app]]``: an app portico starts, keeps up and stops with itself."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     wsgi: str | None = None
-    """``module:callable``, e.g. ``server:app``."""
+    """``module:callable`` of a WSGI app, e.g. ``server:app``."""
+    asgi: str | None = None
+    """``module:callable`` of an ASGI app, served by uvicorn."""
     command: list[str] | None = None
-    """Any command instead of ``wsgi``; ``{port}`` and ``{host}`` are filled in."""
-    server: Literal["gunicorn", "waitress"] | None = None
-    """WSGI server: gunicorn with gevent workers (POSIX default) or waitress (Windows default)."""
+    """Any command instead; ``{host}``, ``{port}`` and ``{python}`` (portico's own
+    interpreter) are filled in."""
+    server: Literal["gunicorn", "waitress", "uvicorn"] | None = None
+    """gunicorn with gevent workers (POSIX default for ``wsgi``), waitress (Windows
+    default), or uvicorn (the default, and only choice, for ``asgi``)."""
     workers: int = Field(2, ge=1)
     cwd: str | None = None
-    """Working directory, relative to the config file."""
+    """Working directory, relative to the config file; also put on PYTHONPATH."""
     env: dict[str, str] = {}
-    bind: str = "127.0.0.1:8000"
-    """Where the app listens: ``HOST:PORT``."""
+    bind: str | None = None
+    """Where the app listens, ``HOST:PORT``; left out, portico picks a free loopback port."""
+    health: str | None = None
+    """Optional readiness path: the app is up when it answers it 2xx or 3xx."""
     start_timeout: Duration = 30.0
+    """How long the app may take to become ready."""
+    stop_timeout: Duration = 10.0
+    """Grace between SIGTERM and SIGKILL when stopping."""
+    max_restarts: int = Field(5, ge=0)
+    """Crashes allowed within ``restart_window``; one more and the app is marked failed."""
+    restart_window: Duration = 60.0
+    restart_delay_max: Duration = 30.0
+    """Restarts back off exponentially from 0.25 s up to this."""
+    request_wait: Duration = 5.0
+    """How long a request waits for a restarting app before it gets 503."""
+    log_max_size: Size = 10 * 2**20
+    """The app's log file is rotated at this size..."""
+    log_backups: int = Field(3, ge=0)
+    """...keeping this many old files."""
 
     @field_validator("bind")
     @classmethod
-    def _bind(cls, bind: str) -> str:
+    def _bind(cls, bind: str | None) -> str | None:
+        if bind is None:
+            return None
         host, _, port = bind.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"invalid bind {bind!r}: use HOST:PORT, e.g. \"127.0.0.1:8000\"")
         return bind
 
+    @field_validator("health")
+    @classmethod
+    def _health(cls, path: str | None) -> str | None:
+        if path is not None and (not path.startswith("/") or any(c in path for c in " \r\n#")):
+            raise ValueError(f"invalid health path {path!r}: use a path like \"/healthz\"")
+        return path
+
     @model_validator(mode="after")
     def _one_kind(self) -> App:
-        if (self.wsgi is None) == (self.command is None):
-            raise ValueError("an app needs exactly one of 'wsgi' or 'command'")
+        given = [key for key in ("wsgi", "asgi", "command") if getattr(self, key) is not None]
+        if len(given) != 1:
+            raise ValueError("an app needs exactly one of 'wsgi', 'asgi' or 'command'")
+        if self.asgi is not None and self.server not in (None, "uvicorn"):
+            raise ValueError("an 'asgi' app is served by uvicorn; leave out 'server'")
+        if self.wsgi is not None and self.server == "uvicorn":
+            raise ValueError("uvicorn serves 'asgi' apps; for 'wsgi' use gunicorn or waitress")
+        if self.command is not None and self.server is not None:
+            raise ValueError("'server' applies to 'wsgi'/'asgi' apps, not to 'command'")
         return self
 
 

@@ -19,7 +19,7 @@ class RequestFacts:
     ) -> None:
         self.scheme = scheme
         self.host = host  # the validated Host as the client sent it (port included)
-        self.port = port  # the port the client connected to
+        self.port = port  # the port the client addressed (see public_port)
         self.remote_addr = remote_addr
         self.prefix = prefix  # the stripped prefix, b"" when nothing was stripped
         self.request_id = request_id
@@ -27,3 +27,15 @@ class RequestFacts:
     def get(self, name: str) -> bytes:
         value: bytes = getattr(self, name)
         return value
+
+
+def public_port(host: bytes, scheme: bytes) -> bytes:
+    """The port the client addressed: Host's, else the scheme's default (RFC 9110 7.2).
+
+    Not the listening socket's port, which is wrong behind a port mapping
+    (a container's 8080 published as 80).
+    """
+    _, colon, port = host.rpartition(b":")
+    if colon and port.isdigit():  # "[::1]" splits as "[:" ":" "1]": not a port
+        return port
+    return b"443" if scheme == b"https" else b"80"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, cast
 from portico.errors import Layer, ProxyError
 from portico.http import writer
 from portico.http.events import END, Body, Data, Event, Rejected, Request, Response
-from portico.policy.context import RequestFacts
+from portico.policy.context import RequestFacts, public_port
 from portico.proxy.accesslog import Fields
 from portico.proxy.errorpage import error_response, wants_json
 from portico.proxy.route_policy import RoutePolicy
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 BUFFER_BEFORE_CONNECT = 64 * 1024
+MAX_APP_RETRIES = 2  # idempotent, bodiless requests to a supervised app that died
 
 
 class Exchange:
@@ -49,6 +50,7 @@ class Exchange:
         "_head",
         "_retried",
         "_reused",
+        "_waited",
         "body_deadline",
         "body_received",
         "client",
@@ -83,8 +85,9 @@ class Exchange:
         self._chunked_up = request.body is Body.CHUNKED
         self._chunked_down = False
         self._continue_sent = False
-        self._retried = False
+        self._retried = 0
         self._reused = False
+        self._waited = False
         self.request_done = request.body is Body.NONE
         self.body_received = 0
         self.response_started = False
@@ -110,10 +113,11 @@ class Exchange:
         if request.body is Body.LENGTH and request.content_length > limits.max_body_size:
             self.fail(ProxyError(413, Layer.PROXY, _too_large(limits.max_body_size)))
             return
+        host = request.host or client.local_authority
         facts = self.facts = RequestFacts(
             client.scheme,
-            request.host or client.local_authority,
-            client.local_port,
+            host,
+            public_port(host, client.scheme),
             client.remote_addr,
             route.prefix if match.stripped else b"",
             _client_request_id(request) or self.gw.request_id(),
@@ -121,11 +125,39 @@ class Exchange:
         self._head = self._upstream_head(match, facts, policy)
         if not self.request_done:
             self.body_deadline = self.gw.now + limits.body_timeout
-        conn = self.gw.pool.acquire(route.upstream.key)
+        gate = policy.app
+        if gate is not None and not gate.up:
+            self._wait_for_app()
+            return
+        self._acquire()
+
+    def _acquire(self) -> None:
+        assert self.route is not None
+        conn = self.gw.pool.acquire(self.route.upstream.key)
         if conn is not None:
             self._attach(conn, reused=True)
         else:
             self._connect()
+
+    # -- phase: wait for a supervised app that is (re)starting -------------------------
+    def _wait_for_app(self) -> None:
+        assert self.policy is not None and self.policy.app is not None
+        self._waited = True
+        self.policy.app.wait(self._on_app_ready)
+
+    def _on_app_ready(self, up: bool) -> None:
+        if self.finished:
+            return
+        if up:
+            self._acquire()
+            return
+        gate = self.policy.app if self.policy else None
+        assert gate is not None
+        if gate.gone:
+            reason = f"app {gate.name!r} is {gate.state}; see its log or `portico status`"
+        else:
+            reason = f"app {gate.name!r} did not come up within {gate.wait_timeout:g}s"
+        self.fail(ProxyError(503, Layer.UPSTREAM, reason))
 
     def _upstream_head(self, match: RouteMatch, facts: RequestFacts, policy: RoutePolicy) -> bytes:
         request = self.request
@@ -164,6 +196,10 @@ class Exchange:
         if isinstance(exc, TimeoutError):
             self.fail(ProxyError(504, Layer.UPSTREAM, "timed out connecting to the upstream"))
         elif exc is not None:
+            assert self.policy is not None
+            if self.policy.app is not None and not self._waited:
+                self._wait_for_app()  # the app may have just crashed: wait for its restart
+                return
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             self.fail(ProxyError(502, Layer.UPSTREAM, f"cannot connect to the upstream: {reason}"))
         else:
@@ -347,16 +383,25 @@ class Exchange:
             self._log()
             self.client.exchange_finished(self, False)
             return
+        gate = self.policy.app if self.policy else None
         if (
-            self._reused
-            and received == 0
-            and not self._retried
+            received == 0
+            and self._retried < (MAX_APP_RETRIES if gate else 1)
             and self.request.method in IDEMPOTENT
             and self.request.body is Body.NONE
         ):
-            self._retried = True  # a pooled connection the upstream had closed
-            self._connect()
-            return
+            self._retried += 1
+            if self._reused:
+                self._connect()  # a pooled connection the upstream had closed
+                return
+            if gate is not None:
+                # A supervised app died under the request. Its orphaned workers may
+                # still accept for a moment before they are swept, hence two tries.
+                if gate.up:
+                    self._connect()
+                else:
+                    self._wait_for_app()
+                return
         self.fail(ProxyError(502, Layer.UPSTREAM, rejected.reason))
 
     def fail(self, error: ProxyError) -> None:

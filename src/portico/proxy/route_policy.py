@@ -10,6 +10,7 @@ from portico.policy.context import RequestFacts
 from portico.policy.forwarded import VIA
 from portico.policy.header_ops import HeaderOps
 from portico.routing.proxypass import LOCATION_HEADERS, ReverseMap
+from portico.supervisor.gate import AppGate
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class RoutePolicy:
     request_ops: HeaderOps
     response_ops: HeaderOps
     reverse: ReverseMap
+    app: AppGate | None = None  # set when the route serves a supervised [[app]]
 
     def downstream_headers(
         self, headers: Headers, lnames: list[bytes], facts: RequestFacts, public_origin: bytes

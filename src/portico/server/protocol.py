@@ -166,6 +166,8 @@ class ClientConnection(asyncio.Protocol):
         self._head_deadline = 0.0
         self._requests += 1
         exchange = Exchange(self, request, self.gw)
+        if self._requests >= self.gw.timeouts.max_requests:
+            exchange.keep_client = False  # the last one: its response says Connection: close
         self.exchange = exchange
         self._reading = exchange
         exchange.start()

@@ -4,29 +4,47 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from portico.admin.control import control_path, remove_control, serve_control
 from portico.config.compile import build_gateway
 from portico.config.schema import Config, parse_listen
 from portico.proxy.gateway import Gateway
+from portico.proxy.route_policy import RoutePolicy
 from portico.server.loops import loop_factory
 from portico.server.protocol import ClientConnection
-from portico.supervisor.process import AppProcess
+from portico.supervisor.commands import assign_ports
+from portico.supervisor.logs import Echo
+from portico.supervisor.supervisor import Supervisor
 
 Announce = Callable[[str], None]
 
 
-def run(config: Config, base_dir: Path, state_dir: Path, announce: Announce) -> int:
+@dataclass(frozen=True)
+class RunContext:
+    """Where a run reads and writes, and how it talks to the terminal."""
+
+    base_dir: Path  # relative paths in the config are read from here
+    state_dir: Path  # app logs, the control socket, generated certificates
+    config_file: Path | None  # None: the built-in default
+    announce: Announce
+    echo: Echo | None = None  # app output to the console, with the app's name
+
+
+def run(config: Config, ctx: RunContext) -> int:
     name, factory = loop_factory()
-    announce(f"event loop: {name}")
+    ctx.announce(f"event loop: {name}")
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(serve(config, base_dir, state_dir, announce))
+        return runner.run(serve(config, ctx))
 
 
-async def serve(config: Config, base_dir: Path, state_dir: Path, announce: Announce) -> int:
+async def serve(config: Config, ctx: RunContext) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -35,24 +53,61 @@ async def serve(config: Config, base_dir: Path, state_dir: Path, announce: Annou
         except (NotImplementedError, RuntimeError):  # Windows' proactor loop
             signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
 
-    apps = [AppProcess(app, base_dir, state_dir / "logs") for app in config.app]
+    config = assign_ports(config)
+    supervisor = Supervisor(
+        config.app, ctx.base_dir, ctx.state_dir / "logs", loop, ctx.announce, ctx.echo
+    )
+    control_file = control_path(ctx.state_dir, ctx.config_file)
+    control: asyncio.Server | None = None
     try:
-        for app in apps:  # apps come up before any listener opens
-            await app.start()
-            announce(f"app {app.app.name}: pid {app.pid}, listening on {app.app.bind}")
-        gateway = build_gateway(config, loop)
-        servers = await _listen(config, gateway, announce)
+        await supervisor.start_all()  # apps come up before any listener opens
+        gateway = build_gateway(config, loop, supervisor.gates)
+        servers = await _listen(config, gateway, ctx.announce)
+        listening = [_url(sock.getsockname()) for server in servers for sock in server.sockets]
+        control = await serve_control(
+            control_file, lambda: status_snapshot(config, gateway, supervisor, listening)
+        )
         gateway.start_clock()
         gc.collect()
         gc.freeze()  # start-up objects never need scanning again
         await stop.wait()
-        announce("stopping: draining in-flight requests")
+        ctx.announce("stopping: draining in-flight requests")
         await _drain(gateway, servers, config.server.drain_timeout)
     finally:
-        for app in reversed(apps):
-            app.stop()
-    announce("stopped")
+        if control is not None:
+            control.close()
+            remove_control(control_file)
+        await supervisor.stop_all()
+    ctx.announce("stopped")
     return 0
+
+
+def status_snapshot(
+    config: Config, gateway: Gateway, supervisor: Supervisor, listening: list[str]
+) -> dict[str, Any]:
+    routes = []
+    for route, spec in zip(gateway.routes.routes, config.route, strict=True):
+        gate = route.policy.app if isinstance(route.policy, RoutePolicy) else None
+        routes.append({
+            "route": route.label,
+            "upstream": f"{route.upstream.scheme}://{route.upstream.label}"
+                        f"{route.upstream.base_path.decode('latin-1')}",
+            "app": spec.app,
+            "state": str(gate.state) if gate else None,
+            "path": "preserved" if route.preserve_path else "prefix stripped",
+        })
+    return {
+        "pid": os.getpid(),
+        "listen": listening,
+        "connections": len(gateway.connections),
+        "apps": supervisor.status(),
+        "routes": routes,
+    }
+
+
+def _url(address: Any) -> str:
+    host = f"[{address[0]}]" if ":" in address[0] else address[0]
+    return f"http://{host}:{address[1]}"
 
 
 async def _listen(
@@ -70,9 +125,7 @@ async def _listen(
             reuse_address=True,
         )
         for sock in server.sockets:
-            address = sock.getsockname()
-            shown = f"[{address[0]}]" if ":" in address[0] else address[0]
-            announce(f"listening on http://{shown}:{address[1]}")
+            announce(f"listening on {_url(sock.getsockname())}")
         servers.append(server)
     for route in gateway.routes.routes:
         announce(f"route {route.label} -> {route.upstream.scheme}://"

@@ -1,142 +1,177 @@
-"""One app process: the WSGI server command line, start with readiness, stop.
+"""One run of one app: spawn it, know when it is ready, stop it without orphans.
 
-Each app runs in its own process group (a new session), so stopping it
-reaches gunicorn's workers too and no child is left behind.
+Each app runs in its own process group (a new session on POSIX), so a stop
+reaches gunicorn's or uvicorn's workers too; after the leader exits, the
+group is swept with SIGKILL so no worker outlives it. On Linux the leader
+also gets SIGTERM if portico itself dies (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections import deque
 from pathlib import Path
 
 from portico.config.schema import App
+from portico.supervisor.commands import app_argv, connect_host, split_bind
+from portico.supervisor.logs import AppLog
+
+READ_SIZE = 64 * 1024
 
 
 class AppStartError(Exception):
-    def __init__(self, name: str, reason: str, stderr_tail: list[str]) -> None:
+    def __init__(self, name: str, reason: str, output_tail: list[str]) -> None:
         self.name = name
         self.reason = reason
-        self.stderr_tail = stderr_tail
+        self.stderr_tail = output_tail
         super().__init__(f"app {name!r} did not start: {reason}")
 
 
-def default_server() -> str:
-    return "waitress" if sys.platform == "win32" else "gunicorn"
-
-
-def app_argv(app: App, proxy_address: str = "127.0.0.1") -> list[str]:
-    """The command line that serves ``app``, trusting only portico's own address."""
-    host, _, port = app.bind.rpartition(":")
-    if app.command is not None:
-        return [part.replace("{port}", port).replace("{host}", host) for part in app.command]
-    assert app.wsgi is not None
-    server = app.server or default_server()
-    if server == "gunicorn":
-        return [
-            sys.executable, "-m", "gunicorn",
-            "--worker-class", "gevent",
-            "--workers", str(app.workers),
-            "--bind", app.bind,
-            "--forwarded-allow-ips", proxy_address,
-            "--keep-alive", "5",
-            "--access-logfile", "-",
-            app.wsgi,
-        ]
-    return [
-        sys.executable, "-m", "waitress",
-        "--listen", app.bind,
-        "--threads", str(max(4, app.workers * 2)),
-        "--trusted-proxy", proxy_address,
-        "--trusted-proxy-headers",
-        "x-forwarded-for x-forwarded-host x-forwarded-proto x-forwarded-port",
-        app.wsgi,
-    ]
-
-
 class AppProcess:
-    def __init__(self, app: App, base_dir: Path, log_dir: Path) -> None:
+    def __init__(self, app: App, cwd: Path, log: AppLog) -> None:
+        assert app.bind is not None
         self.app = app
-        self.cwd = (base_dir / app.cwd).resolve() if app.cwd else base_dir
-        self.log_path = log_dir / f"{app.name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.cwd = cwd
+        self.log = log
+        self.proc: asyncio.subprocess.Process | None = None
+        self.started_at = 0.0
+        self._pump: asyncio.Task[None] | None = None
 
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
-    async def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def spawn(self) -> None:
         env = {**os.environ, **self.app.env}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.cwd), env.get("PYTHONPATH")]))
         env.setdefault("PYTHONUNBUFFERED", "1")
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                app_argv(self.app),
-                cwd=self.cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=sys.platform != "win32",
-            )
-        await self._wait_ready()
+        extra: dict[str, object] = {}
+        if sys.platform == "win32":
+            extra["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        else:
+            extra["start_new_session"] = True
+            if sys.platform.startswith("linux"):
+                extra["preexec_fn"] = _die_with_parent
+        self.proc = await asyncio.create_subprocess_exec(
+            *app_argv(self.app),
+            cwd=self.cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            **extra,  # type: ignore[arg-type]
+        )
+        self.started_at = time.monotonic()
+        self._pump = asyncio.get_running_loop().create_task(self._copy_output(self.proc))
 
-    async def _wait_ready(self) -> None:
-        host, _, port = self.app.bind.rpartition(":")
-        host = "127.0.0.1" if host in ("0.0.0.0", "") else host.strip("[]")
+    async def _copy_output(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while data := await proc.stdout.read(READ_SIZE):
+            self.log.feed(data)
+
+    async def wait_ready(self) -> None:
+        """Until the port accepts (and ``health`` answers 2xx/3xx); AppStartError otherwise."""
+        assert self.proc is not None and self.app.bind is not None
+        host = connect_host(self.app.bind)
+        _, port = split_bind(self.app.bind)
         deadline = time.monotonic() + self.app.start_timeout
-        assert self.proc is not None
+        last = "nothing listening"
         while True:
-            if self.proc.poll() is not None:
+            if self.proc.returncode is not None:
+                await self._drain_output()
                 raise AppStartError(
-                    self.app.name, f"exited with status {self.proc.returncode}", self.log_tail()
+                    self.app.name, f"exited with status {self.proc.returncode}", list(self.log.tail)
+                )
+            if time.monotonic() > deadline:
+                await self.stop()
+                raise AppStartError(
+                    self.app.name,
+                    f"not ready after {self.app.start_timeout:g}s (start_timeout): {last} "
+                    f"on {self.app.bind}",
+                    list(self.log.tail),
                 )
             try:
-                _, writer = await asyncio.open_connection(host, int(port))
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise AppStartError(
-                        self.app.name,
-                        f"nothing listening on {self.app.bind} after {self.app.start_timeout:g}s",
-                        self.log_tail(),
-                    ) from None
-                await asyncio.sleep(0.05)
+                status = await asyncio.wait_for(_probe(host, port, self.app.health), 2.0)
+            except (OSError, TimeoutError, ValueError):
+                last = "nothing listening"
             else:
-                writer.close()
-                return
+                if status is None or 200 <= status < 400:
+                    return
+                last = f"{self.app.health} answered {status}"
+            await asyncio.sleep(0.05)
 
-    def log_tail(self, lines: int = 20) -> list[str]:
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as log:
-                return list(deque(log, maxlen=lines))
-        except OSError:
-            return []
+    async def wait_exit(self) -> int:
+        assert self.proc is not None
+        code = await self.proc.wait()
+        self._signal_group(getattr(signal, "SIGKILL", signal.SIGTERM))  # sweep orphaned workers
+        await self._drain_output()
+        return code
 
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM the process group, wait ``grace`` seconds, then SIGKILL it."""
+    async def stop(self) -> None:
+        """SIGTERM the process group, wait ``stop_timeout``, then SIGKILL it."""
         proc = self.proc
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        self._signal(signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            self._signal(getattr(signal, "SIGKILL", signal.SIGTERM))
-            proc.wait(5)
+        if proc.returncode is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), self.app.stop_timeout)
+            except TimeoutError:
+                self.log.line(f"portico: no exit {self.app.stop_timeout:g}s after SIGTERM; SIGKILL")
+                self._signal_group(getattr(signal, "SIGKILL", signal.SIGTERM))
+                await proc.wait()
+        self._signal_group(getattr(signal, "SIGKILL", signal.SIGTERM))
+        await self._drain_output()
 
-    def _signal(self, sig: int) -> None:
+    async def _drain_output(self) -> None:
+        if self._pump is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._pump), 2.0)
+
+    def _signal_group(self, sig: int) -> None:
         assert self.proc is not None
         try:
             if sys.platform == "win32":
-                self.proc.send_signal(sig)
+                if self.proc.returncode is None:
+                    self.proc.send_signal(sig)
             else:
                 os.killpg(self.proc.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+async def _probe(host: str, port: int, health: str | None) -> int | None:
+    """Connect; with a health path, GET it and return the status code."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        if health is None:
+            return None
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        writer.write(
+            f"GET {health} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n"
+            "User-Agent: portico-health\r\n\r\n".encode("latin-1")
+        )
+        status_line = await reader.readline()
+        parts = status_line.split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+            raise ValueError("not an HTTP response")
+        return int(parts[1])
+    finally:
+        writer.close()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM if portico dies (Linux ``prctl``)."""
+    PR_SET_PDEATHSIG = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

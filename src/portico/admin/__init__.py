@@ -1,0 +1,1 @@
+"""Talking to a running portico: the local control socket."""

@@ -1,0 +1,79 @@
+"""``portico explain``: the app-side settings that agree with each route.
+
+A proxy and its app must agree on four things: who the client is (X-Forwarded-For),
+the scheme and host it asked for, and where the app is mounted. This module
+says, per route, what the app has to do so that they agree.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from portico.config.schema import App, Config
+from portico.config.schema import Route as RouteConfig
+from portico.supervisor.commands import app_argv, assign_ports, connect_host, server_of
+
+
+@dataclass
+class Advice:
+    title: str
+    lines: list[str] = field(default_factory=list)
+
+
+def explain(config: Config) -> list[Advice]:
+    config = assign_ports(config)
+    apps = {app.name: app for app in config.app}
+    out = [_route_advice(route, apps.get(route.app or ""), config) for route in config.route]
+    for app in config.app:
+        out.append(Advice(f"app {app.name}: how portico starts it",
+                          [shlex.join(app_argv(app))]))
+    return out
+
+
+def _route_advice(route: RouteConfig, app: App | None, config: Config) -> Advice:
+    target = f"app {app.name} ({server_of(app)})" if app else f"upstream {route.upstream}"
+    advice = Advice(f"route {route.host or ''}{route.path} -> {target}")
+    say = advice.lines.append
+    stripped = route.path != "/" and not route.preserve_path
+    hops = 2 if config.server.trusted_proxies else 1
+    asgi = app is not None and app.asgi is not None
+    if stripped:
+        say(f"The app is reached at / and told its public prefix {route.path} in "
+            "X-Forwarded-Prefix.")
+        if asgi:
+            say(f"ASGI: serve it with root_path {route.path!r} (uvicorn --root-path "
+                f"{route.path}), or FastAPI(root_path={route.path!r}).")
+        else:
+            say(f"WSGI: app.wsgi_app = ProxyFix(app.wsgi_app, x_for={hops}, x_proto=1, "
+                "x_host=1, x_prefix=1)")
+    else:
+        mount = route.path if route.path != "/" else None
+        if mount:
+            say(f"The full path is forwarded: the app mounts itself under {mount}.")
+            say("WSGI: app.wsgi_app = DispatcherMiddleware(NotFound(), "
+                f"{{{mount!r}: app.wsgi_app}})")
+        if not asgi:
+            say(f"WSGI: ProxyFix(app.wsgi_app, x_for={hops}, x_proto=1, x_host=1)  "
+                "(no x_prefix: nothing is stripped)")
+    if route.preserve_host:
+        say("Host is the client's own (preserve_host); X-Forwarded-Host carries it too.")
+    sets = route.request_headers.set
+    if sets:
+        say("Also sent: " + ", ".join(f"{name}: {value}" for name, value in sets.items()))
+    if app is not None:
+        assert app.bind is not None
+        proxy = connect_host(app.bind)
+        kind = server_of(app)
+        if kind == "waitress":
+            say(f"waitress trusts forwarded headers from {proxy} only (--trusted-proxy).")
+        elif kind in ("gunicorn", "uvicorn"):
+            say(f"{kind} trusts forwarded headers from {proxy} only (--forwarded-allow-ips).")
+        else:
+            say(f"Your command must trust forwarded headers from {proxy} only.")
+    else:
+        say("Trust forwarded headers from portico's address only (gunicorn "
+            "--forwarded-allow-ips, waitress trusted_proxy), never '*'.")
+    if hops == 2:
+        say("x_for=2: trusted_proxies is set, so one proxy in front of portico is counted.")
+    return advice

@@ -1,0 +1,124 @@
+"""How each app is served: its address, its server's command line, the trust it is given.
+
+Each server is told to trust forwarded headers from portico's own address
+only (gunicorn/uvicorn ``--forwarded-allow-ips``, waitress ``--trusted-proxy``),
+never ``*``.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import sys
+
+from portico.config.schema import App, Config
+
+
+def default_server() -> str:
+    return "waitress" if sys.platform == "win32" else "gunicorn"
+
+
+def server_of(app: App) -> str:
+    """``gunicorn``, ``waitress``, ``uvicorn`` or ``command``."""
+    if app.command is not None:
+        return "command"
+    if app.asgi is not None:
+        return "uvicorn"
+    return app.server or default_server()
+
+
+def split_bind(bind: str) -> tuple[str, int]:
+    host, _, port = bind.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def connect_host(bind: str) -> str:
+    """Where portico reaches an app bound to ``bind`` (a wildcard bind is reached on loopback)."""
+    host, _ = split_bind(bind)
+    if host in ("0.0.0.0", "", "*"):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def assign_ports(config: Config) -> Config:
+    """Fill in a free loopback port for every app that left ``bind`` out."""
+    if all(app.bind is not None for app in config.app):
+        return config
+    apps = [
+        app.model_copy(update={"bind": f"127.0.0.1:{_free_port()}"}) if app.bind is None else app
+        for app in config.app
+    ]
+    return config.model_copy(update={"app": apps})
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@functools.cache
+def _gunicorn_extras() -> tuple[str, ...]:
+    """gunicorn 25+ opens a control socket at one fixed path per user; two apps would
+    share it, and portico supervises the app itself, so it is turned off."""
+    try:
+        from gunicorn.config import KNOWN_SETTINGS
+    except ImportError:
+        return ()
+    clis = {flag for setting in KNOWN_SETTINGS for flag in setting.cli or ()}
+    return ("--no-control-socket",) if "--no-control-socket" in clis else ()
+
+
+def app_argv(app: App) -> list[str]:
+    """The command line that serves ``app``, trusting only portico's own address."""
+    assert app.bind is not None, "ports are assigned before apps start"
+    host, port = split_bind(app.bind)
+    proxy = connect_host(app.bind)
+    server = server_of(app)
+    if server == "command":
+        assert app.command is not None
+        fill = {"{port}": str(port), "{host}": host, "{python}": sys.executable}
+        return [_fill(part, fill) for part in app.command]
+    if server == "gunicorn":
+        assert app.wsgi is not None
+        return [
+            sys.executable, "-m", "gunicorn",
+            "--worker-class", "gevent",
+            "--workers", str(app.workers),
+            "--bind", app.bind,
+            "--forwarded-allow-ips", proxy,
+            "--keep-alive", "5",
+            "--graceful-timeout", f"{app.stop_timeout:g}",
+            *_gunicorn_extras(),
+            app.wsgi,
+        ]
+    if server == "waitress":
+        assert app.wsgi is not None
+        return [
+            sys.executable, "-m", "waitress",
+            "--listen", app.bind,
+            "--threads", str(max(4, app.workers * 2)),
+            "--trusted-proxy", proxy,
+            "--trusted-proxy-headers",
+            "x-forwarded-for x-forwarded-host x-forwarded-proto x-forwarded-port",
+            app.wsgi,
+        ]
+    assert app.asgi is not None
+    return [
+        sys.executable, "-m", "uvicorn",
+        "--host", host,
+        "--port", str(port),
+        "--workers", str(app.workers),
+        "--proxy-headers",
+        "--forwarded-allow-ips", proxy,
+        "--no-access-log",
+        app.asgi,
+    ]
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        text = text.replace(key, value)
+    return text

@@ -1,0 +1,156 @@
+"""Keep every app up: start them in order, restart crashes with backoff, stop them all.
+
+Policy, per app: a crash is restarted after 0.25 s, doubling up to
+``restart_delay_max``; a run that lasted longer than ``restart_window``
+resets the delay. More than ``max_restarts`` crashes within
+``restart_window`` and the app is marked failed: its routes answer 503 and
+the other apps keep serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from portico.config.schema import App
+from portico.supervisor.commands import server_of
+from portico.supervisor.gate import AppGate, AppState
+from portico.supervisor.logs import AppLog, Echo
+from portico.supervisor.process import AppProcess, AppStartError
+
+FIRST_DELAY = 0.25
+Announce = Callable[[str], None]
+
+
+class SupervisedApp:
+    def __init__(
+        self, app: App, base_dir: Path, log_dir: Path, loop: asyncio.AbstractEventLoop,
+        echo: Echo | None,
+    ) -> None:
+        self.app = app
+        self.cwd = (base_dir / app.cwd).resolve() if app.cwd else base_dir
+        self.log = AppLog(app.name, log_dir / f"{app.name}.log", app.log_max_size,
+                          app.log_backups, echo)
+        self.gate = AppGate(app.name, loop, app.request_wait)
+        self.process: AppProcess | None = None
+        self.restarts = 0
+        self.crashes: deque[float] = deque()
+        self.last_exit: int | None = None
+        self.delay = FIRST_DELAY
+        self.watcher: asyncio.Task[None] | None = None
+
+    def status(self) -> dict[str, Any]:
+        process = self.process
+        running = process is not None and process.running
+        return {
+            "name": self.app.name,
+            "server": server_of(self.app),
+            "bind": self.app.bind,
+            "state": str(self.gate.state),
+            "pid": process.pid if running and process else None,
+            "restarts": self.restarts,
+            "uptime": round(time.monotonic() - process.started_at, 1)
+            if running and process else None,
+            "last_exit": self.last_exit,
+            "log": str(self.log.path),
+        }
+
+
+class Supervisor:
+    def __init__(
+        self,
+        apps: list[App],
+        base_dir: Path,
+        log_dir: Path,
+        loop: asyncio.AbstractEventLoop,
+        announce: Announce,
+        echo: Echo | None = None,
+    ) -> None:
+        self.loop = loop
+        self.announce = announce
+        self.apps = [SupervisedApp(app, base_dir, log_dir, loop, echo) for app in apps]
+        self.stopping = False
+
+    @property
+    def gates(self) -> dict[str, AppGate]:
+        return {entry.app.name: entry.gate for entry in self.apps}
+
+    async def start_all(self) -> None:
+        """Start apps one by one, each ready before the next; AppStartError stops everything."""
+        for entry in self.apps:
+            try:
+                await self._start(entry)
+            except AppStartError:
+                entry.gate.set(AppState.FAILED)
+                await self.stop_all()
+                raise
+            self.announce(
+                f"app {entry.app.name}: pid {entry.process.pid if entry.process else '?'}, "
+                f"{server_of(entry.app)} on {entry.app.bind}"
+            )
+            entry.watcher = self.loop.create_task(self._watch(entry))
+
+    async def _start(self, entry: SupervisedApp) -> None:
+        entry.process = AppProcess(entry.app, entry.cwd, entry.log)
+        await entry.process.spawn()
+        await entry.process.wait_ready()
+        entry.gate.set(AppState.UP)
+
+    async def _watch(self, entry: SupervisedApp) -> None:
+        app = entry.app
+        while True:
+            assert entry.process is not None
+            code = await entry.process.wait_exit()
+            if self.stopping:
+                return
+            entry.last_exit = code
+            now = time.monotonic()
+            ran_for = now - entry.process.started_at
+            if ran_for > app.restart_window:
+                entry.delay = FIRST_DELAY
+            entry.crashes.append(now)
+            while entry.crashes and entry.crashes[0] < now - app.restart_window:
+                entry.crashes.popleft()
+            if len(entry.crashes) > app.max_restarts:
+                entry.gate.set(AppState.FAILED)
+                self.announce(
+                    f"app {app.name}: exited with status {code}; {len(entry.crashes)} crashes "
+                    f"within {app.restart_window:g}s, marked failed (see {entry.log.path})"
+                )
+                return
+            entry.gate.set(AppState.RESTARTING)
+            self.announce(
+                f"app {app.name}: exited with status {code}; restarting in {entry.delay:g}s"
+            )
+            await asyncio.sleep(entry.delay)
+            entry.delay = min(entry.delay * 2, app.restart_delay_max)
+            if self.stopping:
+                return
+            try:
+                await self._start(entry)
+            except AppStartError as exc:
+                self.announce(f"app {app.name}: restart failed: {exc.reason}")
+                continue  # its exit (or stop) is seen by wait_exit and counted as a crash
+            entry.restarts += 1
+            self.announce(f"app {app.name}: back up, pid {entry.process.pid}")
+
+    async def stop_all(self) -> None:
+        """Stop apps in reverse order: SIGTERM, grace, SIGKILL; wait for every one."""
+        self.stopping = True
+        for entry in reversed(self.apps):
+            if entry.watcher is not None:
+                entry.watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await entry.watcher
+            entry.gate.set(AppState.STOPPED)
+            if entry.process is not None:
+                await entry.process.stop()
+            entry.log.close()
+
+    def status(self) -> list[dict[str, Any]]:
+        return [entry.status() for entry in self.apps]

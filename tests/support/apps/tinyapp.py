@@ -1,0 +1,65 @@
+"""A scriptable stdlib HTTP app for supervisor tests.
+
+    tinyapp.py PORT [--die-after S] [--unhealthy-for S] [--spam BYTES] [--never-listen]
+                    [--fail-now]
+
+``/`` answers ``tiny pid=<pid>``; ``/healthz`` answers 503 for the first
+``--unhealthy-for`` seconds, then 200.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+STARTED = time.monotonic()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    parser.add_argument("--die-after", type=float, default=0)
+    parser.add_argument("--unhealthy-for", type=float, default=0)
+    parser.add_argument("--spam", type=int, default=0)
+    parser.add_argument("--never-listen", action="store_true")
+    parser.add_argument("--fail-now", action="store_true")
+    args = parser.parse_args()
+
+    print(f"tinyapp starting on {args.port}", flush=True)
+    if args.fail_now:
+        print("tinyapp: cannot open database 'nowhere.db'", file=sys.stderr, flush=True)
+        sys.exit(3)
+    if args.never_listen:
+        time.sleep(3600)
+    if args.spam:
+        line = "x" * 99
+        for _ in range(args.spam // 100):
+            print(line)
+        sys.stdout.flush()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/healthz" and time.monotonic() - STARTED < args.unhealthy_for:
+                body, status = b"warming up\n", 503
+            else:
+                body, status = f"tiny pid={os.getpid()}\n".encode(), 200
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    if args.die_after:
+        threading.Timer(args.die_after, lambda: os._exit(7)).start()
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
