@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test lint unit bench bench-deps clean
+.PHONY: setup demo test test-deps lint unit bench bench-deps clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,15 @@ lint: setup
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy
 
-test: lint
+# ip (network namespaces for the two-host test) and systemd-analyze (unit check);
+# the tests that need them skip, saying why, where they cannot be installed.
+test-deps:
+	@command -v ip >/dev/null && command -v systemd-analyze >/dev/null || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive \
+	   apt-get install -y -qq --no-install-recommends iproute2 systemd) || \
+	  echo "make: could not install iproute2/systemd; their tests will skip"
+
+test: lint test-deps
 	$(BIN)/python -m pytest -q
 
 bench-deps:

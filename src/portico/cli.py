@@ -232,8 +232,7 @@ def service_install(
     unit.parent.mkdir(parents=True, exist_ok=True)
     unit.write_text(unit_text(spec))
     out.print(f"wrote {unit}")
-    if not no_start:
-        _run_or_print(install_commands(name), "systemctl", no_start)
+    _run_or_print(install_commands(name), "systemctl", no_start)
 
 
 @service.command("uninstall")
@@ -266,8 +265,8 @@ def _run_or_print(commands: list[list[str]], tool: str, print_only: bool) -> Non
         tool != "systemctl" or Path("/run/systemd/system").is_dir()
     )
     if print_only or not usable:
-        why = "" if print_only else f" ({tool} is not available here)"
-        out.print(f"run these to finish{why}:")
+        why = "" if print_only else f" ({tool} is not usable here)"
+        out.print(f"to finish, run{why}:")
         for command in commands:
             line = subprocess.list2cmdline(command) if sys.platform == "win32" else \
                 shlex.join(command)

@@ -311,3 +311,24 @@ def test_status_without_a_running_portico_says_so(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "no running portico answers at" in result.stderr and "portico run" in result.stderr
+
+
+def test_the_readme_app_config_runs(start_portico: Any) -> None:
+    readme = (REPO / "README.md").read_text()
+    text = next(block.split("```", 1)[0] for block in readme.split("```toml\n")
+                if "restart_window" in block)
+    text = text.replace('"http://127.0.0.1:8080"', '"http://127.0.0.1:0"')
+    text = text.replace('bind = "127.0.0.1:8000"', f'bind = "127.0.0.1:{free_port()}"')
+    text = text.replace('cwd = "examples/apache-guide"', f'cwd = "{REPO / "examples" / "apache-guide"}"')
+    proxy = start_portico(text)
+    info = httpx.get(f"{proxy.url}/myapp/whoami").json()
+    assert info["script_root"] == "/myapp" and info["remote_addr"] == "127.0.0.1"
+    assert app_status(proxy, "myapp")["state"] == "up"
+
+
+def test_a_missing_cwd_or_command_is_a_clear_start_error(tmp_path: Path) -> None:
+    result = run_to_exit(tmp_path, config(tiny("tiny", extra='cwd = "no/such/dir"')))
+    assert result.returncode == 1 and "is not a directory" in result.stderr
+    result = run_to_exit(tmp_path, config('[[app]]\nname = "x"\ncommand = ["/no/such/binary"]\n'))
+    assert result.returncode == 1 and "cannot run '/no/such/binary'" in result.stderr
+    assert "Traceback" not in result.stderr

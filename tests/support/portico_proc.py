@@ -15,16 +15,19 @@ READY = re.compile(r"listening on http://([^\s]+):(\d+)")
 
 
 class Portico:
-    def __init__(self, config: str, tmp: Path, name: str = "portico.toml") -> None:
+    def __init__(
+        self, config: str, tmp: Path, name: str = "portico.toml", wrapper: list[str] | None = None
+    ) -> None:
         self.config_path = tmp / name
         self.config_path.write_text(config)
         self.stderr_lines: list[str] = []
         self.stdout_lines: list[str] = []
         self._ready = threading.Event()
         self.port = 0
+        self.host = "127.0.0.1"
         env = {**os.environ, "PORTICO_STATE_DIR": str(tmp / "state"), "COLUMNS": "200"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "portico", "run", "-c", str(self.config_path)],
+            [*(wrapper or []), sys.executable, "-m", "portico", "run", "-c", str(self.config_path)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
@@ -47,13 +50,14 @@ class Portico:
             (self.stderr_lines if is_err else self.stdout_lines).append(line)
             match = READY.search(line) if is_err else None
             if match and not self.port:
+                self.host = match.group(1)
                 self.port = int(match.group(2))
                 self._ready.set()
         self._ready.set()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int:

@@ -62,15 +62,23 @@ class AppProcess:
             extra["start_new_session"] = True
             if sys.platform.startswith("linux"):
                 extra["preexec_fn"] = _die_with_parent
-        self.proc = await asyncio.create_subprocess_exec(
-            *app_argv(self.app),
-            cwd=self.cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            **extra,  # type: ignore[arg-type]
-        )
+        argv = app_argv(self.app)
+        if not self.cwd.is_dir():
+            raise AppStartError(self.app.name, f"its cwd {self.cwd} is not a directory", [])
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=self.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                **extra,  # type: ignore[arg-type]
+            )
+        except OSError as exc:
+            raise AppStartError(
+                self.app.name, f"cannot run {argv[0]!r}: {exc.strerror or exc}", []
+            ) from None
         self.started_at = time.monotonic()
         self._pump = asyncio.get_running_loop().create_task(self._copy_output(self.proc))
 
