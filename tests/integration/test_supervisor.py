@@ -247,10 +247,12 @@ bind = "127.0.0.1:{free_port()}"
 path = "/myapp"
 app = "myapp"
 """, tiny("tiny")), tmp_path)
-    family = descendants(proxy.pid)
+    family: set[int] = set()
     try:
-        assert len(family) >= 4  # gunicorn master + 2 workers, tinyapp
         assert httpx.get(f"{proxy.url}/myapp/").status_code == 200
+        # gunicorn master + 2 workers (they boot after the master listens), tinyapp
+        wait_until(lambda: len(descendants(proxy.pid)) >= 4, 10, "gunicorn's workers")
+        family = descendants(proxy.pid)
         assert proxy.stop() == 0
         wait_until(lambda: not any(alive(pid) for pid in family), 5, "children to exit")
     finally:

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-READY = re.compile(r"listening on http://([^\s]+):(\d+)")
+LISTENING = re.compile(r"listening on (https?)://([^\s]+):(\d+)")
 
 
 class Portico:
@@ -25,6 +25,7 @@ class Portico:
         self._ready = threading.Event()
         self.port = 0
         self.host = "127.0.0.1"
+        self.https_port = 0
         env = {**os.environ, "PORTICO_STATE_DIR": str(tmp / "state"), "COLUMNS": "200"}
         self.proc = subprocess.Popen(
             [*(wrapper or []), sys.executable, "-m", "portico", "run", "-c", str(self.config_path)],
@@ -48,16 +49,23 @@ class Portico:
     def _read(self, stream: object, is_err: bool) -> None:
         for line in stream:  # type: ignore[attr-defined]
             (self.stderr_lines if is_err else self.stdout_lines).append(line)
-            match = READY.search(line) if is_err else None
-            if match and not self.port:
-                self.host = match.group(1)
-                self.port = int(match.group(2))
+            match = LISTENING.search(line) if is_err else None
+            if match and match.group(1) == "http" and not self.port:
+                self.host = match.group(2)
+                self.port = int(match.group(3))
+            elif match and not self.https_port:
+                self.https_port = int(match.group(3))
+            if is_err and "portico ready:" in line:
                 self._ready.set()
         self._ready.set()
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def https_url(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
 
     @property
     def pid(self) -> int:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from portico.config.schema import Config, HeaderRules, parse_upstream
 from portico.config.schema import Route as RouteConfig
+from portico.errors import ConfigError
 from portico.http.limits import HeadLimits
 from portico.policy.forwarded import OWN_REQUEST_HEADERS, Forwarding, Trust
 from portico.policy.header_ops import HeaderOps
@@ -17,10 +21,14 @@ from portico.routing.proxypass import ReverseMap
 from portico.routing.table import Route, RouteTable, Upstream
 from portico.supervisor.commands import connect_host, split_bind
 from portico.supervisor.gate import AppGate
+from portico.tls.authority import issue
+from portico.tls.contexts import upstream_context
+from portico.tls.store import CertError, CertSource, CertStore
 from portico.upstream.pool import UpstreamPool
 
 
-def upstream_of(route: RouteConfig, config: Config) -> Upstream:
+def upstream_of(route: RouteConfig, config: Config, base_dir: Path | None = None) -> Upstream:
+    """The route's upstream; with ``base_dir``, an https upstream gets its TLS context."""
     if route.upstream is not None:
         scheme, host, port, base = parse_upstream(route.upstream)
     else:
@@ -30,14 +38,28 @@ def upstream_of(route: RouteConfig, config: Config) -> Upstream:
         else:
             host, port = connect_host(app.bind), split_bind(app.bind)[1]
         scheme, base = "http", "/"
-    return Upstream(scheme, host, port, base.encode("latin-1"))
+    if scheme != "https" or base_dir is None:
+        return Upstream(scheme, host, port, base.encode("latin-1"))
+    ca = (base_dir / route.ca) if route.ca else None
+    if ca is not None and not ca.is_file():
+        raise ConfigError("", f"route[{config.route.index(route)}].ca", f"{ca}: no such file")
+    try:
+        context = upstream_context(route.verify, ca)
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            "", f"route[{config.route.index(route)}].ca", f"{ca}: not a PEM CA file ({exc})"
+        ) from None
+    label = f"verify={route.verify};ca={ca}"
+    return Upstream(scheme, host, port, base.encode("latin-1"), context, label)
 
 
-def build_routes(config: Config, gates: dict[str, AppGate] | None = None) -> RouteTable:
+def build_routes(
+    config: Config, gates: dict[str, AppGate] | None = None, base_dir: Path | None = None
+) -> RouteTable:
     server_limits = config.server.limits
     routes = []
     for index, route in enumerate(config.route):
-        upstream = upstream_of(route, config)
+        upstream = upstream_of(route, config, base_dir or Path.cwd())
         prefix = b"" if route.path == "/" else route.path.encode("ascii")
         overrides = route.limits
         limits = RouteLimits(
@@ -68,13 +90,18 @@ def build_routes(config: Config, gates: dict[str, AppGate] | None = None) -> Rou
 
 
 def build_gateway(
-    config: Config, loop: asyncio.AbstractEventLoop, gates: dict[str, AppGate] | None = None
+    config: Config,
+    loop: asyncio.AbstractEventLoop,
+    gates: dict[str, AppGate] | None = None,
+    base_dir: Path | None = None,
 ) -> Gateway:
     server = config.server
     limits = server.limits
     return Gateway(
         loop=loop,
-        routes=build_routes(config, gates),
+        routes=build_routes(config, gates, base_dir),
+        hsts=server.hsts.encode("latin-1") if server.hsts else None,
+        redirect_to_https=server.redirect_to_https,
         forwarding=Forwarding(Trust(server.trusted_proxies), rfc7239=server.forwarded),
         head_limits=HeadLimits(
             max_request_line=limits.max_request_line,
@@ -102,3 +129,30 @@ T = TypeVar("T")
 
 def _pick(override: T | None, default: T) -> T:
     return default if override is None else override
+
+
+def build_cert_store(
+    config: Config, base_dir: Path, state_dir: Path, log: Callable[[str], None]
+) -> CertStore | None:
+    """The listener certificates, checked now: a bad file is a ConfigError naming it."""
+    if not config.tls.certificate:
+        return None
+    sources = []
+    for index, spec in enumerate(config.tls.certificate):
+        where = f"tls.certificate[{index}]"
+        if spec.self_signed:
+            issued = issue(state_dir / "tls", spec.hosts)
+            if issued.created:
+                log(f"tls: {where}: made a certificate for {', '.join(spec.hosts)} from the "
+                    f"local CA {issued.ca} (trust it: see `portico cert create --help`)")
+            cert, key = issued.cert, issued.key
+        else:
+            assert spec.cert is not None and spec.key is not None
+            cert, key = base_dir / spec.cert, base_dir / spec.key
+        sources.append(CertSource(tuple(spec.hosts), cert, key, where))
+    try:
+        return CertStore(sources, log)
+    except CertError as exc:
+        index = next(i for i, s in enumerate(sources) if exc.path in (s.cert, s.key))
+        field = "key" if exc.path == sources[index].key else "cert"
+        raise ConfigError("", f"tls.certificate[{index}].{field}", str(exc)) from None

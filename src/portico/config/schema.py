@@ -122,6 +122,10 @@ class Route(_Table):
     request_headers: HeaderRules = HeaderRules()
     response_headers: HeaderRules = HeaderRules()
     limits: RouteLimits = RouteLimits()
+    verify: bool = True
+    """For an https upstream: check its certificate and name (``false`` warns at start)."""
+    ca: str | None = None
+    """For an https upstream: a PEM file of CAs to trust instead of the system's."""
 
     @field_validator("path")
     @classmethod
@@ -160,6 +164,9 @@ class Route(_Table):
     def _one_target(self) -> Route:
         if (self.upstream is None) == (self.app is None):
             raise ValueError("a route needs exactly one of 'upstream' or 'app'")
+        tls = self.upstream is not None and self.upstream.startswith("https://")
+        if not tls and (self.ca is not None or not self.verify):
+            raise ValueError("'verify' and 'ca' apply only to an https:// upstream")
         return self
 
 
@@ -172,30 +179,31 @@ def parse_upstream(url: str) -> tuple[str, str, int, str]:
         raise ValueError(f"invalid upstream URL {url!r}: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(
-            f"invalid upstream URL {url!r}: use http://host:port/ (e.g. \"http://127.0.0.1:8000/\")"
+            f"invalid upstream URL {url!r}: use http://host:port/ or https://host:port/ "
+            "(e.g. \"http://127.0.0.1:8000/\")"
         )
-    if parts.scheme == "https":
-        raise ValueError("https upstreams are not supported yet; use http://")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError(f"invalid upstream URL {url!r}: no query, fragment or user info")
-    return parts.scheme, parts.hostname, port or 80, parts.path or "/"
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme, parts.hostname, port or default, parts.path or "/"
 
 
-def parse_listen(url: str) -> tuple[str, int]:
+def parse_listen(url: str) -> tuple[str, str, int]:
+    """``https://0.0.0.0:8443`` → (scheme, host, port)."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
         raise ValueError(f"invalid listen address {url!r}: {exc}") from None
-    if parts.scheme != "http":
+    if parts.scheme not in ("http", "https"):
         raise ValueError(
-            f"invalid listen address {url!r}: only http:// listeners are supported so far"
+            f"invalid listen address {url!r}: use http://HOST:PORT or https://HOST:PORT"
         )
     if not parts.hostname or port is None or parts.path not in ("", "/"):
         raise ValueError(
             f"invalid listen address {url!r}: use http://HOST:PORT, e.g. \"http://127.0.0.1:8080\""
         )
-    return parts.hostname, port
+    return parts.scheme, parts.hostname, port
 
 
 class Server(_Table):
@@ -216,6 +224,22 @@ class Server(_Table):
     """How often deadlines are checked; timeouts are exact to within this."""
     limits: Limits = Limits()
     pool: Pool = Pool()
+    redirect_to_https: bool = False
+    """Answer every plain-HTTP request with 308 to the same URL on the https listener."""
+    hsts: str | None = None
+    """``Strict-Transport-Security`` value added to https responses, e.g. ``max-age=31536000``."""
+
+    @field_validator("hsts")
+    @classmethod
+    def _hsts(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(
+            r"max-age=[0-9]+(\s*;\s*(includeSubDomains|preload))*", value.strip()
+        ):
+            raise ValueError(
+                f"invalid hsts {value!r}: use \"max-age=SECONDS\", optionally with "
+                "\"; includeSubDomains\" and \"; preload\""
+            )
+        return value
 
     @field_validator("listen")
     @classmethod
@@ -310,10 +334,56 @@ class App(_Table):
         return self
 
 
+class Certificate(_Table):
+    """``[[tls.certificate]]``: a certificate for some hosts (the first one is the default)."""
+
+    hosts: list[str] = Field(min_length=1)
+    """Names it serves, exact (``my.site.com``) or wildcard (``*.site.com``), chosen by SNI."""
+    cert: str | None = None
+    """PEM certificate chain, relative to the config file."""
+    key: str | None = None
+    """PEM private key."""
+    self_signed: bool = False
+    """Development: a leaf from portico's local CA, made and kept under the state dir."""
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, hosts: list[str]) -> list[str]:
+        out = []
+        for host in hosts:
+            host = host.lower()
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                if not _HOSTNAME.match(host):
+                    raise ValueError(
+                        f"invalid host {host!r}: use a name like \"my.site.com\", "
+                        "\"*.site.com\" or an IP address"
+                    ) from None
+            out.append(host)
+        return out
+
+    @model_validator(mode="after")
+    def _source(self) -> Certificate:
+        files = self.cert is not None and self.key is not None
+        if files == self.self_signed or (self.cert is None) != (self.key is None):
+            raise ValueError("a certificate needs 'cert' and 'key', or 'self_signed = true'")
+        return self
+
+
+class Tls(_Table):
+    """``[tls]``."""
+
+    certificate: list[Certificate] = []
+    reload_interval: Duration = 60.0
+    """How often certificate files are checked for changes (also on SIGHUP)."""
+
+
 class Config(_Table):
     server: Server = Server()
     route: list[Route] = []
     app: list[App] = []
+    tls: Tls = Tls()
 
     @model_validator(mode="after")
     def _references(self) -> Config:
@@ -324,6 +394,16 @@ class Config(_Table):
             if route.app is not None and route.app not in names:
                 valid = ", ".join(names) or "none defined"
                 raise ValueError(f"route {route.path!r} names app {route.app!r}; apps: {valid}")
+        schemes = {parse_listen(url)[0] for url in self.server.listen}
+        if "https" in schemes and not self.tls.certificate:
+            raise ValueError(
+                "an https:// listener needs a [[tls.certificate]] (cert and key, or "
+                "self_signed = true)"
+            )
+        if self.server.redirect_to_https and not {"http", "https"} <= schemes:
+            raise ValueError("redirect_to_https needs both an http:// and an https:// listener")
+        if self.server.hsts and "https" not in schemes:
+            raise ValueError("hsts needs an https:// listener")
         seen: set[tuple[str | None, str]] = set()
         for route in self.route:
             key = (route.host, route.path)

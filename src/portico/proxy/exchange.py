@@ -18,6 +18,7 @@ Errors become a status in one place (``fail``): the client's 4xx, portico's
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import TYPE_CHECKING, cast
 
 from portico.errors import Layer, ProxyError
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 BUFFER_BEFORE_CONNECT = 64 * 1024
+HSTS = b"strict-transport-security"
 MAX_APP_RETRIES = 2  # idempotent, bodiless requests to a supervised app that died
 
 
@@ -102,6 +104,9 @@ class Exchange:
     def start(self) -> None:
         request = self.request
         client = self.client
+        if self.gw.redirect_to_https and client.scheme == b"http":
+            self._redirect_to_https()
+            return
         try:
             match = self.gw.routes.resolve(request.host, request.target)
         except ProxyError as exc:
@@ -200,7 +205,10 @@ class Exchange:
             if self.policy.app is not None and not self._waited:
                 self._wait_for_app()  # the app may have just crashed: wait for its restart
                 return
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                reason = f"its TLS certificate is not trusted ({exc.verify_message})"
+            else:
+                reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             self.fail(ProxyError(502, Layer.UPSTREAM, f"cannot connect to the upstream: {reason}"))
         else:
             self._attach(task.result(), reused=False)
@@ -355,7 +363,27 @@ class Exchange:
             headers.append((b"Connection", b"keep-alive"))
         if b"x-request-id" not in response.lnames:
             headers.append((b"X-Request-ID", facts.request_id))
+        hsts = self.gw.hsts
+        if hsts and facts.scheme == b"https" and HSTS not in response.lnames:
+            headers.append((b"Strict-Transport-Security", hsts))
         return writer.head(writer.status_line(response.status, response.reason), headers)
+
+    def _redirect_to_https(self) -> None:
+        """308 to the same URL on the https listener: path, prefix and query kept."""
+        request = self.request
+        host = request.host or self.client.local_authority
+        target = request.target if request.target.startswith(b"/") else b"/"
+        location = b"https://" + https_authority(host, self.gw.https_port) + target
+        self.finished = True
+        self.status = 308
+        keep = self.keep_client and self.request_done and not self.gw.draining
+        headers = [(b"Location", location), (b"Content-Length", b"0")]
+        if not keep:
+            headers.append((b"Connection", b"close"))
+        self.client.write(writer.head(writer.status_line(308, b""), headers))
+        self.keep_client = keep
+        self._log()
+        self.client.exchange_finished(self, keep)
 
     # -- endings ---------------------------------------------------------------------
     def _complete(self) -> None:
@@ -516,3 +544,12 @@ def _client_request_id(request: Request) -> bytes | None:
 
 def _too_large(limit: int) -> str:
     return f"request body larger than this route allows ({limit} bytes; limits.max_body_size)"
+
+
+def https_authority(host: bytes, https_port: int) -> bytes:
+    """``host[:port]`` with the port replaced by the https listener's (none for 443)."""
+    if host.startswith(b"["):
+        name = host[: host.index(b"]") + 1] if b"]" in host else host
+    else:
+        name = host.rpartition(b":")[0] if b":" in host else host
+    return name if https_port == 443 else name + b":%d" % https_port

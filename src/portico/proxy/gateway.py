@@ -41,6 +41,8 @@ class Gateway:
         pool: UpstreamPool,
         access_log: AccessLog,
         tick_interval: float = 0.5,
+        hsts: bytes | None = None,
+        redirect_to_https: bool = False,
     ) -> None:
         self.loop = loop
         self.routes = routes
@@ -50,6 +52,9 @@ class Gateway:
         self.pool = pool
         self.access_log = access_log
         self.tick_interval = tick_interval
+        self.hsts = hsts  # Strict-Transport-Security for https responses
+        self.redirect_to_https = redirect_to_https
+        self.https_port = 443  # the https listener's port, set once it is bound
         self.connections: set[ClientConnection] = set()
         self.draining = False
         self.now = loop.time()

@@ -7,6 +7,7 @@ upstream is chosen from nothing but the Host header and the path.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,14 +29,23 @@ CACHE_SIZE = 4096
 class Upstream:
     """Where a route sends requests: ``http://host:port/base``. Immutable once made."""
 
-    __slots__ = ("authority", "base_path", "host", "key", "label", "port", "scheme")
+    __slots__ = ("authority", "base_path", "host", "key", "label", "port", "scheme", "tls")
 
-    def __init__(self, scheme: str, host: str, port: int, base_path: bytes) -> None:
+    def __init__(
+        self,
+        scheme: str,
+        host: str,
+        port: int,
+        base_path: bytes,
+        tls: ssl.SSLContext | None = None,
+        tls_label: str = "",
+    ) -> None:
         self.scheme = scheme
         self.host = host
         self.port = port
         self.base_path = base_path
-        self.key = (scheme, host, port)
+        self.tls = tls  # client context for an https upstream
+        self.key = (scheme, host, port, tls_label)  # pooled connections are shared per key
         default = 443 if scheme == "https" else 80
         bracketed = f"[{host}]" if ":" in host else host
         text = bracketed if port == default else f"{bracketed}:{port}"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from portico.admin.control import control_path, remove_control, serve_control
-from portico.config.compile import build_gateway
+from portico.config.compile import build_cert_store, build_gateway
 from portico.config.schema import Config, parse_listen
 from portico.proxy.gateway import Gateway
 from portico.proxy.route_policy import RoutePolicy
@@ -22,6 +24,7 @@ from portico.server.protocol import ClientConnection
 from portico.supervisor.commands import assign_ports
 from portico.supervisor.logs import Echo
 from portico.supervisor.supervisor import Supervisor
+from portico.tls.store import CertStore
 
 Announce = Callable[[str], None]
 
@@ -54,26 +57,45 @@ async def serve(config: Config, ctx: RunContext) -> int:
             signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
 
     config = assign_ports(config)
+    certs = build_cert_store(config, ctx.base_dir, ctx.state_dir, ctx.announce)
     supervisor = Supervisor(
         config.app, ctx.base_dir, ctx.state_dir / "logs", loop, ctx.announce, ctx.echo
     )
+    gateway = build_gateway(config, loop, supervisor.gates, ctx.base_dir)
+    for route in gateway.routes.routes:
+        upstream = route.upstream
+        if upstream.tls is not None and upstream.tls.verify_mode == ssl.CERT_NONE:
+            ctx.announce(f"warning: route {route.label}: verify = false, the certificate of "
+                         f"{upstream.label} is not checked")
     control_file = control_path(ctx.state_dir, ctx.config_file)
     control: asyncio.Server | None = None
+    reloader: asyncio.Task[None] | None = None
     try:
         await supervisor.start_all()  # apps come up before any listener opens
-        gateway = build_gateway(config, loop, supervisor.gates)
-        servers = await _listen(config, gateway, ctx.announce)
-        listening = [_url(sock.getsockname()) for server in servers for sock in server.sockets]
+        servers = await _listen(config, gateway, ctx.announce, certs)
+        listening = [
+            _url(scheme, sock.getsockname()) for scheme, server in servers
+            for sock in server.sockets
+        ]
         control = await serve_control(
-            control_file, lambda: status_snapshot(config, gateway, supervisor, listening)
+            control_file, lambda: status_snapshot(config, gateway, supervisor, listening, certs)
         )
+        if certs is not None:
+            certs.warn_expiring()
+            reloader = loop.create_task(_watch_certificates(certs, config.tls.reload_interval))
+            with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+                loop.add_signal_handler(signal.SIGHUP, lambda: certs.reload(force=True))
         gateway.start_clock()
+        ctx.announce(f"ready: {len(listening)} listeners, {len(gateway.routes.routes)} routes, "
+                     f"{len(config.app)} apps")
         gc.collect()
         gc.freeze()  # start-up objects never need scanning again
         await stop.wait()
         ctx.announce("stopping: draining in-flight requests")
-        await _drain(gateway, servers, config.server.drain_timeout)
+        await _drain(gateway, [server for _, server in servers], config.server.drain_timeout)
     finally:
+        if reloader is not None:
+            reloader.cancel()
         if control is not None:
             control.close()
             remove_control(control_file)
@@ -82,8 +104,18 @@ async def serve(config: Config, ctx: RunContext) -> int:
     return 0
 
 
+async def _watch_certificates(certs: CertStore, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        certs.reload()
+
+
 def status_snapshot(
-    config: Config, gateway: Gateway, supervisor: Supervisor, listening: list[str]
+    config: Config,
+    gateway: Gateway,
+    supervisor: Supervisor,
+    listening: list[str],
+    certs: CertStore | None,
 ) -> dict[str, Any]:
     routes = []
     for route, spec in zip(gateway.routes.routes, config.route, strict=True):
@@ -102,31 +134,38 @@ def status_snapshot(
         "connections": len(gateway.connections),
         "apps": supervisor.status(),
         "routes": routes,
+        "certificates": certs.status() if certs else [],
     }
 
 
-def _url(address: Any) -> str:
+def _url(scheme: str, address: Any) -> str:
     host = f"[{address[0]}]" if ":" in address[0] else address[0]
-    return f"http://{host}:{address[1]}"
+    return f"{scheme}://{host}:{address[1]}"
 
 
 async def _listen(
-    config: Config, gateway: Gateway, announce: Announce
-) -> list[asyncio.base_events.Server]:
+    config: Config, gateway: Gateway, announce: Announce, certs: CertStore | None
+) -> list[tuple[str, asyncio.Server]]:
     loop = gateway.loop
-    servers = []
+    servers: list[tuple[str, asyncio.Server]] = []
     for url in config.server.listen:
-        host, port = parse_listen(url)
+        scheme, host, port = parse_listen(url)
+        tls = certs.listener if scheme == "https" and certs is not None else None
+        label = scheme.encode("ascii")
         server = await loop.create_server(
-            lambda: ClientConnection(gateway, b"http"),
+            lambda label=label: ClientConnection(gateway, label),
             host,
             port,
             backlog=1024,
             reuse_address=True,
+            ssl=tls,
+            ssl_handshake_timeout=config.server.limits.head_timeout if tls else None,
         )
         for sock in server.sockets:
-            announce(f"listening on {_url(sock.getsockname())}")
-        servers.append(server)
+            announce(f"listening on {_url(scheme, sock.getsockname())}")
+        if scheme == "https" and gateway.https_port == 443:
+            gateway.https_port = server.sockets[0].getsockname()[1]
+        servers.append((scheme, server))
     for route in gateway.routes.routes:
         announce(f"route {route.label} -> {route.upstream.scheme}://"
                  f"{route.upstream.authority.decode()}{route.upstream.base_path.decode()}")

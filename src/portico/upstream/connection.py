@@ -36,7 +36,7 @@ class UpstreamConnection(asyncio.Protocol):
         "write_paused",
     )
 
-    def __init__(self, pool: UpstreamPool, key: tuple[str, str, int]) -> None:
+    def __init__(self, pool: UpstreamPool, key: tuple[str, str, int, str]) -> None:
         self.pool = pool
         self.key = key
         self.parser = ResponseParser()

@@ -13,7 +13,7 @@ import socket
 from portico.routing.table import Upstream
 from portico.upstream.connection import UpstreamConnection
 
-Key = tuple[str, str, int]
+Key = tuple[str, str, int, str]
 
 
 class UpstreamPool:
@@ -65,9 +65,16 @@ class UpstreamPool:
         key = upstream.key
         host, port = await self._resolve(upstream)
         async with asyncio.timeout(timeout):
-            _, conn = await self._loop.create_connection(
-                lambda: UpstreamConnection(self, key), host, port
-            )
+            if upstream.tls is None:
+                _, conn = await self._loop.create_connection(
+                    lambda: UpstreamConnection(self, key), host, port
+                )
+            else:  # the timeout covers the handshake too
+                _, conn = await self._loop.create_connection(
+                    lambda: UpstreamConnection(self, key), host, port,
+                    ssl=upstream.tls, server_hostname=upstream.host,
+                    ssl_handshake_timeout=timeout,
+                )
         return conn
 
     async def _resolve(self, upstream: Upstream) -> tuple[str, int]:

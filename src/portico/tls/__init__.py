@@ -1,0 +1,1 @@
+"""HTTPS at the proxy: certificates, SNI, reloading, and TLS to upstreams."""
