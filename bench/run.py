@@ -3,7 +3,8 @@
 Layout on a 2-core machine: the proxy under test is pinned to CPU 0; the
 origin (a separate nginx) and wrk share CPU 1. Each proxy runs as one process
 (nginx: one worker). Both proxies keep upstream connections alive and write
-an access log, so the comparison is like for like. Results: a table on
+an access log, so the comparison is like for like; the https row uses one
+certificate (ECDSA P-256) for both, TLS 1.2/1.3, connections kept alive. Results: a table on
 stdout and JSON in ``bench/results/``.
 """
 
@@ -92,13 +93,26 @@ def start_origin(work: Path) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
-def start_nginx_proxy(work: Path, origin: int) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
+def certificate(work: Path) -> tuple[Path, Path]:
+    """One certificate for both proxies' https listeners (from portico's local CA)."""
+    from portico.tls.authority import issue
+
+    issued = issue(work / "tls", ["localhost", "127.0.0.1"])
+    return issued.cert, issued.key
+
+
+def start_nginx_proxy(work: Path, origin: int) -> tuple[subprocess.Popen[bytes], int, int]:
+    port, tls_port = free_port(), free_port()
+    cert, key = certificate(work)
     conf = nginx_conf(work, f"""
     access_log {work}/nginx-access.log combined buffer=64k flush=1s;
     upstream origin {{ server 127.0.0.1:{origin}; keepalive 64; }}
     server {{
         listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{tls_port} ssl backlog=4096;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
         location /myapp/ {{
             proxy_pass http://origin/;
             proxy_http_version 1.1;
@@ -112,16 +126,23 @@ def start_nginx_proxy(work: Path, origin: int) -> tuple[subprocess.Popen[bytes],
     proc = subprocess.Popen(pinned(0, ["nginx", "-c", str(conf), "-p", str(work)]),
                             stderr=subprocess.DEVNULL)
     wait_port(port)
-    return proc, port
+    wait_port(tls_port)
+    return proc, port, tls_port
 
 
-def start_portico(work: Path, origin: int) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
+def start_portico(work: Path, origin: int) -> tuple[subprocess.Popen[bytes], int, int]:
+    port, tls_port = free_port(), free_port()
+    cert, key = certificate(work)
     conf = work / "portico.toml"
     conf.write_text(f"""
 [server]
-listen = ["http://127.0.0.1:{port}"]
+listen = ["http://127.0.0.1:{port}", "https://127.0.0.1:{tls_port}"]
 access_log = "{work}/portico-access.log"
+
+[[tls.certificate]]
+hosts = ["localhost", "127.0.0.1"]
+cert = "{cert}"
+key = "{key}"
 
 [server.pool]
 idle_timeout = "30s"
@@ -137,7 +158,8 @@ request_headers.set = {{ "X-Forwarded-Prefix" = "{{prefix}}" }}
         env={**os.environ, "PORTICO_STATE_DIR": str(work / "state")},
     )
     wait_port(port)
-    return proc, port
+    wait_port(tls_port)
+    return proc, port, tls_port
 
 
 def wrk(url: str, connections: int = CONNECTIONS, seconds: int = SECONDS) -> dict[str, float]:
@@ -205,16 +227,23 @@ def main() -> int:
             return 1
     work = Path(tempfile.mkdtemp(prefix="portico-bench-"))
     origin, origin_port = start_origin(work)
-    workloads = {"small GET": "/myapp/small", "1 MiB GET": "/myapp/big"}
+    workloads = {
+        "small GET": ("http", "/myapp/small"),
+        "1 MiB GET": ("http", "/myapp/big"),
+        "https small": ("https", "/myapp/small"),
+    }
     rounds: dict[str, list[dict[str, dict[str, float]]]] = {"nginx": [], "portico": []}
     try:
         for _ in range(ROUNDS):  # interleaved, so drift in machine speed hits both alike
             for name, starter in (("nginx", start_nginx_proxy), ("portico", start_portico)):
-                proc, port = starter(work, origin_port)
+                proc, port, tls_port = starter(work, origin_port)
                 try:
                     wrk(f"http://127.0.0.1:{port}/myapp/small", seconds=2)  # warm-up
-                    base = f"http://127.0.0.1:{port}"
-                    run = {w: wrk(base + path) for w, path in workloads.items()}
+                    ports = {"http": port, "https": tls_port}
+                    run = {
+                        w: wrk(f"{scheme}://127.0.0.1:{ports[scheme]}{path}")
+                        for w, (scheme, path) in workloads.items()
+                    }
                     run["rss"] = {"mib": rss_mib(proc.pid)}
                     rounds[name].append(run)
                 finally:

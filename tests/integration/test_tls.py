@@ -184,11 +184,11 @@ def test_sni_picks_the_certificate_and_alpn_is_http11(sni_proxy: Portico) -> Non
 
 def swap_in(ca_dir: Path, cert: Path, key: Path, hosts: list[str]) -> int:
     """Write a fresh certificate and key over the served files, each by an atomic rename."""
-    new_cert, new_key = make(ca_dir / "next", *hosts)
-    (ca_dir / "next" / "ca.pem").unlink()  # keep the original CA: copy its files over
-    shutil.copy(ca_dir / "ca.pem", ca_dir / "next" / "ca.pem")
-    shutil.copy(ca_dir / "ca.key", ca_dir / "next" / "ca.key")
-    new_cert, new_key = make(ca_dir / "next", *hosts)
+    staging = ca_dir / "next"
+    staging.mkdir(exist_ok=True)
+    for name in ("ca.pem", "ca.key"):  # signed by the same CA the clients trust
+        shutil.copy(ca_dir / name, staging / name)
+    new_cert, new_key = make(staging, *hosts)
     os.replace(new_key, key)
     os.replace(new_cert, cert)
     return serial_of(cert)

@@ -6,7 +6,7 @@ import asyncio
 import ssl
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from portico.config.schema import Config, HeaderRules, parse_upstream
 from portico.config.schema import Route as RouteConfig
@@ -21,11 +21,11 @@ from portico.routing.proxypass import ReverseMap
 from portico.routing.table import Route, RouteTable, Upstream
 from portico.supervisor.commands import connect_host, split_bind
 from portico.supervisor.gate import AppGate
-from portico.tls.authority import issue
 from portico.tls.contexts import upstream_context
-from portico.tls.store import CertError, CertSource, CertStore
 from portico.upstream.pool import UpstreamPool
 
+if TYPE_CHECKING:
+    from portico.tls.store import CertStore
 
 def upstream_of(route: RouteConfig, config: Config, base_dir: Path | None = None) -> Upstream:
     """The route's upstream; with ``base_dir``, an https upstream gets its TLS context."""
@@ -137,6 +137,8 @@ def build_cert_store(
     """The listener certificates, checked now: a bad file is a ConfigError naming it."""
     if not config.tls.certificate:
         return None
+    from portico.tls.authority import issue  # cryptography: only loaded when needed
+    from portico.tls.store import CertError, CertSource, CertStore
     sources = []
     for index, spec in enumerate(config.tls.certificate):
         where = f"tls.certificate[{index}]"

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portico.admin.control import control_path, remove_control, serve_control
 from portico.config.compile import build_cert_store, build_gateway
@@ -24,7 +24,9 @@ from portico.server.protocol import ClientConnection
 from portico.supervisor.commands import assign_ports
 from portico.supervisor.logs import Echo
 from portico.supervisor.supervisor import Supervisor
-from portico.tls.store import CertStore
+
+if TYPE_CHECKING:
+    from portico.tls.store import CertStore
 
 Announce = Callable[[str], None]
 
