@@ -113,11 +113,26 @@ def build_gateway(
             head=limits.head_timeout,
             keepalive=limits.keepalive_timeout,
             max_requests=limits.max_keepalive_requests,
+            send=limits.send_timeout,
+            max_connections=limits.max_connections or default_max_connections(),
         ),
         pool=UpstreamPool(loop, server.pool.max_idle, server.pool.idle_timeout),
         access_log=AccessLog(server.access_log, server.log_format),
         tick_interval=server.tick,
     )
+
+
+def default_max_connections() -> int:
+    """Half the file-descriptor limit (each proxied request holds two), less a margin."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return 10_000
+    if soft == resource.RLIM_INFINITY:
+        return 10_000
+    return max(8, min(soft // 2 - 16, 100_000))
 
 
 def _ops(rules: HeaderRules, own: dict[bytes, bytes] | None = None) -> HeaderOps:

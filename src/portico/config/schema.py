@@ -45,6 +45,11 @@ class Limits(_Table):
     """Connecting to an upstream: refused is 502 at once, a timeout 504."""
     response_timeout: Duration = 60.0
     """Waiting for the upstream's response head, and between its body reads (504)."""
+    send_timeout: Duration = 60.0
+    """A client that takes nothing of a response for this long is disconnected."""
+    max_connections: int | None = Field(None, ge=1)
+    """Client connections open at once; beyond it new ones are closed at once.
+    Default: half of RLIMIT_NOFILE (a proxied request holds two descriptors), less 16."""
 
 
 class RouteLimits(_Table):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,8 @@ class ClientTimeouts:
     head: float = 10.0  # whole request head, from its first byte: 408
     keepalive: float = 30.0  # idle between requests: silent close
     max_requests: int = 1000  # per client connection
+    send: float = 60.0  # a client that reads nothing of a response this long is dropped
+    max_connections: int = 10_000  # beyond it, new connections are closed at once
 
 
 class Gateway:
@@ -61,6 +64,16 @@ class Gateway:
         self._rid_base = os.urandom(6).hex()
         self._rid_count = 0
         self._ticker: asyncio.TimerHandle | None = None
+        self.refused = 0
+        self._refused_said = -3600.0
+
+    def over_capacity(self) -> None:
+        """A connection was refused at max_connections; said at most once a minute."""
+        self.refused += 1
+        if self.now - self._refused_said > 60:
+            self._refused_said = self.now
+            print(f"portico: max_connections ({self.timeouts.max_connections}) reached; "
+                  f"refusing new connections ({self.refused} so far)", file=sys.stderr, flush=True)
 
     def request_id(self) -> bytes:
         self._rid_count += 1

@@ -41,6 +41,7 @@ class ClientConnection(asyncio.Protocol):
         self._dispatching = False
         self._closing = False
         self._write_paused = False
+        self._write_paused_at = 0.0
         self._requests = 0
         self._head_deadline = 0.0
         self._idle_deadline = 0.0
@@ -53,6 +54,11 @@ class ClientConnection(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport = cast(asyncio.Transport, transport)
+        if len(self.gw.connections) >= self.gw.timeouts.max_connections:
+            self._closing = True  # over max_connections: refuse quickly, keep serving the rest
+            self.gw.over_capacity()
+            transport.abort()
+            return
         transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
@@ -114,6 +120,7 @@ class ClientConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        self._write_paused_at = self.gw.now
         if self.exchange is not None:
             self.exchange.on_client_writable(False)
 
@@ -245,6 +252,9 @@ class ClientConnection(asyncio.Protocol):
     # -- deadlines ---------------------------------------------------------------------
     def check(self, now: float) -> None:
         if self._closing:
+            return
+        if self._write_paused and now - self._write_paused_at > self.gw.timeouts.send:
+            self.abort()  # the client stopped reading (catalogue 55)
             return
         exchange = self.exchange
         if exchange is not None:
