@@ -24,6 +24,23 @@ from portico.http.validate import build_request, connection_tokens
 _DIGITS = frozenset(b"0123456789")
 
 
+def coalesce(events: list[Event]) -> list[Event]:
+    """Join runs of Data events: a read full of tiny chunks is forwarded as one write."""
+    out: list[Event] = []
+    run: list[bytes] = []
+    for event in events:
+        if type(event) is Data:
+            run.append(event.data)
+            continue
+        if run:
+            out.append(Data(b"".join(run)))
+            run = []
+        out.append(event)
+    if run:
+        out.append(Data(b"".join(run)))
+    return out
+
+
 class _HeadMeter:
     """Counts a head's size as it arrives, piece by piece."""
 
@@ -59,6 +76,7 @@ class RequestParser:
         self._url = b""
         self._headers: Headers = []
         self._meter = _HeadMeter()
+        self._pieces = 0  # Data events in the current feed
         self._in_head = False
         self._began_in_feed = False
         self._head_index = -1  # index in _events of the Request whose body is still open
@@ -73,6 +91,7 @@ class RequestParser:
         self._events = events = list[Event]()
         self._began_in_feed = False
         self._head_index = -1
+        self._pieces = 0
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -86,10 +105,10 @@ class RequestParser:
         except httptools.HttpParserError as exc:
             if not self._finished:  # "data after Connection: close" is no error of ours
                 self._reject(self._error or ProtocolError(_describe(exc)))
-            return events
+            return coalesce(events) if self._pieces > 1 else events
         if self._in_head and not self._finished:
             self._check_slow_head(len(data))
-        return events
+        return coalesce(events) if self._pieces > 1 else events
 
     @property
     def finished(self) -> bool:
@@ -137,6 +156,7 @@ class RequestParser:
         self._close_after = not request.keep_alive
 
     def on_body(self, body: bytes) -> None:
+        self._pieces += 1
         self._events.append(Data(body))
 
     def on_message_complete(self) -> None:
@@ -184,6 +204,7 @@ class ResponseParser:
         self._headers: Headers = []
         self._reason = b""
         self._meter = _HeadMeter()
+        self._pieces = 0  # Data events in the current feed
         self._error: ProtocolError | None = None
         self._awaiting = False  # a request is out and its final response not complete
         self._head_request = False
@@ -212,6 +233,7 @@ class ResponseParser:
             return events
         self.received += len(data)
         self._began_in_feed = False
+        self._pieces = 0
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -226,7 +248,7 @@ class ResponseParser:
                 self._meter.fed += len(data)
             if self._meter.fed > self._limits.max_head_size + 1024:
                 self._fail_stream("upstream response head too large")
-        return events
+        return coalesce(events) if self._pieces > 1 else events
 
     def eof(self) -> list[Event]:
         """The upstream closed. Ends a close-delimited body; anything else is a fault."""
@@ -287,6 +309,7 @@ class ResponseParser:
         if not self._awaiting:  # a HEAD response came with a body
             self.clean = False
             return
+        self._pieces += 1
         self._events.append(Data(body))
 
     def on_message_complete(self) -> None:

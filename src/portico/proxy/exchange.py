@@ -246,6 +246,8 @@ class Exchange:
         conn = self.conn
         if conn is not None and conn.transport is not None:
             conn.transport.writelines(framed)
+            if not conn.write_paused:
+                self._upstream_progressed()
         else:
             self._buffered.extend(framed)
             if sum(map(len, self._buffered)) > BUFFER_BEFORE_CONNECT:
@@ -256,12 +258,19 @@ class Exchange:
             self.request_done = True
             return
         self.request_done = True
+        if self.conn is not None:
+            self._upstream_progressed()  # the wait for the response starts now
         if self._chunked_up:
             conn = self.conn
             if conn is not None and conn.transport is not None:
                 conn.transport.write(writer.LAST_CHUNK)
             else:
                 self._buffered.append(writer.LAST_CHUNK)
+
+    def _upstream_progressed(self) -> None:
+        """The upstream took request bytes: its deadline (response_timeout) starts again."""
+        assert self.policy is not None
+        self.upstream_deadline = self.gw.now + self.policy.limits.response_timeout
 
     def on_request_broken(self, rejected: Rejected) -> None:
         """The client's body turned out malformed after forwarding began."""
@@ -318,6 +327,7 @@ class Exchange:
 
     def on_upstream_writable(self, writable: bool) -> None:
         if writable:
+            self._upstream_progressed()
             self.client.resume_reading(self.conn)
         else:
             self.client.pause_reading(self.conn)
@@ -490,7 +500,13 @@ class Exchange:
         if self.finished:
             return
         if not self.request_done and self.body_deadline and now > self.body_deadline:
-            self.fail(ProxyError(408, Layer.CLIENT, "the request body stopped arriving"))
+            if self.client.reading_paused:
+                # Not the client's delay: portico stopped reading (the upstream is slow to
+                # take the body, or not connected yet). The clock starts again on resume.
+                assert self.policy is not None
+                self.body_deadline = now + self.policy.limits.body_timeout
+            else:
+                self.fail(ProxyError(408, Layer.CLIENT, "the request body stopped arriving"))
         elif self.conn is not None and self.upstream_deadline and now > self.upstream_deadline:
             if self.response_started:
                 self.fail(ProxyError(504, Layer.UPSTREAM, "upstream stalled mid-response"))

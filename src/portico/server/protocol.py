@@ -223,6 +223,11 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None and not self._closing and parts:
             self.transport.writelines(parts)
 
+    @property
+    def reading_paused(self) -> bool:
+        """Portico itself is holding the client back (a full upstream, a connect, a pipeline)."""
+        return bool(self._paused_for)
+
     def pause_reading(self, reason: object) -> None:
         if not self._paused_for and self.transport is not None and not self._closing:
             self.transport.pause_reading()
