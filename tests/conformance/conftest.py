@@ -48,6 +48,13 @@ class Gateway:
     def send(self, data: bytes, quiet: float = 0.6) -> Reply:
         return send_raw(self.proxy.port, data, quiet)
 
+    def assert_rejected(self, data: bytes, status: int) -> Reply:
+        """``data`` gets ``status`` alone, then a close, and the upstream sees nothing."""
+        reply = self.send(data)
+        assert reply.statuses == [status], reply.data[:300]
+        assert reply.closed and self.upstream_saw_nothing
+        return reply
+
     @property
     def upstream_saw_nothing(self) -> bool:
         return not self.recorder.requests and all(not c.received for c in self.recorder.connections)

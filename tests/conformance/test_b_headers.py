@@ -28,10 +28,7 @@ REJECTED = {
 
 @pytest.mark.parametrize("name", sorted(REJECTED))
 def test_rejected_with_close_and_nothing_forwarded(gw: Gateway, name: str) -> None:
-    data, status = REJECTED[name]
-    reply = gw.send(data)
-    assert reply.statuses == [status], reply.data[:300]
-    assert reply.closed and gw.upstream_saw_nothing
+    gw.assert_rejected(*REJECTED[name])
 
 
 def test_b22_obs_fold_in_a_response_is_502(gw: Gateway) -> None:

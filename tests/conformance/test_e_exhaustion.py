@@ -134,6 +134,7 @@ def test_e55_a_slow_reader_of_a_100_mib_response_keeps_buffers_bounded(gw: Gatew
         growth = gw.proxy.status_kib("VmRSS") - rss_before
     # What the upstream got ahead of the client is the two socket buffers plus portico's
     # 64 KiB high-water mark, not the response: reading from the upstream was paused.
+    print(f"E55: slow reader: upstream ahead by {in_flight / 2**20:.1f} MiB, RSS +{growth / 1024:.1f} MiB")
     assert in_flight < 16 * 2**20, in_flight
     assert growth < 8 * 1024, growth
 

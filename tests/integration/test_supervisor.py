@@ -39,6 +39,21 @@ app = "{name}"
 """
 
 
+def demo_app() -> str:
+    """The bundled guide app under gunicorn (2 gevent workers) at /myapp."""
+    return f"""
+[[app]]
+name = "myapp"
+wsgi = "portico.demo.app:app"
+workers = 2
+bind = "127.0.0.1:{free_port()}"
+
+[[route]]
+path = "/myapp"
+app = "myapp"
+"""
+
+
 def config(*blocks: str) -> str:
     return '[server]\nlisten = ["http://127.0.0.1:0"]\ntick = 0.1\n' + "".join(blocks)
 
@@ -158,17 +173,7 @@ app = "api"
 # -- keeping apps up ------------------------------------------------------------------
 
 def test_gunicorn_killed_under_load_comes_back_and_no_request_hangs(start_portico: Any) -> None:
-    proxy = start_portico(config(f"""
-[[app]]
-name = "myapp"
-wsgi = "portico.demo.app:app"
-workers = 2
-bind = "127.0.0.1:{free_port()}"
-
-[[route]]
-path = "/myapp"
-app = "myapp"
-"""))
+    proxy = start_portico(config(demo_app()))
     before = app_status(proxy, "myapp")
     old_family = {before["pid"], *descendants(before["pid"])}
     statuses: Counter[int | str] = Counter()
@@ -236,17 +241,7 @@ def test_crash_looping_app_is_marked_failed_and_others_keep_serving(start_portic
 
 
 def test_sigterm_stops_apps_and_leaves_no_process_behind(tmp_path: Path) -> None:
-    proxy = Portico(config(f"""
-[[app]]
-name = "myapp"
-wsgi = "portico.demo.app:app"
-workers = 2
-bind = "127.0.0.1:{free_port()}"
-
-[[route]]
-path = "/myapp"
-app = "myapp"
-""", tiny("tiny")), tmp_path)
+    proxy = Portico(config(demo_app(), tiny("tiny")), tmp_path)
     family: set[int] = set()
     try:
         assert httpx.get(f"{proxy.url}/myapp/").status_code == 200
