@@ -84,9 +84,20 @@ def cookie() -> Response:
 
 @app.route("/stream")
 def stream() -> Response:
+    """``?pieces=N&delay=S``: N lines, S seconds apart (default 3 and 0.3)."""
+    count = min(request.args.get("pieces", 3, type=int), 10_000)
+    delay = min(request.args.get("delay", 0.3, type=float), 5.0)
+
     def pieces() -> Iterator[str]:
-        for number in range(3):
+        for number in range(count):
             yield f"piece {number}\n"
-            time.sleep(0.3)
+            time.sleep(delay)
 
     return Response(pieces(), mimetype="text/plain")
+
+
+@app.route("/slow")
+def slow() -> str:
+    """``?seconds=S``: answers after S seconds (at most 30)."""
+    time.sleep(min(request.args.get("seconds", 1.0, type=float), 30.0))
+    return "slow\n"
