@@ -1,6 +1,8 @@
 # make demo  - set up and serve the Apache guide's Flask app at http://127.0.0.1:8080/myapp/
 # make test  - set up and run every test (lint, types, unit, integration)
 # make bench - portico vs nginx in front of the same origin (installs nginx and wrk if missing)
+# make fuzz  - property tests at 20,000 examples, then the request-path fuzzer (FUZZ_SECONDS)
+# make soak  - 5 minutes of mixed traffic to a real gunicorn app: errors, RSS and fds
 
 PYTHON ?= python3
 VENV   := .venv
@@ -8,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test test-deps lint unit bench bench-deps clean
+.PHONY: setup demo test test-deps lint unit bench bench-deps fuzz soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +24,7 @@ demo: setup
 	$(BIN)/portico run
 
 lint: setup
-	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff check src tests bench examples fuzz soak
 	$(BIN)/mypy
 
 # ip (network namespaces for the two-host test) and systemd-analyze (unit check);
@@ -35,6 +37,18 @@ test-deps:
 
 test: lint test-deps
 	$(BIN)/python -m pytest -q
+
+# Hypothesis properties with 20,000 examples each, then the in-process request-path
+# fuzzer for FUZZ_SECONDS (default 120).
+FUZZ_SECONDS ?= 120
+fuzz: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider --hypothesis-profile=fuzz tests/unit/test_properties.py
+	$(BIN)/python fuzz/request_path.py --seconds $(FUZZ_SECONDS)
+
+# Mixed traffic through portico to a real gunicorn app for SOAK_SECONDS (default 300).
+SOAK_SECONDS ?= 300
+soak: setup
+	$(BIN)/python soak/run.py --seconds $(SOAK_SECONDS)
 
 bench-deps:
 	@command -v nginx >/dev/null && command -v wrk >/dev/null || \

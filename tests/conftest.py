@@ -5,9 +5,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.support.portico_proc import Portico
 from tests.support.recorder import Recorder
+
+settings.register_profile("default", max_examples=300)
+settings.register_profile("fuzz", max_examples=20_000)
+settings.load_profile("default")
 
 
 def free_port() -> int:

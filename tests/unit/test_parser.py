@@ -9,7 +9,7 @@ import pytest
 from portico.http.events import END, Body, Data, Event, Rejected, Request
 from portico.http.h11_parser import H11RequestParser
 from portico.http.limits import HeadLimits
-from portico.http.parser import RequestParser
+from portico.http.parser import RequestParser, ResponseParser
 
 Parser = Callable[..., RequestParser | H11RequestParser]
 
@@ -205,3 +205,26 @@ def test_request_trailers_are_dropped_not_merged_into_headers(make_parser: Parse
     assert isinstance(request, Request)
     assert [name for name, _ in request.headers] == [b"Host", b"Transfer-Encoding"]
     assert simplify(events)[1:] == [b"x", "end"]
+
+
+@pytest.mark.parametrize("make", [RequestParser, ResponseParser])
+def test_a_closed_parser_is_freed_without_the_cyclic_gc(make: type) -> None:
+    # httptools holds the adapter's bound methods: a cycle. Left to the cyclic GC it kept
+    # each connection's last buffers alive for minutes (the soak saw RSS grow 45 -> 93 MiB).
+    import gc
+    import weakref
+
+    parser = make()
+    if make is ResponseParser:
+        parser.expect(b"GET")
+        parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc")
+    else:
+        parser.feed(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc")
+    parser.close()
+    alive = weakref.ref(parser)
+    gc.disable()
+    try:
+        del parser
+        assert alive() is None  # freed by reference counting alone
+    finally:
+        gc.enable()

@@ -111,7 +111,8 @@ def test_upstream_base_path_joins_with_one_slash() -> None:
 @pytest.mark.parametrize(
     ("base", "rest", "expected"),
     [(b"/", b"", b"/"), (b"/", b"/a", b"/a"), (b"/api", b"/a", b"/api/a"), (b"/api/", b"/a", b"/api/a"),
-     (b"/api", b"", b"/api"), (b"/", b"//a", b"//a")],
+     (b"/api", b"", b"/api"), (b"/", b"//a", b"/a"), (b"/", b"///a//b", b"/a//b"),
+     (b"/api/", b"//a", b"/api/a")],
 )
 def test_join_upstream(base: bytes, rest: bytes, expected: bytes) -> None:
     assert join_upstream(base, rest, b"") == expected

@@ -101,3 +101,25 @@ def slow() -> str:
     """``?seconds=S``: answers after S seconds (at most 30)."""
     time.sleep(min(request.args.get("seconds", 1.0, type=float), 30.0))
     return "slow\n"
+
+
+@app.route("/bytes")
+def some_bytes() -> Response:
+    """``?size=N``: N bytes (at most 64 MiB), streamed in 64 KiB pieces."""
+    size = max(0, min(request.args.get("size", 1024, type=int), 64 * 2**20))
+    piece = b"x" * 65536
+
+    def pieces() -> Iterator[bytes]:
+        left = size
+        while left > 0:
+            yield piece[: min(left, len(piece))]
+            left -= len(piece)
+
+    return Response(pieces(), mimetype="application/octet-stream",
+                    headers={"Content-Length": str(size)})
+
+
+@app.route("/echo", methods=["POST"])
+def echo() -> Response:
+    """Reads the whole body and says how long it was."""
+    return jsonify(received=len(request.get_data()))

@@ -76,7 +76,11 @@ class H11RequestParser:
                     return events
                 self._conn.send(h11.Response(status_code=204, headers=[]))
                 self._conn.send(h11.EndOfMessage())
-                self._conn.start_next_cycle()
+                try:
+                    self._conn.start_next_cycle()
+                except h11.LocalProtocolError:  # h11 does no HTTP/1.0 keep-alive: stop here
+                    self._finished = True
+                    return events
             elif isinstance(event, h11.ConnectionClosed):
                 self._finished = True
                 return events

@@ -86,6 +86,18 @@ class RequestParser:
 
     # -- public -----------------------------------------------------------------
     def feed(self, data: bytes) -> list[Event]:
+        events = self._feed(data)
+        self._events = []  # the caller owns them now; keep no body bytes alive here
+        return events
+
+    def close(self) -> None:
+        """The connection is gone: drop the httptools parser, which holds this object's
+        bound methods. Left to the cyclic GC, that cycle kept each connection's last
+        buffers alive for minutes (RSS grew by tens of MiB in the soak)."""
+        self._parser = None  # type: ignore[assignment]  # never fed again
+        self._events = []
+
+    def _feed(self, data: bytes) -> list[Event]:
         if self._finished:
             return []
         self._events = events = list[Event]()
@@ -100,7 +112,7 @@ class RequestParser:
             rest = data[upgrade.args[0] :] if upgrade.args else b""
             self._parser = httptools.HttpRequestParser(self)
             if rest and not self._finished:
-                events.extend(self.feed(rest))
+                events.extend(self._feed(rest))
                 self._events = events
         except httptools.HttpParserError as exc:
             if not self._finished:  # "data after Connection: close" is no error of ours
@@ -227,6 +239,16 @@ class ResponseParser:
         self.received = 0
 
     def feed(self, data: bytes) -> list[Event]:
+        events = self._feed(data)
+        self._events = []
+        return events
+
+    def close(self) -> None:
+        """As RequestParser.close: break the cycle with the httptools parser."""
+        self._parser = None  # type: ignore[assignment]  # never fed again
+        self._events = []
+
+    def _feed(self, data: bytes) -> list[Event]:
         self._events = events = list[Event]()
         if not self._awaiting:
             self.clean = False

@@ -88,8 +88,12 @@ def _is_hex(pair: bytes) -> bool:
 def join_upstream(base: bytes, rest: bytes, query: bytes) -> bytes:
     """ProxyPass joining with exactly one slash: (``/``, ``/a``) → ``/a``; (``/``, ``""``) → ``/``.
 
-    The client's own ``//`` after the prefix is kept: it is their path, byte-exact.
+    A run of slashes at the join is one slash (``/myapp//evil.com/x`` goes as
+    ``/evil.com/x``, never ``//evil.com/x``, which an app may read as a host);
+    the rest of the path is forwarded byte-exact.
     """
+    if rest.startswith(b"//"):
+        rest = b"/" + rest.lstrip(b"/")
     if not rest:
         path = base or b"/"
     elif base.endswith(b"/"):

@@ -116,7 +116,9 @@ class ClientConnection(asyncio.Protocol):
             exchange.abort()
         if self._reading is not None and self._reading is not exchange:
             self._reading.abort()
+        self._reading = None
         self._pending.clear()
+        self.parser.close()
 
     def pause_writing(self) -> None:
         self._write_paused = True

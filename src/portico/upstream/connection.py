@@ -72,6 +72,7 @@ class UpstreamConnection(asyncio.Protocol):
             user.on_upstream_lost(self.parser.eof())
         else:
             self.pool.forget(self)
+        self.parser.close()
 
     def pause_writing(self) -> None:
         self.write_paused = True
