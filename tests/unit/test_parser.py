@@ -228,3 +228,14 @@ def test_a_closed_parser_is_freed_without_the_cyclic_gc(make: type) -> None:
         assert alive() is None  # freed by reference counting alone
     finally:
         gc.enable()
+
+
+def test_a_closing_http10_request_ends_the_stream_whole_or_split(make_parser: Parser) -> None:
+    # Found by `make fuzz`: llhttp kept parsing after a 1.0 request that said both
+    # "keep-alive" and "close" when both came in one read, but not when split.
+    first = b"GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"
+    second = b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
+    whole = simplify(make_parser().feed(first + second))
+    parser = make_parser()
+    split = simplify(parser.feed(first) + parser.feed(second))
+    assert whole == split == [("request", b"GET", b"/", Body.NONE, False), "end"]

@@ -133,6 +133,10 @@ class RequestParser:
 
     # -- httptools callbacks ----------------------------------------------------
     def on_message_begin(self) -> None:
+        if self._finished:
+            # llhttp's own keep-alive rules differ from ours (HTTP/1.0 with both
+            # "keep-alive" and "close"): a stream we ended stays ended, however it was cut.
+            raise ProtocolError("data after a message that closed the connection")
         self._in_head = True
         self._began_in_feed = True
         self._url = b""
