@@ -48,8 +48,8 @@ def recorder() -> Iterator[Recorder]:
 def start_portico(tmp_path: Path) -> Iterator[object]:
     started: list[Portico] = []
 
-    def start(config: str) -> Portico:
-        proc = Portico(config, tmp_path, name=f"portico{len(started)}.toml")
+    def start(config: str, wrapper: list[str] | None = None) -> Portico:
+        proc = Portico(config, tmp_path, name=f"portico{len(started)}.toml", wrapper=wrapper)
         started.append(proc)
         return proc
 

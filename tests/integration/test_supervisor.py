@@ -210,6 +210,9 @@ def test_sigterm_stops_apps_and_leaves_no_process_behind(tmp_path: Path) -> None
         assert proxy.stop() == 0
         wait_until(lambda: not any(alive(pid) for pid in family), 5, "children to exit")
     finally:
+        if proxy.proc.poll() is None:  # a failed assertion above: leave nothing running
+            family |= descendants(proxy.pid)
+            proxy.kill()
         kill_leftovers(family)
     assert "Worker exiting" in proxy.log_text() and "stopped" in proxy.log_text()
 
