@@ -1,5 +1,6 @@
 """Fault injection with real servers: gunicorn and waitress killed, slowed, restarted under
-load, and a backend that closes pooled connections early. No idempotent request may fail."""
+load, and a backend that closes pooled connections early. No idempotent request whose
+response had not begun may fail."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ import pytest
 from tests.conftest import free_port
 from tests.integration.test_supervisor import app_status, config, wait_until
 from tests.support.procs import alive, descendants
-
 
 LOAD_THREADS = 4
 
