@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from portico.http.events import Request
+
 
 class RequestFacts:
     """What portico knows of one request; values are bytes ready for a header."""
@@ -39,3 +41,14 @@ def public_port(host: bytes, scheme: bytes) -> bytes:
     if colon and port.isdigit():  # "[::1]" splits as "[:" ":" "1]": not a port
         return port
     return b"443" if scheme == b"https" else b"80"
+
+
+_RID_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+
+
+def client_request_id(request: Request) -> bytes | None:
+    """The client's own X-Request-ID, if it is short and plain enough to pass on."""
+    value = request.get(b"x-request-id")
+    if value and len(value) <= 128 and set(value) <= _RID_CHARS:
+        return value
+    return None

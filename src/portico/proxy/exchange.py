@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, cast
 from portico.errors import Layer, ProxyError
 from portico.http import writer
 from portico.http.events import END, Body, Data, Event, Rejected, Request, Response
-from portico.policy.context import RequestFacts, public_port
+from portico.policy.context import RequestFacts, client_request_id, public_port
+from portico.policy.redirect import https_redirect
 from portico.proxy.accesslog import Fields
 from portico.proxy.errorpage import error_response, wants_json
 from portico.proxy.route_policy import RoutePolicy
@@ -125,7 +126,7 @@ class Exchange:
             public_port(host, client.scheme),
             client.remote_addr,
             route.prefix if match.stripped else b"",
-            _client_request_id(request) or self.gw.request_id(),
+            client_request_id(request) or self.gw.request_id(),
         )
         self._head = self._upstream_head(match, facts, policy)
         if not self.request_done:
@@ -379,18 +380,12 @@ class Exchange:
         return writer.head(writer.status_line(response.status, response.reason), headers)
 
     def _redirect_to_https(self) -> None:
-        """308 to the same URL on the https listener: path, prefix and query kept."""
         request = self.request
+        keep = self.keep_client and self.request_done and not self.gw.draining
         host = request.host or self.client.local_authority
-        target = request.target if request.target.startswith(b"/") else b"/"
-        location = b"https://" + https_authority(host, self.gw.https_port) + target
+        self.client.write(https_redirect(host, request.target, self.gw.https_port, close=not keep))
         self.finished = True
         self.status = 308
-        keep = self.keep_client and self.request_done and not self.gw.draining
-        headers = [(b"Location", location), (b"Content-Length", b"0")]
-        if not keep:
-            headers.append((b"Connection", b"close"))
-        self.client.write(writer.head(writer.status_line(308, b""), headers))
         self.keep_client = keep
         self._log()
         self.client.exchange_finished(self, keep)
@@ -548,24 +543,6 @@ def _declared_length(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     return None
 
 
-_RID_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
-
-
-def _client_request_id(request: Request) -> bytes | None:
-    value = request.get(b"x-request-id")
-    if value and len(value) <= 128 and set(value) <= _RID_CHARS:
-        return value
-    return None
-
-
 def _too_large(limit: int) -> str:
     return f"request body larger than this route allows ({limit} bytes; limits.max_body_size)"
 
-
-def https_authority(host: bytes, https_port: int) -> bytes:
-    """``host[:port]`` with the port replaced by the https listener's (none for 443)."""
-    if host.startswith(b"["):
-        name = host[: host.index(b"]") + 1] if b"]" in host else host
-    else:
-        name = host.rpartition(b":")[0] if b":" in host else host
-    return name if https_port == 443 else name + b":%d" % https_port
