@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 import pytest
 
-from portico.http.events import END, Body, Data, Event, Rejected, Request
+from portico.http.events import Body, Event, Rejected, Request
 from portico.http.h11_parser import H11RequestParser
 from portico.http.limits import HeadLimits
 from portico.http.parser import RequestParser, ResponseParser
+from tests.support.events import simplify
 
 Parser = Callable[..., RequestParser | H11RequestParser]
 
@@ -22,24 +23,6 @@ def make_parser(request: pytest.FixtureRequest) -> Parser:
 def parse(make_parser: Parser, data: bytes, **limits: int) -> list[Event]:
     parser = make_parser(HeadLimits(**limits)) if limits else make_parser()
     return parser.feed(data)
-
-
-def simplify(events: list[Event]) -> list[object]:
-    out: list[object] = []
-    for event in events:
-        if isinstance(event, Request):
-            out.append(("request", event.method, event.target, event.body, event.keep_alive))
-        elif isinstance(event, Data):
-            if out and isinstance(out[-1], bytes):
-                out[-1] += event.data
-            else:
-                out.append(event.data)
-        elif event is END:
-            out.append("end")
-        else:
-            assert isinstance(event, Rejected)
-            out.append(("rejected", event.status))
-    return out
 
 
 PIPELINE = (

@@ -18,7 +18,6 @@ Errors become a status in one place (``fail``): the client's 4xx, portico's
 from __future__ import annotations
 
 import asyncio
-import ssl
 from typing import TYPE_CHECKING, cast
 
 from portico.errors import Layer, ProxyError
@@ -28,19 +27,18 @@ from portico.policy.context import RequestFacts, client_request_id, public_port
 from portico.policy.redirect import https_redirect
 from portico.proxy.accesslog import Fields
 from portico.proxy.errorpage import error_response, wants_json
+from portico.proxy.framing import connection_field, frame_request, frame_response, may_retry
 from portico.proxy.route_policy import RoutePolicy
 from portico.routing.table import Route, RouteMatch
 from portico.upstream.connection import UpstreamConnection
+from portico.upstream.pool import connect_failure
 
 if TYPE_CHECKING:
     from portico.proxy.gateway import Gateway
     from portico.server.protocol import ClientConnection
 
-IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
-BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 BUFFER_BEFORE_CONNECT = 64 * 1024
 HSTS = b"strict-transport-security"
-MAX_APP_RETRIES = 2  # idempotent, bodiless requests to a supervised app that died
 
 
 class Exchange:
@@ -117,7 +115,7 @@ class Exchange:
         policy = self.policy = cast(RoutePolicy, route.policy)
         limits = policy.limits
         if request.body is Body.LENGTH and request.content_length > limits.max_body_size:
-            self.fail(ProxyError(413, Layer.PROXY, _too_large(limits.max_body_size)))
+            self.fail(limits.body_too_large())
             return
         host = request.host or client.local_authority
         facts = self.facts = RequestFacts(
@@ -157,13 +155,8 @@ class Exchange:
         if up:
             self._acquire()
             return
-        gate = self.policy.app if self.policy else None
-        assert gate is not None
-        if gate.gone:
-            reason = f"app {gate.name!r} is {gate.state}; see its log or `portico status`"
-        else:
-            reason = f"app {gate.name!r} did not come up within {gate.wait_timeout:g}s"
-        self.fail(ProxyError(503, Layer.UPSTREAM, reason))
+        assert self.policy is not None and self.policy.app is not None
+        self.fail(ProxyError(503, Layer.UPSTREAM, self.policy.app.unavailable_reason()))
 
     def _upstream_head(self, match: RouteMatch, facts: RequestFacts, policy: RoutePolicy) -> bytes:
         request = self.request
@@ -173,12 +166,7 @@ class Exchange:
             request.headers, request.lnames, facts, self.client.trusted, host
         )
         headers = policy.request_ops.apply(headers, facts)
-        if request.body is Body.CHUNKED:
-            headers.append((b"Transfer-Encoding", b"chunked"))
-        elif request.body is Body.LENGTH:
-            headers.append((b"Content-Length", b"%d" % request.content_length))
-        elif request.method in BODY_METHODS:
-            headers.append((b"Content-Length", b"0"))
+        headers += frame_request(request)
         return writer.head(writer.request_line(request.method, match.target), headers)
 
     # -- phase: acquire ----------------------------------------------------------
@@ -206,11 +194,7 @@ class Exchange:
             if self.policy.app is not None and not self._waited:
                 self._wait_for_app()  # the app may have just crashed: wait for its restart
                 return
-            if isinstance(exc, ssl.SSLCertVerificationError):
-                reason = f"its TLS certificate is not trusted ({exc.verify_message})"
-            else:
-                reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            self.fail(ProxyError(502, Layer.UPSTREAM, f"cannot connect to the upstream: {reason}"))
+            self.fail(ProxyError(502, Layer.UPSTREAM, connect_failure(exc)))
         else:
             self._attach(task.result(), reused=False)
 
@@ -241,7 +225,7 @@ class Exchange:
         self.body_received += len(data)
         self.body_deadline = self.gw.now + limits.body_timeout
         if self.body_received > limits.max_body_size:
-            self.fail(ProxyError(413, Layer.PROXY, _too_large(limits.max_body_size)))
+            self.fail(limits.body_too_large())
             return
         framed = writer.chunk(data) if self._chunked_up else (data,)
         conn = self.conn
@@ -351,27 +335,12 @@ class Exchange:
         headers = self.policy.downstream_headers(
             response.headers, response.lnames, facts, public_origin
         )
-        if request.method == b"HEAD" or response.status == 304:
-            length = _declared_length(response.headers)
-            if length is not None:
-                headers.append((b"Content-Length", length))
-        elif response.status == 204:
-            pass
-        elif response.body is Body.LENGTH:
-            headers.append((b"Content-Length", b"%d" % response.content_length))
-        elif response.body is Body.NONE:
-            headers.append((b"Content-Length", b"0"))
-        elif request.version == b"1.1":
-            headers.append((b"Transfer-Encoding", b"chunked"))
-            self._chunked_down = True
-        else:
-            self.keep_client = False  # close-delimited to an HTTP/1.0 client
-        if not self.request_done or self.gw.draining:
+        framing = frame_response(request, response)
+        headers += framing.fields
+        self._chunked_down = framing.chunked
+        if framing.close_delimited or not self.request_done or self.gw.draining:
             self.keep_client = False
-        if not self.keep_client:
-            headers.append((b"Connection", b"close"))
-        elif request.version == b"1.0":
-            headers.append((b"Connection", b"keep-alive"))
+        headers += connection_field(self.keep_client, request.version)
         if b"x-request-id" not in response.lnames:
             headers.append((b"X-Request-ID", facts.request_id))
         hsts = self.gw.hsts
@@ -396,7 +365,7 @@ class Exchange:
         self.conn = None
         self.finished = True
         if conn is not None:
-            if self.request_done and conn.parser.clean and _upstream_keeps(conn):
+            if self.request_done and conn.keeps_alive:
                 self.gw.pool.release(conn, self.gw.now)
             else:
                 conn.abort()
@@ -417,12 +386,7 @@ class Exchange:
             self.client.exchange_finished(self, False)
             return
         gate = self.policy.app if self.policy else None
-        if (
-            received == 0
-            and self._retried < (MAX_APP_RETRIES if gate else 1)
-            and self.request.method in IDEMPOTENT
-            and self.request.body is Body.NONE
-        ):
+        if may_retry(self.request, received, self._retried, supervised=gate is not None):
             self._retried += 1
             if self._reused:
                 self._connect()  # a pooled connection the upstream had closed
@@ -530,19 +494,4 @@ class Exchange:
             route.label if route else "",
             route.upstream.label if route else "",
         )
-
-
-def _upstream_keeps(conn: UpstreamConnection) -> bool:
-    return conn.reusable and conn.parser.last_keep_alive
-
-
-def _declared_length(headers: list[tuple[bytes, bytes]]) -> bytes | None:
-    for name, value in headers:
-        if name.lower() == b"content-length" and value.isdigit():
-            return value
-    return None
-
-
-def _too_large(limit: int) -> str:
-    return f"request body larger than this route allows ({limit} bytes; limits.max_body_size)"
 

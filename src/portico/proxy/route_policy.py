@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from portico.errors import Layer, ProxyError
 from portico.http.events import Headers
 from portico.http.headers import FRAMING, HOP_BY_HOP, connection_named
 from portico.policy.context import RequestFacts
@@ -19,6 +20,10 @@ class RouteLimits:
     body_timeout: float
     connect_timeout: float
     response_timeout: float
+
+    def body_too_large(self) -> ProxyError:
+        return ProxyError(413, Layer.PROXY, "request body larger than this route allows "
+                          f"({self.max_body_size} bytes; limits.max_body_size)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,12 @@ class AppGate:
                 timer.cancel()
                 waiter(state is AppState.UP)
 
+    def unavailable_reason(self) -> str:
+        """What a 503 for this app says."""
+        if self.gone:
+            return f"app {self.name!r} is {self.state}; see its log or `portico status`"
+        return f"app {self.name!r} did not come up within {self.wait_timeout:g}s"
+
     def _expire(self, waiter: Waiter) -> None:
         if self._waiters.pop(waiter, None) is not None:
             waiter(False)

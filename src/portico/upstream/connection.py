@@ -104,6 +104,11 @@ class UpstreamConnection(asyncio.Protocol):
     def reusable(self) -> bool:
         return not self.closed and self.parser.clean and not self.write_paused
 
+    @property
+    def keeps_alive(self) -> bool:
+        """Reusable, and its last response did not ask for the connection to close."""
+        return self.reusable and self.parser.last_keep_alive
+
     def abort(self) -> None:
         """Drop the connection now: it is never pooled again."""
         self.user = None

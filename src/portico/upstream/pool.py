@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 
 from portico.routing.table import Upstream
 from portico.upstream.connection import UpstreamConnection
@@ -88,3 +89,12 @@ class UpstreamPool:
         address = (str(infos[0][4][0]), upstream.port)
         self._addresses[upstream.key] = address
         return address
+
+
+def connect_failure(exc: BaseException) -> str:
+    """Why a connection to an upstream failed, for the 502 page."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = f"its TLS certificate is not trusted ({exc.verify_message})"
+    else:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return f"cannot connect to the upstream: {reason}"

@@ -1,0 +1,71 @@
+"""Framing decided afresh for each hop (RFC 9112 §6), and when a request may be sent again.
+
+Neither side's framing fields are ever copied: the length, chunking or close
+each peer sees is decided here from the parsed message, the request's method
+and the HTTP versions.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from portico.http.events import Body, Headers, Request, Response
+
+BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+MAX_APP_RETRIES = 2  # a supervised app's orphaned workers may accept once more before the sweep
+
+
+def frame_request(request: Request) -> Headers:
+    """The upstream gets a fresh Content-Length or chunked coding, never the client's bytes."""
+    if request.body is Body.CHUNKED:
+        return [(b"Transfer-Encoding", b"chunked")]
+    if request.body is Body.LENGTH:
+        return [(b"Content-Length", b"%d" % request.content_length)]
+    return [(b"Content-Length", b"0")] if request.method in BODY_METHODS else []
+
+
+def may_retry(request: Request, received: int, tries: int, supervised: bool) -> bool:
+    """RFC 9110 §9.2.2: only an idempotent request without a body that got no response
+    byte is sent again: once (a stale pooled connection), twice for a supervised app."""
+    return (
+        received == 0
+        and tries < (MAX_APP_RETRIES if supervised else 1)
+        and request.method in IDEMPOTENT
+        and request.body is Body.NONE
+    )
+
+
+class Framing(NamedTuple):
+    fields: Headers  # Content-Length or Transfer-Encoding to add, if any
+    chunked: bool  # re-chunk the body for the client
+    close_delimited: bool  # the body ends when the connection closes (HTTP/1.0 client)
+
+
+def frame_response(request: Request, response: Response) -> Framing:
+    if request.method == b"HEAD" or response.status == 304:
+        length = declared_length(response.headers)  # what a GET would have carried
+        return Framing([(b"Content-Length", length)] if length else [], False, False)
+    if response.status == 204:
+        return Framing([], False, False)
+    if response.body is Body.LENGTH:
+        return Framing([(b"Content-Length", b"%d" % response.content_length)], False, False)
+    if response.body is Body.NONE:
+        return Framing([(b"Content-Length", b"0")], False, False)
+    if request.version == b"1.1":
+        return Framing([(b"Transfer-Encoding", b"chunked")], True, False)
+    return Framing([], False, True)
+
+
+def connection_field(keep_alive: bool, version: bytes) -> Headers:
+    """Connection: close when the client connection ends; keep-alive said out loud to 1.0."""
+    if not keep_alive:
+        return [(b"Connection", b"close")]
+    return [(b"Connection", b"keep-alive")] if version == b"1.0" else []
+
+
+def declared_length(headers: Headers) -> bytes | None:
+    for name, value in headers:
+        if name.lower() == b"content-length" and value.isdigit():
+            return value
+    return None
