@@ -12,13 +12,29 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup demo test test-deps lint unit bench bench-deps fuzz soak clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[apps,test]'
+	PORTICO_PURE=1 $(BIN)/python -m pip install -q -e '.[apps,test]'
 	@touch $(STAMP)
 
-setup: $(STAMP)
+# The request path compiled in place with mypyc (setup.py), again whenever a source
+# changes. PORTICO_PURE=1 removes the compiled modules and runs pure Python instead.
+COMPILED := src/portico/.compiled-stamp
+SOURCES  := $(wildcard src/portico/*.py src/portico/*/*.py)
+ifeq ($(PORTICO_PURE),)
+$(COMPILED): $(STAMP) $(SOURCES) setup.py
+	find src -name '*.so' -delete
+	$(BIN)/python setup.py -q build_ext --inplace
+	@touch $(COMPILED)
+else
+$(COMPILED): FORCE
+	find src -name '*.so' -delete
+	rm -f $(COMPILED)
+endif
+FORCE:
+
+setup: $(STAMP) $(COMPILED)
 
 demo: setup
 	$(BIN)/portico run
@@ -58,4 +74,5 @@ bench: setup bench-deps
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find src -name '*.so' -delete
+	rm -rf $(VENV) build $(COMPILED) *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

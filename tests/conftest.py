@@ -10,6 +10,18 @@ from hypothesis import settings
 from tests.support.portico_proc import Portico
 from tests.support.recorder import Recorder
 
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test compiled modules older than their source (`make setup` rebuilds)."""
+    for built in SRC.glob("portico/**/*.so"):
+        source = built.parent / (built.name.split(".", 1)[0] + ".py")
+        if source.exists() and source.stat().st_mtime > built.stat().st_mtime:
+            pytest.exit(f"{built.name} is older than {source.name}: run `make setup` "
+                        "(or `make setup PORTICO_PURE=1` to test pure Python)", returncode=2)
+
+
 settings.register_profile("default", max_examples=300)
 settings.register_profile("fuzz", max_examples=20_000)
 settings.load_profile("default")

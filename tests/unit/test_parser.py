@@ -194,8 +194,7 @@ def test_request_trailers_are_dropped_not_merged_into_headers(make_parser: Parse
 def test_a_closed_parser_is_freed_without_the_cyclic_gc(make: type) -> None:
     # httptools holds the adapter's bound methods: a cycle. Left to the cyclic GC it kept
     # each connection's last buffers alive for minutes (the soak saw RSS grow 45 -> 93 MiB).
-    import gc
-    import weakref
+    import sys
 
     parser = make()
     if make is ResponseParser:
@@ -203,14 +202,11 @@ def test_a_closed_parser_is_freed_without_the_cyclic_gc(make: type) -> None:
         parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc")
     else:
         parser.feed(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc")
+    # Counted without weakref, which mypyc-compiled classes do not support: the local name
+    # and getrefcount's own argument are all that may hold the parser once it is closed.
+    assert sys.getrefcount(parser) > 2  # httptools' bound methods: the cycle
     parser.close()
-    alive = weakref.ref(parser)
-    gc.disable()
-    try:
-        del parser
-        assert alive() is None  # freed by reference counting alone
-    finally:
-        gc.enable()
+    assert sys.getrefcount(parser) == 2  # freed by reference counting alone
 
 
 def test_a_closing_http10_request_ends_the_stream_whole_or_split(make_parser: Parser) -> None:

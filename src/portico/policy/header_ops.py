@@ -47,7 +47,7 @@ class Template:
 
     def render(self, facts: RequestFacts) -> bytes:
         return b"".join(
-            literal if field is None else facts.get(field) for field, literal in self._parts
+            [literal if field is None else facts.get(field) for field, literal in self._parts]
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from portico.errors import Layer, ProxyError
 from portico.routing.path import (
@@ -84,7 +85,7 @@ class Route:
     upstream: Upstream
     preserve_path: bool = False
     preserve_host: bool = False
-    policy: object = field(default=None, compare=False)  # proxy.route_policy.RoutePolicy
+    policy: Any = field(default=None, compare=False)  # proxy.route_policy.RoutePolicy
     label: str = field(default="", compare=False)  # "host/prefix", for logs
 
     def __post_init__(self) -> None:

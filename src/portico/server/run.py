@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import portico
 from portico.admin.control import control_path, remove_control, serve_control
 from portico.config.compile import build_cert_store, build_gateway
 from portico.config.schema import Config, parse_listen
@@ -89,7 +90,8 @@ async def serve(config: Config, ctx: RunContext) -> int:
                 loop.add_signal_handler(signal.SIGHUP, lambda: certs.reload(force=True))
         gateway.start_clock()
         ctx.announce(f"ready: {len(listening)} listeners, {len(gateway.routes.routes)} routes, "
-                     f"{len(config.app)} apps")
+                     f"{len(config.app)} apps, request path "
+                     + ("compiled" if portico.compiled() else "pure Python"))
         gc.collect()
         gc.freeze()  # start-up objects never need scanning again
         await stop.wait()
