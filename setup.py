@@ -24,12 +24,14 @@ REQUEST_PATH = [
     "src/portico/proxy/accesslog.py",
     "src/portico/proxy/exchange.py",
     "src/portico/proxy/framing.py",
+    "src/portico/proxy/gateway.py",
     "src/portico/proxy/route_policy.py",
     "src/portico/routing/path.py",
     "src/portico/routing/proxypass.py",
     "src/portico/routing/table.py",
     "src/portico/server/protocol.py",
     "src/portico/upstream/connection.py",
+    "src/portico/upstream/pool.py",
 ]
 
 

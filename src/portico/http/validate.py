@@ -20,13 +20,22 @@ _DIGITS = re.compile(rb"[0-9]+\Z")
 _ABSOLUTE = re.compile(rb"(?i)(https?)://([^/?#]*)(.*)\Z", re.DOTALL)
 
 
+_valid_hosts: dict[bytes, bool] = {}
+
+
 def valid_host(value: bytes) -> bool:
-    """A Host value portico will route on: reg-name or IP literal, optional port."""
-    match = _HOST.match(value)
-    if match is None:
-        return False
-    port = match.group(1)
-    return port is None or 0 < int(port) <= 65535
+    """A Host value portico will route on: reg-name or IP literal, optional port.
+
+    A server sees few distinct Hosts, so answers are remembered (bounded)."""
+    known = _valid_hosts.get(value)
+    if known is None:
+        match = _HOST.match(value)
+        port = match.group(1) if match is not None else None
+        known = match is not None and (port is None or 0 < int(port) <= 65535)
+        if len(_valid_hosts) >= 1024:
+            _valid_hosts.clear()
+        _valid_hosts[value] = known
+    return known
 
 
 def connection_tokens(value: bytes) -> list[bytes]:

@@ -7,8 +7,6 @@ and the HTTP versions.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from portico.http.events import Body, Headers, Request, Response
 
 BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
@@ -36,10 +34,15 @@ def may_retry(request: Request, received: int, tries: int, supervised: bool) -> 
     )
 
 
-class Framing(NamedTuple):
-    fields: Headers  # Content-Length or Transfer-Encoding to add, if any
-    chunked: bool  # re-chunk the body for the client
-    close_delimited: bool  # the body ends when the connection closes (HTTP/1.0 client)
+class Framing:
+    """How the client's copy of a response is delimited."""
+
+    __slots__ = ("chunked", "close_delimited", "fields")
+
+    def __init__(self, fields: Headers, chunked: bool, close_delimited: bool) -> None:
+        self.fields = fields  # Content-Length or Transfer-Encoding to add, if any
+        self.chunked = chunked  # re-chunk the body for the client
+        self.close_delimited = close_delimited  # ends at close (an HTTP/1.0 client)
 
 
 def frame_response(request: Request, response: Response) -> Framing:

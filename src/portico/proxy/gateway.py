@@ -61,7 +61,7 @@ class Gateway:
         self.connections: set[ClientConnection] = set()
         self.draining = False
         self.now = loop.time()
-        self._rid_base = os.urandom(6).hex()
+        self._rid_base = os.urandom(6).hex().encode("ascii")
         self._rid_count = 0
         self._ticker: asyncio.TimerHandle | None = None
         self.refused = 0
@@ -77,7 +77,7 @@ class Gateway:
 
     def request_id(self) -> bytes:
         self._rid_count += 1
-        return f"{self._rid_base}{self._rid_count:08x}".encode("ascii")
+        return b"%s%08x" % (self._rid_base, self._rid_count)
 
     def start_clock(self) -> None:
         self._ticker = self.loop.call_later(self.tick_interval, self._tick)
