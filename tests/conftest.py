@@ -15,12 +15,11 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Refuse to test compiled modules older than their source (`make setup` rebuilds)."""
-    if not any(SRC.glob("portico/**/*.so")):
-        return
     stamp = SRC / "portico" / ".compiled-stamp"
     built = stamp.stat().st_mtime if stamp.exists() else 0.0
-    for source in SRC.glob("portico/**/*.py"):
-        if source.stat().st_mtime > built:
+    for module in SRC.glob("portico/**/*.so"):
+        source = module.parent / (module.name.split(".", 1)[0] + ".py")
+        if source.exists() and source.stat().st_mtime > built:
             pytest.exit(f"{source.relative_to(SRC)} changed after the last compile: run "
                         "`make setup` (or `make setup PORTICO_PURE=1` for pure Python)",
                         returncode=2)

@@ -223,6 +223,8 @@ class Server(_Table):
     access_log: str = "-"
     """``-`` for stdout, a file path, or ``off``."""
     log_format: Literal["combined", "json"] = "combined"
+    workers: int | Literal["auto"] = 1
+    """Proxy processes sharing the listeners (SO_REUSEPORT); ``"auto"``: one per core."""
     drain_timeout: Duration = 30.0
     """On SIGTERM/SIGINT, how long in-flight requests may take to finish."""
     tick: Duration = 0.5
@@ -233,6 +235,16 @@ class Server(_Table):
     """Answer every plain-HTTP request with 308 to the same URL on the https listener."""
     hsts: str | None = None
     """``Strict-Transport-Security`` value added to https responses, e.g. ``max-age=31536000``."""
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, value: object) -> object:
+        if value == "auto" or (type(value) is int and 1 <= value <= 256):
+            return value
+        raise ValueError(
+            f"invalid workers {value!r}: use a number of processes from 1 to 256, or "
+            "\"auto\" for one per core"
+        )
 
     @field_validator("hsts")
     @classmethod

@@ -22,6 +22,7 @@ from portico.proxy.gateway import Gateway
 from portico.proxy.route_policy import RoutePolicy
 from portico.server.loops import loop_factory
 from portico.server.protocol import ClientConnection
+from portico.server.workers import WorkerPool, worker_count
 from portico.supervisor.commands import assign_ports
 from portico.supervisor.logs import Echo
 from portico.supervisor.supervisor import Supervisor
@@ -70,24 +71,37 @@ async def serve(config: Config, ctx: RunContext) -> int:
         if upstream.tls is not None and upstream.tls.verify_mode == ssl.CERT_NONE:
             ctx.announce(f"warning: route {route.label}: verify = false, the certificate of "
                          f"{upstream.label} is not checked")
+    count = worker_count(config.server.workers)
+    workers = (
+        WorkerPool(config, count, supervisor.gates, ctx.base_dir, ctx.state_dir)
+        if count > 1 else None
+    )
     control_file = control_path(ctx.state_dir, ctx.config_file)
     control: asyncio.Server | None = None
     reloader: asyncio.Task[None] | None = None
     try:
         await supervisor.start_all()  # apps come up before any listener opens
-        servers = await _listen(config, gateway, ctx.announce, certs)
-        listening = [
-            _url(scheme, sock.getsockname()) for scheme, server in servers
-            for sock in server.sockets
-        ]
+        if workers is None:
+            servers = await _listen(config, gateway, ctx.announce, certs)
+            addresses = [(scheme, sock.getsockname()) for scheme, server in servers
+                         for sock in server.sockets]
+        else:
+            await workers.start()
+            addresses = workers.addresses()
+        listening = [_url(scheme, address) for scheme, address in addresses]
+        if workers is not None:
+            for url in listening:
+                ctx.announce(f"listening on {url} ({len(workers.workers)} workers)")
         control = await serve_control(
-            control_file, lambda: status_snapshot(config, gateway, supervisor, listening, certs)
+            control_file,
+            lambda: status_snapshot(config, gateway, supervisor, listening, certs, workers),
         )
         if certs is not None:
             certs.warn_expiring()
-            reloader = loop.create_task(_watch_certificates(certs, config.tls.reload_interval))
+            if workers is None:
+                reloader = loop.create_task(watch_certificates(certs, config.tls.reload_interval))
             with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
-                loop.add_signal_handler(signal.SIGHUP, lambda: certs.reload(force=True))
+                loop.add_signal_handler(signal.SIGHUP, lambda: _reload(certs, workers))
         gateway.start_clock()
         ctx.announce(f"ready: {len(listening)} listeners, {len(gateway.routes.routes)} routes, "
                      f"{len(config.app)} apps, request path "
@@ -96,7 +110,11 @@ async def serve(config: Config, ctx: RunContext) -> int:
         gc.freeze()  # start-up objects never need scanning again
         await stop.wait()
         ctx.announce("stopping: draining in-flight requests")
-        await _drain(gateway, [server for _, server in servers], config.server.drain_timeout)
+        if workers is None:
+            await drain(gateway, [server for _, server in servers], config.server.drain_timeout)
+        else:
+            await workers.stop(config.server.drain_timeout)
+            await drain(gateway, [], 0)
     finally:
         if reloader is not None:
             reloader.cancel()
@@ -108,10 +126,17 @@ async def serve(config: Config, ctx: RunContext) -> int:
     return 0
 
 
-async def _watch_certificates(certs: CertStore, interval: float) -> None:
+async def watch_certificates(certs: CertStore, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         certs.reload()
+
+
+def _reload(certs: CertStore, workers: WorkerPool | None) -> None:
+    """SIGHUP: certificates are read again here and in every worker."""
+    certs.reload(force=True)
+    if workers is not None:
+        workers.signal(signal.SIGHUP)
 
 
 def status_snapshot(
@@ -120,6 +145,7 @@ def status_snapshot(
     supervisor: Supervisor,
     listening: list[str],
     certs: CertStore | None,
+    workers: WorkerPool | None = None,
 ) -> dict[str, Any]:
     routes = []
     for route, spec in zip(gateway.routes.routes, config.route, strict=True):
@@ -135,7 +161,8 @@ def status_snapshot(
     return {
         "pid": os.getpid(),
         "listen": listening,
-        "connections": len(gateway.connections),
+        "connections": len(gateway.connections) if workers is None else None,
+        "workers": workers.status() if workers is not None else [],
         "apps": supervisor.status(),
         "routes": routes,
         "certificates": certs.status() if certs else [],
@@ -176,7 +203,7 @@ async def _listen(
     return servers
 
 
-async def _drain(
+async def drain(
     gateway: Gateway, servers: list[asyncio.base_events.Server], timeout: float
 ) -> None:
     for server in servers:

@@ -12,6 +12,7 @@ import enum
 from collections.abc import Callable
 
 Waiter = Callable[[bool], None]
+Listener = Callable[[str, "AppState"], None]
 
 
 class AppState(enum.StrEnum):
@@ -23,7 +24,7 @@ class AppState(enum.StrEnum):
 
 
 class AppGate:
-    __slots__ = ("_waiters", "loop", "name", "state", "wait_timeout")
+    __slots__ = ("_waiters", "listeners", "loop", "name", "state", "wait_timeout")
 
     def __init__(self, name: str, loop: asyncio.AbstractEventLoop, wait_timeout: float) -> None:
         self.name = name
@@ -31,6 +32,7 @@ class AppGate:
         self.wait_timeout = wait_timeout
         self.state = AppState.STARTING
         self._waiters: dict[Waiter, asyncio.TimerHandle] = {}
+        self.listeners: list[Listener] = []  # told of every change (the worker processes)
 
     @property
     def up(self) -> bool:
@@ -51,6 +53,8 @@ class AppGate:
 
     def set(self, state: AppState) -> None:
         self.state = state
+        for listener in self.listeners:
+            listener(self.name, state)
         if state is AppState.UP or self.gone:
             waiters, self._waiters = self._waiters, {}
             for waiter, timer in waiters.items():

@@ -1,0 +1,99 @@
+"""One worker process of ``workers = N`` (started by server/workers.py, never by hand).
+
+``python -m portico.server.worker CHANNEL_FD SCHEME:FD[,SCHEME:FD...]``: serve
+the inherited listening sockets with the config the main process sends, and
+keep each app's state as the main process reports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import gc
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from portico.config.compile import build_cert_store, build_gateway
+from portico.config.schema import Config
+from portico.server.loops import loop_factory
+from portico.server.protocol import ClientConnection
+from portico.server.run import drain, watch_certificates
+from portico.supervisor.gate import AppGate, AppState
+
+
+def _die_with_parent() -> None:
+    """SIGTERM when the main process dies (Linux); a worker never outlives it."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _say(text: str) -> None:
+    print(f"portico worker {os.getpid()}: {text}", file=sys.stderr, flush=True)
+
+
+async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, lambda: None)  # the main process decides
+    reader, writer = await asyncio.open_connection(sock=socket.socket(fileno=channel_fd))
+    welcome = json.loads(await reader.readline())
+    config = Config.model_validate(welcome["config"])
+    base_dir, state_dir = Path(welcome["base_dir"]), Path(welcome["state_dir"])
+
+    gates = {app.name: AppGate(app.name, loop, app.request_wait) for app in config.app}
+    certs = build_cert_store(config, base_dir, state_dir, _say)
+    gateway = build_gateway(config, loop, gates, base_dir)
+    servers = []
+    tasks: list[asyncio.Task[None]] = []
+    for scheme, fd in listen:
+        tls = certs.listener if scheme == "https" and certs is not None else None
+        label = scheme.encode("ascii")
+        server = await loop.create_server(
+            lambda label=label: ClientConnection(gateway, label),
+            sock=socket.socket(fileno=fd),
+            ssl=tls,
+            ssl_handshake_timeout=config.server.limits.head_timeout if tls else None,
+        )
+        if scheme == "https" and gateway.https_port == 443:
+            gateway.https_port = server.sockets[0].getsockname()[1]
+        servers.append(server)
+    if certs is not None:
+        loop.add_signal_handler(signal.SIGHUP, lambda: certs.reload(force=True))
+        tasks.append(loop.create_task(watch_certificates(certs, config.tls.reload_interval)))
+
+    async def follow_main() -> None:
+        while line := await reader.readline():
+            message = json.loads(line)
+            if "app" in message and message["app"] in gates:
+                gates[message["app"]].set(AppState(message["state"]))
+        stop.set()  # the main process is gone
+
+    tasks.append(loop.create_task(follow_main()))
+    gateway.start_clock()
+    writer.write(b'{"ready": true}\n')
+    gc.collect()
+    gc.freeze()
+    await stop.wait()
+
+    await drain(gateway, servers, config.server.drain_timeout)
+    return 0
+
+
+def main() -> int:
+    _die_with_parent()
+    channel_fd = int(sys.argv[1])
+    listen = [(scheme, int(fd)) for scheme, fd in
+              (item.split(":") for item in sys.argv[2].split(","))]
+    _, factory = loop_factory()
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(serve_worker(channel_fd, listen))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

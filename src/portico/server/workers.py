@@ -1,0 +1,212 @@
+"""``workers = N``: N proxy processes behind one set of listening addresses.
+
+The main process keeps everything that must exist once: the apps and their
+supervisor, the control socket, and the listening sockets. It binds each
+listener N times with ``SO_REUSEPORT`` (the kernel spreads new connections
+over the N sockets) or, where that option is missing, once, shared by all.
+Each worker gets its sockets as inherited descriptors plus one end of a
+socket pair, over which the main process sends newline-delimited JSON:
+
+    main -> worker   {"config": ..., "base_dir": ..., "state_dir": ...}   once
+                     {"app": NAME, "state": STATE}                         on every change
+    worker -> main   {"ready": true}                                       once, when serving
+
+A worker that dies is started again (after a pause that doubles up to 10 s);
+SIGHUP is passed on (certificates), and on SIGTERM the workers drain first
+and the apps stop after them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from portico.config.schema import Config, parse_listen
+from portico.supervisor.gate import AppGate, AppState
+
+RESTART_DELAY_MAX = 10.0
+
+
+def worker_count(setting: int | str) -> int:
+    """``"auto"``: one per core this process may run on."""
+    if setting == "auto":
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not on Linux
+            return os.cpu_count() or 1
+    return int(setting)
+
+
+def bind_listeners(config: Config, count: int) -> list[tuple[str, list[socket.socket]]]:
+    """Per listen URL, ``count`` SO_REUSEPORT sockets on one address (or one shared)."""
+    reuse_port = hasattr(socket, "SO_REUSEPORT")
+    bound: list[tuple[str, list[socket.socket]]] = []
+    for url in config.server.listen:
+        scheme, host, port = parse_listen(url)
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, _, _, _, address = info[0]
+        sockets: list[socket.socket] = []
+        for _ in range(count if reuse_port else 1):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            # Port 0 picks a free port once; the other sockets join it.
+            sock.bind(sockets[0].getsockname() if sockets else address)
+            sock.listen(1024)
+            sock.set_inheritable(True)
+            sockets.append(sock)
+        bound.append((scheme, sockets))
+    return bound
+
+
+class Worker:
+    """One worker process, started again whenever it dies unasked."""
+
+    def __init__(self, index: int, pool: WorkerPool) -> None:
+        self.index = index
+        self.pool = pool
+        self.process: asyncio.subprocess.Process | None = None
+        self.channel: asyncio.StreamWriter | None = None
+        self.ready = asyncio.Event()
+        self.starts = 0
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def fds(self) -> list[int]:
+        mine = []
+        for _, sockets in self.pool.listeners:
+            sock = sockets[self.index] if len(sockets) > 1 else sockets[0]
+            mine.append(sock.fileno())
+        return mine
+
+    async def start(self) -> None:
+        ours, theirs = socket.socketpair()
+        theirs.set_inheritable(True)
+        fds = self.fds()
+        listen = ",".join(f"{scheme}:{fd}" for (scheme, _), fd in
+                          zip(self.pool.listeners, fds, strict=True))
+        self.ready.clear()
+        self.starts += 1
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "portico.server.worker", str(theirs.fileno()), listen,
+            pass_fds=[theirs.fileno(), *fds],
+            start_new_session=False,
+        )
+        theirs.close()
+        reader, self.channel = await asyncio.open_connection(sock=ours)
+        self.send(self.pool.welcome())
+        for name, gate in self.pool.gates.items():
+            self.send({"app": name, "state": str(gate.state)})
+        self._reader = asyncio.get_running_loop().create_task(self._listen(reader))
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.channel is not None and not self.channel.is_closing():
+            self.channel.write(json.dumps(message).encode() + b"\n")
+
+    async def _listen(self, reader: asyncio.StreamReader) -> None:
+        while line := await reader.readline():
+            if json.loads(line).get("ready"):
+                self.ready.set()
+        self.channel = None
+
+
+class WorkerPool:
+    """The main process's side: bind, start, watch, signal and stop the workers."""
+
+    def __init__(
+        self,
+        config: Config,
+        count: int,
+        gates: dict[str, AppGate],
+        base_dir: Path,
+        state_dir: Path,
+    ) -> None:
+        self.config = config
+        self.gates = gates
+        self.base_dir = base_dir
+        self.state_dir = state_dir
+        self.listeners = bind_listeners(config, count)
+        self.workers = [Worker(i, self) for i in range(count)]
+        self.stopping = False
+        self._watchers: list[asyncio.Task[None]] = []
+        for gate in gates.values():
+            gate.listeners.append(self._app_changed)
+
+    def welcome(self) -> dict[str, Any]:
+        return {
+            "config": self.config.model_dump(mode="json"),
+            "base_dir": str(self.base_dir),
+            "state_dir": str(self.state_dir),
+        }
+
+    def addresses(self) -> list[tuple[str, Any]]:
+        return [(scheme, sockets[0].getsockname()) for scheme, sockets in self.listeners]
+
+    async def start(self, timeout: float = 30.0) -> None:
+        for worker in self.workers:
+            await worker.start()
+        waits = [asyncio.ensure_future(worker.ready.wait()) for worker in self.workers]
+        _, pending = await asyncio.wait(waits, timeout=timeout)
+        for wait in pending:
+            wait.cancel()
+        if pending:
+            raise RuntimeError(f"{len(pending)} of {len(self.workers)} workers did not start "
+                               f"within {timeout:g}s; see their output above")
+        self._watchers = [asyncio.ensure_future(self._watch(worker)) for worker in self.workers]
+
+    async def _watch(self, worker: Worker) -> None:
+        delay = 0.25
+        while True:
+            assert worker.process is not None
+            code = await worker.process.wait()
+            if self.stopping:
+                return
+            print(f"portico: worker {worker.index} (pid {worker.pid}) exited with {code}; "
+                  f"starting it again in {delay:g}s", file=sys.stderr, flush=True)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RESTART_DELAY_MAX)
+            if self.stopping:
+                return
+            await worker.start()
+
+    def _app_changed(self, name: str, state: AppState) -> None:
+        for worker in self.workers:
+            worker.send({"app": name, "state": str(state)})
+
+    def signal(self, signum: int) -> None:
+        for worker in self.workers:
+            if worker.process is not None and worker.process.returncode is None:
+                worker.process.send_signal(signum)
+
+    async def stop(self, drain_timeout: float) -> None:
+        """SIGTERM: each worker drains and exits; SIGKILL for one that outlives the drain."""
+        self.stopping = True
+        for watcher in self._watchers:
+            watcher.cancel()
+        self.signal(signal.SIGTERM)
+        for worker in self.workers:
+            if worker.process is None:
+                continue
+            try:
+                await asyncio.wait_for(worker.process.wait(), drain_timeout + 5)
+            except TimeoutError:
+                worker.process.kill()
+                await worker.process.wait()
+        for _, sockets in self.listeners:
+            for sock in sockets:
+                sock.close()
+
+    def status(self) -> list[dict[str, Any]]:
+        return [{"index": w.index, "pid": w.pid, "starts": w.starts} for w in self.workers]

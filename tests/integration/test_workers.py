@@ -1,0 +1,102 @@
+"""``workers = N``: several proxy processes on one address, supervised by the main one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.test_supervisor import (
+    app_status,
+    run_to_exit,
+    status,
+    tiny,
+    wait_until,
+)
+from tests.support.portico_proc import Portico
+from tests.support.procs import alive, descendants, kill_leftovers
+
+pytestmark = pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT")
+
+
+def workers(n: int | str) -> str:
+    count = f'"{n}"' if isinstance(n, str) else n
+    return f'[server]\nlisten = ["http://127.0.0.1:0"]\ntick = 0.1\nworkers = {count}\n'
+
+
+
+def served_by(proxy: Portico, path: str, requests: int) -> set[bytes]:
+    """Which workers answered: a request id starts with its process's random base."""
+    bases = set()
+    for _ in range(requests):  # a new connection each time, so the kernel picks a socket
+        response = httpx.get(f"{proxy.url}{path}", headers={"Connection": "close"})
+        assert response.status_code == 200, response.text
+        bases.add(response.headers["x-request-id"][:12].encode())
+    return bases
+
+
+def worker_pids(proxy: Portico) -> list[int]:
+    return [worker["pid"] for worker in status(proxy)["workers"]]
+
+
+def test_two_workers_share_the_listener_and_both_serve(start_portico: Any) -> None:
+    proxy = start_portico(workers(2) + tiny("tiny"))
+    pids = worker_pids(proxy)
+    assert len(pids) == 2 and proxy.pid not in pids
+    assert set(pids) <= descendants(proxy.pid)
+    assert len(served_by(proxy, "/tiny/", 60)) == 2
+    assert "(2 workers)" in proxy.log_text()
+
+
+def test_a_killed_worker_is_replaced_and_no_request_is_lost(start_portico: Any) -> None:
+    proxy = start_portico(workers(2) + tiny("tiny"))
+    first, second = worker_pids(proxy)
+    os.kill(first, signal.SIGKILL)
+    # Connections the kernel hands to the dead worker's socket wait in its backlog
+    # (the main process holds the socket) until the replacement accepts them.
+    assert len(served_by(proxy, "/tiny/", 40)) >= 1
+    wait_until(lambda: first not in worker_pids(proxy), 10, "a replacement worker")
+    now = status(proxy)["workers"]
+    assert now[0]["starts"] == 2 and now[1]["pid"] == second
+    assert "exited with -9" in proxy.log_text()
+
+
+def test_workers_learn_the_app_state_from_the_main_process(start_portico: Any) -> None:
+    proxy = start_portico(workers(2) + tiny("tiny"))
+    pid = app_status(proxy, "tiny")["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not alive(pid), 5, "the app to die")
+    # Every worker must wait for the restart rather than fail: the state reaches both.
+    for _ in range(6):
+        response = httpx.get(f"{proxy.url}/tiny/", headers={"Connection": "close"}, timeout=10)
+        assert response.status_code == 200
+        assert response.text != f"tiny pid={pid}\n"
+
+
+def test_sigterm_drains_every_worker_and_leaves_nothing(tmp_path: Path) -> None:
+    proxy = Portico(workers(2) + tiny("tiny"), tmp_path)
+    family: set[int] = set()
+    try:
+        assert httpx.get(f"{proxy.url}/tiny/").status_code == 200
+        family = descendants(proxy.pid)
+        assert len(family) >= 3  # two workers and the app
+        assert proxy.stop() == 0
+        wait_until(lambda: not any(alive(pid) for pid in family), 5, "children to exit")
+    finally:
+        if proxy.proc.poll() is None:
+            family |= descendants(proxy.pid)
+            proxy.kill()
+        kill_leftovers(family)
+    assert "stopped" in proxy.log_text() and "Traceback" not in proxy.log_text()
+
+
+@pytest.mark.parametrize("count", [0, "many"])
+def test_a_bad_worker_count_is_a_config_error(tmp_path: Path, count: int | str) -> None:
+    result = run_to_exit(tmp_path, workers(count))
+    assert result.returncode == 2
+    assert "server.workers" in result.stderr and "auto" in result.stderr
