@@ -1,6 +1,6 @@
 # make demo  - set up and serve the Apache guide's Flask app at http://127.0.0.1:8080/myapp/
 # make test  - set up and run every test (lint, types, unit, integration)
-# make bench - portico vs nginx in front of the same origin (installs nginx and wrk if missing)
+# make bench - nginx, HAProxy and portico in front of one origin (installs what it needs)
 # make fuzz  - property tests at 20,000 examples, then the request-path fuzzer (FUZZ_SECONDS)
 # make soak  - 5 minutes of mixed traffic to a real gunicorn app: errors, RSS and fds
 
@@ -66,12 +66,16 @@ SOAK_SECONDS ?= 300
 soak: setup
 	$(BIN)/python soak/run.py --seconds $(SOAK_SECONDS)
 
-bench-deps:
-	@command -v nginx >/dev/null && command -v wrk >/dev/null || \
-	  ($(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk)
+bench-deps: setup
+	@command -v nginx >/dev/null && command -v haproxy >/dev/null && command -v wrk >/dev/null || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive \
+	   apt-get install -y -qq --no-install-recommends nginx-light haproxy wrk)
+	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/python -m pip install -q matplotlib
 
+# nginx, HAProxy and portico side by side (about 15 minutes; BENCH_SECONDS and
+# BENCH_ROUNDS shorten it). Table on stdout, JSON and PNG in bench/results/.
 bench: setup bench-deps
-	$(BIN)/python bench/run.py
+	cd bench && ../$(BIN)/python run.py
 
 clean:
 	find src -name '*.so' -delete

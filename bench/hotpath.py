@@ -1,7 +1,8 @@
 """Time portico's per-request Python path with no sockets: fake transports, real code.
 
 ``python bench/hotpath.py [N]`` prints microseconds per proxied small GET; with
-``--profile`` it prints a cProfile summary. Used to guide the hot-path work
+``--headers`` the request carries ten browser headers more; with ``--profile``
+it prints a cProfile summary (of the pure-Python build: ``make setup PORTICO_PURE=1``). Used to guide the hot-path work
 described in docs/performance.md.
 """
 
@@ -33,6 +34,15 @@ upstream = "http://127.0.0.1:9/"
 request_headers.set = { "X-Forwarded-Prefix" = "{prefix}" }
 """
 REQUEST = b"GET /myapp/small HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
+BROWSER = (  # ten more request headers, as bench/run.py's "10 headers" workload sends
+    b"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)\r\n"
+    b"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n"
+    b"Accept-Language: en-GB,en;q=0.9,de;q=0.8\r\nAccept-Encoding: gzip, deflate, br\r\n"
+    b"Referer: https://www.example.com/myapp/dashboard?tab=overview\r\n"
+    b"Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark\r\n"
+    b"Cache-Control: no-cache\r\nSec-Fetch-Mode: navigate\r\nSec-Fetch-Site: same-origin\r\n"
+    b"Upgrade-Insecure-Requests: 1\r\n"
+)
 RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Sat, 21 Nov 2026 01:00:00 GMT\r\n"
             b"Content-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello")
 
@@ -60,6 +70,7 @@ class FakeTransport:
 
 def main() -> None:
     count = int(next((a for a in sys.argv[1:] if a.isdigit()), "100000"))
+    request = REQUEST[:-2] + BROWSER + b"\r\n" if "--headers" in sys.argv else REQUEST
     loop = asyncio.new_event_loop()
     gateway = build_gateway(parse(CONFIG, "hotpath"), loop)
     client = ClientConnection(gateway)
@@ -69,7 +80,7 @@ def main() -> None:
     gateway.pool.release(upstream, 0.0)
 
     def one() -> None:
-        client.data_received(REQUEST)
+        client.data_received(request)
         upstream.data_received(RESPONSE)
 
     for _ in range(1000):

@@ -1,11 +1,12 @@
-"""``make bench``: nginx and portico in front of the same origin, measured with wrk in one run.
+"""``make bench``: nginx, HAProxy and portico in front of the same origin, measured with
+wrk in one run, rounds interleaved so that drift in the machine's speed hits all alike.
 
-Layout on a 2-core machine: the proxy under test is pinned to CPU 0; the
-origin (a separate nginx) and wrk share CPU 1. Each proxy runs as one process
-(nginx: one worker). Both proxies keep upstream connections alive and write
-an access log, so the comparison is like for like; the https row uses one
-certificate (ECDSA P-256) for both, TLS 1.2/1.3, connections kept alive. Results: a table on
-stdout and JSON in ``bench/results/``.
+Layout on a machine with 2+ cores: the proxy under test is pinned to CPU 0, the
+origin (nginx) and wrk share CPU 1. Each proxy runs as one process (nginx: one
+worker; HAProxy: one thread). Figures per workload are medians over the rounds;
+CPU time of the proxy is read from /proc around every wrk run, so throughput
+per proxy core is known even when CPU 1 (load and origin) is the bottleneck.
+Results: a table on stdout, JSON and a PNG chart of the ratios in bench/results/.
 """
 
 from __future__ import annotations
@@ -14,261 +15,304 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from servers import (
+    LOAD_CPU,
+    PIN,
+    PROXY_CPU,
+    Running,
+    pinned,
+    start_haproxy,
+    start_nginx,
+    start_origin,
+    start_portico,
+)
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = 50
 ROOT = Path(__file__).resolve().parent
-CPUS = os.cpu_count() or 1
-PIN = CPUS >= 2 and shutil.which("taskset") is not None
+TICK = os.sysconf("SC_CLK_TCK")
+
+# Ten request headers a browser sends (besides Host).
+BROWSER_HEADERS = [
+    "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36",
+    "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8",
+    "Accept-Language: en-GB,en;q=0.9,de;q=0.8",
+    "Accept-Encoding: gzip, deflate, br, zstd",
+    "Referer: https://www.example.com/myapp/dashboard?tab=overview",
+    "Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark; _ga=GA1.1.1234567890",
+    "Cache-Control: no-cache",
+    "Sec-Fetch-Mode: navigate",
+    "Sec-Fetch-Site: same-origin",
+    "Upgrade-Insecure-Requests: 1",
+]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class Workload:
+    def __init__(self, name: str, path: str, target: float, per_core: bool = False,
+                 headers: list[str] | None = None, post: bool = False,
+                 scheme: str = "http") -> None:
+        self.name = name
+        self.path = path
+        self.target = target  # portico / nginx, at least (0: no target)
+        self.per_core = per_core  # compare throughput per proxy core, not per run
+        self.headers = headers or []
+        self.post = post
+        self.scheme = scheme
 
 
-def pinned(cpu: int, argv: list[str]) -> list[str]:
-    return ["taskset", "-c", str(cpu), *argv] if PIN else argv
+WORKLOADS = [
+    Workload("small GET", "/myapp/small", 0.80),
+    Workload("small GET, 10 headers", "/myapp/small", 0.75, headers=BROWSER_HEADERS),
+    Workload("16 KiB GET", "/myapp/16k", 0.90),
+    Workload("1 MiB GET", "/myapp/big", 0.80, per_core=True),
+    Workload("1 MiB POST", "/myapp/upload", 0.80, per_core=True, post=True),
+    Workload("https small GET", "/myapp/small", 0.0, scheme="https"),
+]
+LATENCY_TARGET = 1.3  # portico's added p50 latency at most 1.3x nginx's
+RSS_TARGET = 40.0
+P99_TARGET = 1.5
 
 
-def wait_port(port: int, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on {port}")
-
-
-def nginx_conf(work: Path, body: str) -> Path:
-    user = "user root;" if os.geteuid() == 0 else ""
-    conf = work / f"nginx-{abs(hash(body))}.conf"
-    temp = work / "tmp"
-    temp.mkdir(exist_ok=True)
-    conf.write_text(f"""
-{user}
-worker_processes 1;
-daemon off;
-pid {conf}.pid;
-error_log {work}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
-    keepalive_requests 100000;
-    {body}
-}}
-""")
-    return conf
-
-
-def start_origin(work: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    (work / "www").mkdir(exist_ok=True)
-    (work / "www" / "big").write_bytes(b"x" * (1 << 20))
-    conf = nginx_conf(work, f"""
-    access_log off;
-    server {{
-        listen 127.0.0.1:{port} reuseport backlog=4096;
-        location = /small {{ return 200 "hello"; }}
-        location = /big {{ root {work}/www; }}
-    }}""")
-    proc = subprocess.Popen(pinned(1 % CPUS, ["nginx", "-c", str(conf), "-p", str(work)]),
-                            stderr=subprocess.DEVNULL)
-    wait_port(port)
-    return proc, port
-
-
-def certificate(work: Path) -> tuple[Path, Path]:
-    """One certificate for both proxies' https listeners (from portico's local CA)."""
-    from portico.tls.authority import issue
-
-    issued = issue(work / "tls", ["localhost", "127.0.0.1"])
-    return issued.cert, issued.key
-
-
-def start_nginx_proxy(work: Path, origin: int) -> tuple[subprocess.Popen[bytes], int, int]:
-    port, tls_port = free_port(), free_port()
-    cert, key = certificate(work)
-    conf = nginx_conf(work, f"""
-    access_log {work}/nginx-access.log combined buffer=64k flush=1s;
-    upstream origin {{ server 127.0.0.1:{origin}; keepalive 64; }}
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        listen 127.0.0.1:{tls_port} ssl backlog=4096;
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        ssl_protocols TLSv1.2 TLSv1.3;
-        location /myapp/ {{
-            proxy_pass http://origin/;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header X-Forwarded-Prefix /myapp;
-        }}
-    }}""")
-    proc = subprocess.Popen(pinned(0, ["nginx", "-c", str(conf), "-p", str(work)]),
-                            stderr=subprocess.DEVNULL)
-    wait_port(port)
-    wait_port(tls_port)
-    return proc, port, tls_port
-
-
-def start_portico(work: Path, origin: int) -> tuple[subprocess.Popen[bytes], int, int]:
-    port, tls_port = free_port(), free_port()
-    cert, key = certificate(work)
-    conf = work / "portico.toml"
-    conf.write_text(f"""
-[server]
-listen = ["http://127.0.0.1:{port}", "https://127.0.0.1:{tls_port}"]
-access_log = "{work}/portico-access.log"
-
-[[tls.certificate]]
-hosts = ["localhost", "127.0.0.1"]
-cert = "{cert}"
-key = "{key}"
-
-[server.pool]
-idle_timeout = "30s"
-
-[[route]]
-path = "/myapp"
-upstream = "http://127.0.0.1:{origin}/"
-request_headers.set = {{ "X-Forwarded-Prefix" = "{{prefix}}" }}
-""")
-    proc = subprocess.Popen(
-        pinned(0, [sys.executable, "-m", "portico", "run", "-c", str(conf)]),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "PORTICO_STATE_DIR": str(work / "state")},
-    )
-    wait_port(port)
-    wait_port(tls_port)
-    return proc, port, tls_port
-
-
-def wrk(url: str, connections: int = CONNECTIONS, seconds: int = SECONDS) -> dict[str, float]:
-    out = subprocess.run(
-        pinned(1 % CPUS, ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]),
-        capture_output=True, text=True, check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    transfer = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+def wrk(url: str, connections: int, seconds: int, headers: list[str] | None = None,
+        script: Path | None = None) -> dict[str, float]:
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for header in headers or []:
+        argv += ["-H", header]
+    if script is not None:
+        argv += ["-s", str(script)]
+    out = subprocess.run(pinned(LOAD_CPU, [*argv, url]), capture_output=True, text=True,
+                         check=True).stdout
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: (.*)", out)
+
+    def percentile(p: str) -> float:
+        found = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        return float(found.group(1)) * scale[found.group(2)] if found else 0.0
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    transfer = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
     unit = {"B": 1 / 2**20, "KB": 1 / 1024, "MB": 1.0, "GB": 1024.0}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
-        "rps": rps,
-        "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else 0.0,
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50_ms": percentile("50"),
+        "p99_ms": percentile("99"),
         "mib_s": float(transfer.group(1)) * unit.get(transfer.group(2), 1.0) if transfer else 0.0,
-        "non_2xx": float(errors.group(1)) if errors else 0.0,
-        "socket_errors": 1.0 if socket_errors else 0.0,
+        "errors": float(errors.group(1)) if errors else 0.0,
+        "socket_errors": 1.0 if "Socket errors" in out else 0.0,
     }
 
 
-def median_run(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
-    """Per workload and figure, the median over the rounds."""
-    return {
-        workload: {
-            key: statistics.median(run[workload][key] for run in runs) for key in figures
-        }
-        for workload, figures in runs[0].items()
-    }
+def family(pid: int) -> list[int]:
+    pids, frontier = [pid], [pid]
+    while frontier:
+        found = []
+        for parent in frontier:
+            try:
+                found += [int(p) for p in
+                          Path(f"/proc/{parent}/task/{parent}/children").read_text().split()]
+            except OSError:
+                pass
+        pids += found
+        frontier = found
+    return pids
 
 
-def rss_mib(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system time of a process and its descendants (workers), in seconds."""
     total = 0
-    for child in [pid, *children(pid)]:
+    for member in family(pid):
         try:
-            for line in Path(f"/proc/{child}/status").read_text().splitlines():
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
+def rss_mib(pid: int) -> dict[str, float]:
+    """Resident memory: the largest single process, and all of them together."""
+    sizes = []
+    for member in family(pid):
+        try:
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+                    sizes.append(int(line.split()[1]) / 1024)
         except OSError:
             pass
-    return total / 1024
+    return {"max": max(sizes, default=0.0), "total": sum(sizes)}
 
 
-def children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
+def measure(proxy: Running, workload: Workload, post_script: Path) -> dict[str, float]:
+    port = proxy.tls_port if workload.scheme == "https" else proxy.port
+    url = f"{workload.scheme}://127.0.0.1:{port}{workload.path}"
+    before, started = cpu_seconds(proxy.proc.pid), time.monotonic()
+    result = wrk(url, CONNECTIONS, SECONDS, workload.headers,
+                 post_script if workload.post else None)
+    elapsed = time.monotonic() - started
+    cores = (cpu_seconds(proxy.proc.pid) - before) / elapsed
+    result["cores"] = cores
+    result["rps_per_core"] = result["rps"] / cores if cores else 0.0
+    # wrk's Transfer/sec counts what it received; each POST sent 1 MiB.
+    sent_or_received = result["rps"] if workload.post else result["mib_s"]
+    result["mib_s_per_core"] = sent_or_received / cores if cores else 0.0
+    return result
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+def one_connection_p50(url: str) -> float:
+    return wrk(url, 1, max(3, SECONDS // 2))["p50_ms"]
+
+
+Starter = Callable[[Path, int, "int | None"], Running]
 
 
 def main() -> int:
-    for tool in ("nginx", "wrk"):
+    for tool in ("nginx", "haproxy", "wrk"):
         if shutil.which(tool) is None:
             print(f"{tool} is not installed; `make bench` installs it", file=sys.stderr)
             return 1
     work = Path(tempfile.mkdtemp(prefix="portico-bench-"))
-    origin, origin_port = start_origin(work)
-    workloads = {
-        "small GET": ("http", "/myapp/small"),
-        "1 MiB GET": ("http", "/myapp/big"),
-        "https small": ("https", "/myapp/small"),
+    post_script = work / "post.lua"
+    post_script.write_text('wrk.method = "POST"\nwrk.body = string.rep("x", 1048576)\n'
+                           'wrk.headers["Content-Type"] = "application/octet-stream"\n')
+    origin = start_origin(work)
+    starters: dict[str, Starter] = {
+        "nginx": start_nginx, "haproxy": start_haproxy, "portico": start_portico,
     }
-    rounds: dict[str, list[dict[str, dict[str, float]]]] = {"nginx": [], "portico": []}
+    rounds: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name in starters}
+    direct: list[float] = []
+    scaling: list[dict[str, float]] = []
     try:
-        for _ in range(ROUNDS):  # interleaved, so drift in machine speed hits both alike
-            for name, starter in (("nginx", start_nginx_proxy), ("portico", start_portico)):
-                proc, port, tls_port = starter(work, origin_port)
+        for number in range(ROUNDS):
+            direct.append(one_connection_p50(f"http://127.0.0.1:{origin.port}/small"))
+            for name, starter in starters.items():
+                proxy = starter(work, origin.port, PROXY_CPU)
                 try:
-                    wrk(f"http://127.0.0.1:{port}/myapp/small", seconds=2)  # warm-up
-                    ports = {"http": port, "https": tls_port}
-                    run = {
-                        w: wrk(f"{scheme}://127.0.0.1:{ports[scheme]}{path}")
-                        for w, (scheme, path) in workloads.items()
-                    }
-                    run["rss"] = {"mib": rss_mib(proc.pid)}
+                    wrk(f"http://127.0.0.1:{proxy.port}/myapp/small", CONNECTIONS, 2)  # warm-up
+                    run = {w.name: measure(proxy, w, post_script) for w in WORKLOADS}
+                    run["latency"] = {"p50_ms": one_connection_p50(
+                        f"http://127.0.0.1:{proxy.port}/myapp/small")}
+                    run["rss"] = rss_mib(proxy.proc.pid)
                     rounds[name].append(run)
                 finally:
-                    stop(proc)
+                    proxy.stop()
+            scaling.append(measure_scaling(work, origin.port))
+            print(f"round {number + 1} of {ROUNDS} done", file=sys.stderr, flush=True)
     finally:
-        stop(origin)
+        origin.stop()
     results = {name: median_run(runs) for name, runs in rounds.items()}
-    print(f"\nportico vs nginx, median of {ROUNDS} interleaved rounds, "
-          f"wrk -t1 -c{CONNECTIONS} -d{SECONDS}s, "
-          + ("proxy pinned to CPU 0, origin and wrk to CPU 1" if PIN else "unpinned (1 CPU)"))
-    print(f"{'workload':<12} {'nginx req/s':>12} {'portico req/s':>14} {'ratio':>7} "
-          f"{'nginx p99':>10} {'portico p99':>12}")
-    for workload in workloads:
-        n, p = results["nginx"][workload], results["portico"][workload]
-        print(f"{workload:<12} {n['rps']:>12.0f} {p['rps']:>14.0f} {p['rps'] / n['rps']:>7.2f} "
-              f"{n['p99_ms']:>8.2f}ms {p['p99_ms']:>10.2f}ms")
-    print(f"RSS after the run: nginx {results['nginx']['rss']['mib']:.1f} MiB (master + worker), "
-          f"portico {results['portico']['rss']['mib']:.1f} MiB")
+    summary = {
+        "seconds": SECONDS, "rounds": ROUNDS, "connections": CONNECTIONS, "pinned": PIN,
+        "compiled": compiled(), "direct_p50_ms": statistics.median(direct),
+        "median": results, "all_rounds": rounds,
+        "scaling": {key: statistics.median(r[key] for r in scaling) for key in scaling[0]},
+    }
+    report(summary)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = ROOT / "results" / f"bench-{stamp}.json"
-    out.write_text(json.dumps({"seconds": SECONDS, "connections": CONNECTIONS, "pinned": PIN,
-                               "rounds": rounds, "median": results}, indent=2))
+    out.write_text(json.dumps(summary, indent=2))
     print(f"results: {out.relative_to(ROOT.parent)}")
+    try:
+        from chart import draw
+
+        print(f"chart: {draw(summary, out.with_suffix('.png')).relative_to(ROOT.parent)}")
+    except ImportError:
+        print("chart: matplotlib is not installed (make bench installs it)")
     shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def measure_scaling(work: Path, origin: int) -> dict[str, float]:
+    """portico with 1 and with 2 workers, unpinned (on 2 cores the load shares them)."""
+    figures: dict[str, float] = {}
+    for workers in (1, 2):
+        proxy = start_portico(work, origin, None, workers=workers)
+        try:
+            wrk(f"http://127.0.0.1:{proxy.port}/myapp/small", CONNECTIONS, 2)
+            result = measure(proxy, WORKLOADS[0], work)
+        finally:
+            proxy.stop()
+        figures[f"rps_{workers}"] = result["rps"]
+        figures[f"cores_{workers}"] = result["cores"]
+        figures[f"rps_per_core_{workers}"] = result["rps_per_core"]
+    return figures
+
+
+def compiled() -> bool:
+    import portico
+
+    return portico.compiled()
+
+
+def median_run(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    return {
+        workload: {key: statistics.median(run[workload][key] for run in runs) for key in figures}
+        for workload, figures in runs[0].items()
+    }
+
+
+def ratios(summary: dict[str, object]) -> dict[str, dict[str, float]]:
+    """portico/nginx and haproxy/nginx per workload (per core where the target says so)."""
+    median = summary["median"]
+    assert isinstance(median, dict)
+    out: dict[str, dict[str, float]] = {}
+    for workload in WORKLOADS:
+        key = "mib_s_per_core" if workload.per_core else "rps"
+        base = median["nginx"][workload.name][key]
+        out[workload.name] = {
+            name: median[name][workload.name][key] / base if base else 0.0
+            for name in ("portico", "haproxy")
+        }
+    return out
+
+
+def report(summary: dict[str, object]) -> None:
+    median = summary["median"]
+    assert isinstance(median, dict)
+    how = (f"proxy pinned to CPU {PROXY_CPU}, origin and wrk to CPU {LOAD_CPU} (taskset)"
+           if PIN else "unpinned (one CPU)")
+    print(f"\nnginx, HAProxy and portico ({'compiled' if summary['compiled'] else 'pure Python'})"
+          f", median of {ROUNDS} interleaved rounds, wrk -t1 -c{CONNECTIONS} -d{SECONDS}s, {how}")
+    print(f"{'workload':<22} {'nginx':>9} {'haproxy':>9} {'portico':>9} {'ratio':>6} "
+          f"{'target':>7}  {'p99 nginx/portico':>18}  {'portico cores':>13}")
+    ratio = ratios(summary)
+    for workload in WORKLOADS:
+        unit = "MiB/s/core" if workload.per_core else "req/s"
+        key = "mib_s_per_core" if workload.per_core else "rps"
+        n, h, p = (median[name][workload.name] for name in ("nginx", "haproxy", "portico"))
+        r = ratio[workload.name]["portico"]
+        target = (f">={workload.target:.2f}" if workload.target else "-")
+        met = "" if not workload.target else (" met" if r >= workload.target else " MISSED")
+        print(f"{workload.name:<22} {n[key]:>9.0f} {h[key]:>9.0f} {p[key]:>9.0f} {r:>6.2f} "
+              f"{target:>7}{met:<7} {n['p99_ms']:>6.2f}/{p['p99_ms']:.2f} ms  "
+              f"{p['cores']:>9.2f}   ({unit})")
+    small = WORKLOADS[0].name
+    p99 = median["portico"][small]["p99_ms"] / median["nginx"][small]["p99_ms"]
+    print(f"p99 small GET: portico/nginx {p99:.2f} (target <= {P99_TARGET})")
+    direct = float(summary["direct_p50_ms"])  # type: ignore[arg-type]
+    added = {name: median[name]["latency"]["p50_ms"] - direct for name in median}
+    print(f"1 connection, added p50 latency over direct {direct * 1000:.0f} us: " + ", ".join(
+        f"{name} {value * 1000:.0f} us" for name, value in added.items())
+        + (f"; portico/nginx {added['portico'] / added['nginx']:.2f} (target <= "
+           f"{LATENCY_TARGET})" if added["nginx"] > 0 else ""))
+    print("RSS after the run (largest process / all): " + ", ".join(
+        f"{name} {median[name]['rss']['max']:.1f}/{median[name]['rss']['total']:.1f} MiB"
+        for name in median) + f" (target <= {RSS_TARGET:.0f} MiB per process)")
+    s = summary["scaling"]
+    assert isinstance(s, dict)
+    print(f"workers (unpinned, origin and wrk on the same 2 cores): 1 worker {s['rps_1']:.0f} "
+          f"req/s on {s['cores_1']:.2f} cores, 2 workers {s['rps_2']:.0f} req/s on "
+          f"{s['cores_2']:.2f} cores: x{s['rps_2'] / s['rps_1']:.2f} throughput, "
+          f"req/s per core {s['rps_per_core_1']:.0f} -> {s['rps_per_core_2']:.0f}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from portico import memory
 from portico.http.limits import HeadLimits
 from portico.policy.forwarded import Forwarding
 from portico.proxy.accesslog import AccessLog
@@ -65,6 +66,7 @@ class Gateway:
         self._rid_count = 0
         self._ticker: asyncio.TimerHandle | None = None
         self.refused = 0
+        self._released = self.now
         self._refused_said = -3600.0
 
     def over_capacity(self) -> None:
@@ -93,6 +95,9 @@ class Gateway:
             conn.check(now)
         self.pool.expire(now)
         self.access_log.flush()
+        if now - self._released > memory.RELEASE_INTERVAL:
+            self._released = now
+            memory.release()
         self._ticker = self.loop.call_later(self.tick_interval, self._tick)
 
     def drain(self) -> None:
