@@ -8,8 +8,8 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from run import WORKLOADS, ratios  # noqa: E402
+import matplotlib.pyplot as plt
+from run import WORKLOADS, ratios
 
 
 def draw(summary: dict[str, Any], out: Path) -> Path:

@@ -11,6 +11,7 @@ Results: a table on stdout, JSON and a PNG chart of the ratios in bench/results/
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -117,11 +118,9 @@ def family(pid: int) -> list[int]:
     while frontier:
         found = []
         for parent in frontier:
-            try:
+            with contextlib.suppress(OSError):
                 found += [int(p) for p in
                           Path(f"/proc/{parent}/task/{parent}/children").read_text().split()]
-            except OSError:
-                pass
         pids += found
         frontier = found
     return pids

@@ -7,6 +7,7 @@ on the hot path, and frozen dataclasses pay for ``object.__setattr__``.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Final
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -61,8 +62,10 @@ class Request:
 
     def get(self, lname: bytes) -> bytes:
         """The first value of a header (by lower-case name), or b""."""
-        lnames = self.lnames
-        return self.headers[lnames.index(lname)][1] if lname in lnames else b""
+        for i, name in enumerate(self.lnames):
+            if name == lname:
+                return self.headers[i][1]
+        return b""
 
     def __repr__(self) -> str:
         return f"Request({self.method!r}, {self.target!r}, HTTP/{self.version.decode()})"
@@ -114,7 +117,7 @@ class EndOfMessage:
         return "EndOfMessage()"
 
 
-END = EndOfMessage()
+END: Final = EndOfMessage()
 
 
 class Rejected:

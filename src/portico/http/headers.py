@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from portico.http.validate import connection_tokens
 
 # RFC 9110 §7.6.1 plus the de facto ones (Caddy's hopHeaders, nginx).
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: Final = frozenset(
     {
         b"connection",
         b"keep-alive",
@@ -20,11 +22,11 @@ HOP_BY_HOP = frozenset(
 )
 
 # Framing is always written afresh; these never pass through from either side.
-FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+FRAMING: Final = frozenset({b"content-length", b"transfer-encoding"})
 
 # A Connection token may never remove these (Apache CVE-2022-31813, Traefik
 # CVE-2024-45410): they are portico's own or decide where a message ends.
-PROTECTED = frozenset(
+PROTECTED: Final = frozenset(
     {
         b"host",
         b"content-length",
@@ -47,11 +49,12 @@ def connection_named(
     """Header names listed in Connection, which are hop-by-hop for this message."""
     named: set[bytes] = set()
     names = lnames if lnames is not None else [name.lower() for name, _ in headers]
-    for lname, (_, value) in zip(names, headers, strict=True):
+    for i, (_, value) in enumerate(headers):  # not zip: mypyc compiles this loop natively
+        lname = names[i]
         if lname == b"connection" and value.lower() not in _PLAIN:
             named.update(connection_tokens(value))
     return frozenset(named - PROTECTED) if named else _NONE
 
 
-_PLAIN = frozenset({b"keep-alive", b"close"})
-_NONE: frozenset[bytes] = frozenset()
+_PLAIN: Final = frozenset({b"keep-alive", b"close"})
+_NONE: Final[frozenset[bytes]] = frozenset()

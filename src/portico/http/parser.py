@@ -14,6 +14,8 @@ Rules of this module:
 
 from __future__ import annotations
 
+from typing import Final
+
 import httptools
 
 from portico.errors import ProtocolError
@@ -21,7 +23,7 @@ from portico.http.events import END, Body, Data, Event, Headers, Rejected, Respo
 from portico.http.limits import RESPONSE_LIMITS, HeadLimits
 from portico.http.validate import build_request, connection_tokens
 
-_DIGITS = frozenset(b"0123456789")
+_DIGITS: Final = frozenset(b"0123456789")
 
 
 def coalesce(events: list[Event]) -> list[Event]:
@@ -354,7 +356,8 @@ class ResponseParser:
         keep_alive = version == b"1.1"
         headers = self._headers
         lnames = [name.lower() for name, _ in headers]
-        for lname, (_, value) in zip(lnames, headers, strict=True):
+        for i, (_, value) in enumerate(headers):  # not zip: mypyc compiles this loop natively
+            lname = lnames[i]
             if lname == b"content-length":
                 lengths.append(value)
             elif lname == b"transfer-encoding":

@@ -11,13 +11,18 @@ refused here. The catalogue numbers are those of
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from portico.errors import ProtocolError
 from portico.http.events import Body, Headers, Request
 
-_HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::([0-9]{1,5}))?\Z")
-_DIGITS = re.compile(rb"[0-9]+\Z")
-_ABSOLUTE = re.compile(rb"(?i)(https?)://([^/?#]*)(.*)\Z", re.DOTALL)
+_HOST: Final = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::([0-9]{1,5}))?\Z")
+# The fields build_request looks at; every other field only passes through it.
+_FRAMING_AND_HOST: Final = frozenset(
+    {b"host", b"content-length", b"transfer-encoding", b"connection", b"expect"}
+)
+_DIGITS: Final = re.compile(rb"[0-9]+\Z")
+_ABSOLUTE: Final = re.compile(rb"(?i)(https?)://([^/?#]*)(.*)\Z", re.DOTALL)
 
 
 _valid_hosts: dict[bytes, bool] = {}
@@ -57,7 +62,10 @@ def build_request(method: bytes, target: bytes, version: bytes, headers: Headers
     keep_alive = version == b"1.1"
     expect_continue = False
     lnames = [name.lower() for name, _ in headers]
-    for lname, (_, value) in zip(lnames, headers, strict=True):
+    for i, (_, value) in enumerate(headers):  # not zip: mypyc compiles this loop natively
+        lname = lnames[i]
+        if lname not in _FRAMING_AND_HOST:
+            continue
         if lname == b"host":
             hosts.append(value)
         elif lname == b"content-length":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from portico.http.events import Request
 
 
@@ -43,7 +45,7 @@ def public_port(host: bytes, scheme: bytes) -> bytes:
     return b"443" if scheme == b"https" else b"80"
 
 
-_RID_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+_RID_CHARS: Final = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
 def client_request_id(request: Request) -> bytes | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
+from typing import Final
 
 from portico.http.events import Headers
 from portico.http.headers import HOP_BY_HOP, connection_named
@@ -20,7 +21,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Everything that claims to describe an earlier hop. From an untrusted peer
 # all of it is dropped (catalogue 40): gunicorn reads X-Forwarded-Ssl and
 # X-Forwarded-Protocol, others Front-End-Https or X-Url-Scheme.
-FORWARDING = frozenset(
+FORWARDING: Final = frozenset(
     {
         b"forwarded",
         b"x-forwarded-for",
@@ -39,14 +40,24 @@ FORWARDING = frozenset(
     }
 )
 # Framing and the fields portico writes itself never pass from the client.
-_REWRITTEN = frozenset({b"host", b"content-length", b"expect", b"x-request-id", b"via"})
+_REWRITTEN: Final = frozenset({b"host", b"content-length", b"expect", b"x-request-id", b"via"})
 
-VIA = b"1.1 portico"
+VIA: Final = b"1.1 portico"
+
+_NONE: Final[frozenset[bytes]] = frozenset()
+
+# What becomes of a client's field, by lower-case name; absent: passed on.
+_DROP: Final = 1  # hop-by-hop, framing, or written by portico itself
+_EARLIER_HOP: Final = 2  # about an earlier hop: kept from a trusted peer only
+_REQUEST_FIELD_KIND: Final[dict[bytes, int]] = {
+    **{name: _EARLIER_HOP for name in FORWARDING},
+    **{name: _DROP for name in HOP_BY_HOP | _REWRITTEN},
+}
 
 # The fields portico writes on every forwarded request, exactly as it writes them.
 # No client copy of these survives the forwarding step, so header rules may find
 # them by exact bytes (header_ops ``own``).
-OWN_REQUEST_HEADERS = {
+OWN_REQUEST_HEADERS: Final = {
     name.lower(): name
     for name in (
         b"Host",
@@ -63,7 +74,7 @@ OWN_REQUEST_HEADERS = {
 
 # A prefix must be a plain absolute path: never ``//host``, ``\``, or dot-segments
 # (an unchecked X-Forwarded-Prefix becomes an open redirect through ProxyFix).
-_PREFIX = re.compile(rb"(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9._~!$&'()*+,=:@%-]+)*\Z")
+_PREFIX: Final = re.compile(rb"(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9._~!$&'()*+,=:@%-]+)*\Z")
 
 
 def safe_prefix(value: bytes) -> bytes:
@@ -112,26 +123,28 @@ class Forwarding:
         trusted: bool,
         host_header: bytes,
     ) -> Headers:
-        named = connection_named(headers, lnames) if b"connection" in lnames else frozenset()
+        named = connection_named(headers, lnames) if b"connection" in lnames else _NONE
         out: Headers = [(b"Host", host_header)]
         earlier_for: list[bytes] = []
         earlier: dict[bytes, bytes] = {}
         earlier_forwarded: list[bytes] = []
-        for lname, (name, value) in zip(lnames, headers, strict=True):
-            if lname in HOP_BY_HOP or lname in _REWRITTEN or lname in named:
-                continue
-            if lname in FORWARDING:
-                if trusted:
-                    if lname == b"x-forwarded-for":
-                        earlier_for.append(value)
-                    elif lname == b"forwarded":
-                        earlier_forwarded.append(value)
-                    else:
-                        earlier[lname] = value
-                continue
-            if not trusted and b"_" in name:
-                continue  # WSGI folds - and _ into one key (catalogue 26)
-            out.append((name, value))
+        kinds = _REQUEST_FIELD_KIND
+        for i, (name, value) in enumerate(headers):  # not zip: mypyc compiles this natively
+            lname = lnames[i]
+            kind = kinds.get(lname, 0)
+            if kind == 0:
+                if named and lname in named:
+                    continue  # listed in Connection: hop-by-hop for this message
+                if not trusted and b"_" in name:
+                    continue  # WSGI folds - and _ into one key (catalogue 26)
+                out.append((name, value))
+            elif kind == _EARLIER_HOP and trusted:
+                if lname == b"x-forwarded-for":
+                    earlier_for.append(value)
+                elif lname == b"forwarded":
+                    earlier_forwarded.append(value)
+                else:
+                    earlier[lname] = value
 
         client = facts.remote_addr
         earlier_for.append(client)
@@ -139,7 +152,9 @@ class Forwarding:
         out.append((b"X-Forwarded-Proto", earlier.get(b"x-forwarded-proto", facts.scheme)))
         out.append((b"X-Forwarded-Host", earlier.get(b"x-forwarded-host", facts.host)))
         out.append((b"X-Forwarded-Port", earlier.get(b"x-forwarded-port", facts.port)))
-        outer_prefix = safe_prefix(earlier.get(b"x-forwarded-prefix", b""))
+        outer_prefix = (
+            safe_prefix(earlier[b"x-forwarded-prefix"]) if b"x-forwarded-prefix" in earlier else b""
+        )
         if facts.prefix or outer_prefix:
             out.append((b"X-Forwarded-Prefix", outer_prefix + facts.prefix))
         if self.rfc7239:
@@ -149,9 +164,10 @@ class Forwarding:
                 _quoted(facts.host),
             )
             out.append((b"Forwarded", b", ".join([*earlier_forwarded, element])))
-        for key in (b"x-real-ip", b"x-original-host", b"x-forwarded-server"):
-            if key in earlier:
-                out.append((key, earlier[key]))
+        if earlier:
+            for key in (b"x-real-ip", b"x-original-host", b"x-forwarded-server"):
+                if key in earlier:
+                    out.append((key, earlier[key]))
         out.append((b"X-Request-ID", facts.request_id))
         out.append((b"Via", VIA))
         return out

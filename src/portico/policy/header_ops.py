@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from typing import Final
 
 from portico.http.events import Headers
 from portico.policy.context import RequestFacts
 
-PLACEHOLDERS = ("scheme", "host", "remote_addr", "prefix", "request_id")
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
-_FIELD = re.compile(r"\{([^{}]*)\}")
+PLACEHOLDERS: Final = ("scheme", "host", "remote_addr", "prefix", "request_id")
+_TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+_FIELD: Final = re.compile(r"\{([^{}]*)\}")
 
 
 def check_name(name: str) -> str | None:
@@ -86,7 +87,9 @@ class HeaderOps:
             headers = [(n, v) for n, v in headers if n.lower() not in self._remove]
         if self._remove_exact:
             exact = self._remove_exact
-            headers = [(n, v) for n, v in headers if n not in exact]
+            for i in range(len(headers) - 1, -1, -1):  # in place: usually one field goes
+                if headers[i][0] in exact:
+                    del headers[i]
         for name, template in self._set:
             headers.append((name, template.render(facts)))
         for name, template in self._add:

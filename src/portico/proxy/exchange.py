@@ -18,7 +18,7 @@ Errors become a status in one place (``fail``): the client's 4xx, portico's
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from portico.errors import Layer, ProxyError
 from portico.http import writer
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from portico.proxy.gateway import Gateway
     from portico.server.protocol import ClientConnection
 
-BUFFER_BEFORE_CONNECT = 64 * 1024
-HSTS = b"strict-transport-security"
+BUFFER_BEFORE_CONNECT: Final = 64 * 1024
+HSTS: Final = b"strict-transport-security"
 
 
 class Exchange:

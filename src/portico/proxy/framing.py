@@ -7,11 +7,14 @@ and the HTTP versions.
 
 from __future__ import annotations
 
+from typing import Final
+
 from portico.http.events import Body, Headers, Request, Response
 
-BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
-IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
-MAX_APP_RETRIES = 2  # a supervised app's orphaned workers may accept once more before the sweep
+BODY_METHODS: Final = frozenset({b"POST", b"PUT", b"PATCH"})
+IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+# A supervised app's orphaned workers may accept once more before the sweep.
+MAX_APP_RETRIES: Final = 2
 
 
 def frame_request(request: Request) -> Headers:

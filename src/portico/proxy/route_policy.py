@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from portico.errors import Layer, ProxyError
 from portico.http.events import Headers
@@ -12,6 +13,16 @@ from portico.policy.forwarded import VIA
 from portico.policy.header_ops import HeaderOps
 from portico.routing.proxypass import LOCATION_HEADERS, ReverseMap
 from portico.supervisor.gate import AppGate
+
+# What a response field needs, by lower-case name; absent: passed on as it is.
+_DROP: Final = 1  # hop-by-hop or framing: written afresh for the client
+_LOCATION: Final = 2  # ProxyPassReverse
+_COOKIE: Final = 3  # ProxyPassReverseCookiePath / Domain
+_RESPONSE_FIELD_KIND: Final[dict[bytes, int]] = {
+    **{name: _LOCATION for name in LOCATION_HEADERS},
+    b"set-cookie": _COOKIE,
+    **{name: _DROP for name in HOP_BY_HOP | FRAMING},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,16 +49,19 @@ class RoutePolicy:
         self, headers: Headers, lnames: list[bytes], facts: RequestFacts, public_origin: bytes
     ) -> Headers:
         """The upstream's response fields as the client gets them, minus framing."""
-        named = connection_named(headers, lnames) if b"connection" in lnames else frozenset()
+        named = connection_named(headers, lnames) if b"connection" in lnames else None
         reverse = self.reverse
+        kinds = _RESPONSE_FIELD_KIND
         out: Headers = []
-        for lname, (name, value) in zip(lnames, headers, strict=True):
-            if lname in HOP_BY_HOP or lname in FRAMING or lname in named:
-                continue
-            if lname in LOCATION_HEADERS:
-                value = reverse.location(value, public_origin)
-            elif lname == b"set-cookie":
-                value = reverse.set_cookie(value)
-            out.append((name, value))
+        for i, (name, value) in enumerate(headers):  # not zip: mypyc compiles this natively
+            lname = lnames[i]
+            kind = kinds.get(lname, 0)
+            if kind == 0:
+                if named is None or lname not in named:
+                    out.append((name, value))
+            elif kind == _LOCATION:
+                out.append((name, reverse.location(value, public_origin)))
+            elif kind == _COOKIE:
+                out.append((name, reverse.set_cookie(value)))
         out.append((b"Via", VIA))
         return self.response_ops.apply(out, facts)

@@ -9,10 +9,12 @@ they came, and no rewrite can produce a scheme-relative ``//`` URL.
 
 from __future__ import annotations
 
+from typing import Final
+
 from portico.routing.path import under_prefix
 from portico.routing.table import Upstream
 
-LOCATION_HEADERS = frozenset({b"location", b"content-location", b"uri"})
+LOCATION_HEADERS: Final = frozenset({b"location", b"content-location", b"uri"})
 
 
 class ReverseMap:

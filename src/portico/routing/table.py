@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from portico.errors import Layer, ProxyError
 from portico.routing.path import (
@@ -24,7 +24,7 @@ from portico.routing.path import (
     under_prefix,
 )
 
-CACHE_SIZE = 4096
+CACHE_SIZE: Final = 4096
 
 
 class Upstream:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import cast
+from typing import Final, cast
 
 from portico.errors import Layer
 from portico.http.events import END, Data, Event, Rejected, Request
@@ -23,9 +23,9 @@ from portico.proxy.errorpage import error_response
 from portico.proxy.exchange import Exchange
 from portico.proxy.gateway import Gateway
 
-HIGH_WATER = 64 * 1024
-LOW_WATER = 16 * 1024
-_PIPELINE = "pipeline"
+HIGH_WATER: Final = 64 * 1024
+LOW_WATER: Final = 16 * 1024
+_PIPELINE: Final = "pipeline"
 
 
 class ClientConnection(asyncio.Protocol):

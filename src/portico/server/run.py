@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import signal
 import ssl
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import portico
+from portico import memory
 from portico.admin.control import control_path, remove_control, serve_control
 from portico.config.compile import build_cert_store, build_gateway
 from portico.config.schema import Config, parse_listen
@@ -106,8 +106,7 @@ async def serve(config: Config, ctx: RunContext) -> int:
         ctx.announce(f"ready: {len(listening)} listeners, {len(gateway.routes.routes)} routes, "
                      f"{len(config.app)} apps, request path "
                      + ("compiled" if portico.compiled() else "pure Python"))
-        gc.collect()
-        gc.freeze()  # start-up objects never need scanning again
+        memory.settle()
         await stop.wait()
         ctx.announce("stopping: draining in-flight requests")
         if workers is None:

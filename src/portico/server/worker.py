@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import gc
 import json
 import os
 import signal
@@ -18,6 +17,7 @@ import socket
 import sys
 from pathlib import Path
 
+from portico import memory
 from portico.config.compile import build_cert_store, build_gateway
 from portico.config.schema import Config
 from portico.server.loops import loop_factory
@@ -77,8 +77,7 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
     tasks.append(loop.create_task(follow_main()))
     gateway.start_clock()
     writer.write(b'{"ready": true}\n')
-    gc.collect()
-    gc.freeze()
+    memory.settle()
     await stop.wait()
 
     await drain(gateway, servers, config.server.drain_timeout)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Final, Protocol, cast
 
 from portico.http.events import Event
 from portico.http.parser import ResponseParser
@@ -11,8 +11,8 @@ from portico.http.parser import ResponseParser
 if TYPE_CHECKING:
     from portico.upstream.pool import UpstreamPool
 
-HIGH_WATER = 64 * 1024
-LOW_WATER = 16 * 1024
+HIGH_WATER: Final = 64 * 1024
+LOW_WATER: Final = 16 * 1024
 
 
 class UpstreamUser(Protocol):
