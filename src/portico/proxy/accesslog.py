@@ -22,7 +22,6 @@ def _plain(value: bytes) -> bool:
     """No byte needs escaping (one C pass: deleting every plain byte leaves nothing)."""
     return not value.translate(None, _PLAIN)
 Fields = tuple[str, bytes, bytes, bytes, int, int, bytes, bytes, bytes, str, str]
-Entry = tuple[float, str, bytes, bytes, bytes, int, int, bytes, bytes, bytes, str, str, float]
 
 
 class Loggable(Protocol):
@@ -31,15 +30,29 @@ class Loggable(Protocol):
     def log_fields(self) -> Fields: ...
 
 
+class _Recorded:
+    """Fields known at once (a request refused before it became an exchange)."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: Fields) -> None:
+        self.fields = fields
+
+    def log_fields(self) -> Fields:
+        return self.fields
+
+
 class AccessLog:
-    """``target`` is a path, ``"-"`` for stdout, or ``"off"``; ``fmt`` is combined or json."""
+    """``target`` is a path, ``"-"`` for stdout, or ``"off"``; ``fmt`` is combined or json.
+
+    Entries wait in one queue, in the order requests ended, and are formatted and
+    written in batches (``batch`` entries, or the gateway's clock tick)."""
 
     def __init__(self, target: str, fmt: str, batch: int = 512) -> None:
         self.enabled = target != "off"
         self._json = fmt == "json"
         self._batch = batch
-        self._entries: list[Entry] = []
-        self._exchanges: list[tuple[float, float, Loggable]] = []
+        self._pending: list[tuple[float, float, Loggable]] = []
         self._stream: BinaryIO | None = None
         if self.enabled:
             self._stream = sys.stdout.buffer if target == "-" else open(target, "ab")  # noqa: SIM115
@@ -59,32 +72,23 @@ class AccessLog:
         upstream: str,
         duration: float,
     ) -> None:
-        if not self.enabled:
-            return
-        self._entries.append((time.time(), remote, method, target, version, status, sent,
-                              referer, agent, request_id, route, upstream, duration))
-        if len(self._entries) >= self._batch:
-            self.flush()
+        if self.enabled:
+            fields = (remote, method, target, version, status, sent, referer, agent,
+                      request_id, route, upstream)
+            self.record_exchange(_Recorded(fields), duration)
 
     def record_exchange(self, exchange: Loggable, duration: float) -> None:
         """The hot-path form: keep the exchange, read its fields at flush time."""
-        self._exchanges.append((time.time(), duration, exchange))
-        if len(self._exchanges) >= self._batch:
+        self._pending.append((time.time(), duration, exchange))
+        if len(self._pending) >= self._batch:
             self.flush()
 
     def flush(self) -> None:
-        if self._exchanges:
-            self._entries += [
-                (when, *exchange.log_fields(), duration)
-                for when, duration, exchange in self._exchanges
-            ]
-            self._exchanges = []
-        if not self._entries or self._stream is None:
+        pending, self._pending = self._pending, []
+        if not pending or self._stream is None:
             return
-        entries, self._entries = self._entries, []
-        entries.sort(key=lambda entry: entry[0])
         fmt = _json_line if self._json else _combined_line
-        data = b"".join([fmt(entry) for entry in entries])
+        data = b"".join([fmt(when, item.log_fields(), dt) for when, dt, item in pending])
         try:
             self._stream.write(data)
             self._stream.flush()
@@ -115,8 +119,8 @@ def _stamp(when: float) -> bytes:
 _LINE: Final = b'%s - - [%s] "%s %s HTTP/%s" %d %d "%s" "%s" rid=%s route=%s upstream=%s dur=%.4f\n'
 
 
-def _combined_line(entry: Entry) -> bytes:
-    when, remote, method, target, version, status, sent, referer, agent, rid, route, up, dt = entry
+def _combined_line(when: float, fields: Fields, dt: float) -> bytes:
+    remote, method, target, version, status, sent, referer, agent, rid, route, up = fields
     stamp = _stamp(when)
     if _plain(b"".join((method, target, version, referer, agent, rid))):
         return _LINE % (
@@ -130,8 +134,8 @@ def _combined_line(entry: Entry) -> bytes:
     )
 
 
-def _json_line(entry: Entry) -> bytes:
-    when, remote, method, target, version, status, sent, referer, agent, rid, route, up, dt = entry
+def _json_line(when: float, fields: Fields, dt: float) -> bytes:
+    remote, method, target, version, status, sent, referer, agent, rid, route, up = fields
     latin = "latin-1"
     return json.dumps({
         "time": when, "remote": remote, "method": method.decode(latin),
