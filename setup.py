@@ -15,6 +15,7 @@ from setuptools import Extension, setup
 REQUEST_PATH = [
     "src/portico/http/events.py",
     "src/portico/http/headers.py",
+    "src/portico/http/limits.py",
     "src/portico/http/parser.py",
     "src/portico/http/validate.py",
     "src/portico/http/writer.py",

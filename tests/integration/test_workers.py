@@ -44,8 +44,15 @@ def worker_pids(proxy: Portico) -> list[int]:
     return [worker["pid"] for worker in status(proxy)["workers"]]
 
 
+def readme_workers_config() -> str:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = next(block.split("```", 1)[0] for block in readme.split("```toml\n")[1:]
+                 if "workers = 2" in block and "[[app]]" not in block)
+    return block.replace('"http://127.0.0.1:8080"', '"http://127.0.0.1:0"')
+
+
 def test_two_workers_share_the_listener_and_both_serve(start_portico: Any) -> None:
-    proxy = start_portico(workers(2) + tiny("tiny"))
+    proxy = start_portico(readme_workers_config() + tiny("tiny"))
     pids = worker_pids(proxy)
     assert len(pids) == 2 and proxy.pid not in pids
     assert set(pids) <= descendants(proxy.pid)

@@ -271,16 +271,14 @@ class Exchange:
         out: list[bytes] = []
         chunked = self._chunked_down
         for event in events:
-            kind = type(event)
-            if kind is Data:
-                data = event.data  # type: ignore[union-attr]
+            if isinstance(event, Data):  # isinstance: native attribute access when compiled
+                data = event.data
                 self.sent += len(data)
                 if chunked:
                     out += writer.chunk(data)
                 else:
                     out.append(data)
-            elif kind is Response:
-                assert isinstance(event, Response)
+            elif isinstance(event, Response):
                 if event.status < 200:
                     if event.status != 100 and self.request.version == b"1.1":
                         out.append(writer.head(writer.status_line(event.status, event.reason),
