@@ -72,6 +72,10 @@ async def serve(config: Config, ctx: RunContext) -> int:
             ctx.announce(f"warning: route {route.label}: verify = false, the certificate of "
                          f"{upstream.label} is not checked")
     count = worker_count(config.server.workers)
+    if count > 1 and os.name == "nt":
+        ctx.announce(f"warning: workers = {count} needs descriptor passing (POSIX); "
+                     "running one process")
+        count = 1
     workers = (
         WorkerPool(config, count, supervisor.gates, ctx.base_dir, ctx.state_dir)
         if count > 1 else None
