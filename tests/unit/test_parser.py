@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from portico.http.events import Body, Event, Rejected, Request
+from portico.http.events import END, Body, Data, Event, Rejected, Request, Response
 from portico.http.h11_parser import H11RequestParser
 from portico.http.limits import HeadLimits
 from portico.http.parser import RequestParser, ResponseParser
@@ -218,3 +218,26 @@ def test_a_closing_http10_request_ends_the_stream_whole_or_split(make_parser: Pa
     parser = make_parser()
     split = simplify(parser.feed(first) + parser.feed(second))
     assert whole == split == [("request", b"GET", b"/", Body.NONE, False), "end"]
+
+
+def test_a_content_length_body_after_its_head_passes_without_a_copy() -> None:
+    # Issue 6: llhttp would copy every body byte into a new object; once the head is
+    # parsed, the rest of a Content-Length body is handed on as the very bytes read.
+    response = ResponseParser()
+    response.expect(b"GET")
+    first = response.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\n" + b"a" * 1000)
+    assert [type(e) for e in first] == [Response, Data]
+    chunk = b"b" * 65536
+    (data,) = response.feed(chunk)
+    assert isinstance(data, Data) and data.data is chunk
+    last = response.feed(b"c" * 3464)
+    assert [type(e) for e in last] == [Data, type(END)] and response.clean
+
+    request = RequestParser()
+    request.feed(b"POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 65540\r\n\r\nab")
+    (data,) = request.feed(chunk)
+    assert isinstance(data, Data) and data.data is chunk
+    # The body's last bytes and the next request in one read: both come out right.
+    tail = request.feed(b"cdGET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert [type(e) for e in tail] == [Data, type(END), Request, type(END)]
+    assert tail[0].data == b"cd" and tail[2].target == b"/next"  # type: ignore[union-attr]
