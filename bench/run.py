@@ -295,6 +295,13 @@ def report(summary: dict[str, object]) -> None:
               f"{target:>7}{met:<7} {n['p99_ms']:>6.2f}/{p['p99_ms']:.2f} ms  "
               f"{p['cores']:>9.2f}   ({unit})")
     small = WORKLOADS[0].name
+    rounds = summary["all_rounds"]
+    assert isinstance(rounds, dict)
+    per_round = [p[small]["rps"] / n[small]["rps"]
+                 for p, n in zip(rounds["portico"], rounds["nginx"], strict=True)]
+    print("small GET ratio per round (each pair measured minutes apart): "
+          + " ".join(f"{r:.2f}" for r in per_round)
+          + f", median {statistics.median(per_round):.2f}")
     p99 = median["portico"][small]["p99_ms"] / median["nginx"][small]["p99_ms"]
     print(f"p99 small GET: portico/nginx {p99:.2f} (target <= {P99_TARGET})")
     direct = float(summary["direct_p50_ms"])  # type: ignore[arg-type]
