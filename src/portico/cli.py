@@ -103,6 +103,7 @@ def run(config_path: str | None) -> None:
     """Start the apps and serve until SIGTERM/SIGINT."""
     from portico.server.run import RunContext
     from portico.server.run import run as serve
+    from portico.server.workers import WorkerStartError
     from portico.supervisor.process import AppStartError
 
     config, base_dir = _load(config_path)
@@ -120,6 +121,9 @@ def run(config_path: str | None) -> None:
         where = ConfigError(exc.file or (config_path or DEFAULT_NAME), exc.key, exc.message)
         err.print(f"[bold red]config error[/] {escape(str(where))}")
         sys.exit(2)
+    except WorkerStartError as exc:
+        err.print(f"[bold red]error[/] {escape(str(exc))}")
+        sys.exit(1)
     except AppStartError as exc:
         err.print(f"[bold red]error[/] {escape(str(exc))}")
         if exc.stderr_tail:

@@ -124,6 +124,8 @@ async def serve(config: Config, ctx: RunContext) -> int:
         if control is not None:
             control.close()
             remove_control(control_file)
+        if workers is not None:
+            await workers.stop(config.server.drain_timeout)  # if start-up failed half-way
         await supervisor.stop_all()
     ctx.announce("stopped")
     return 0

@@ -33,6 +33,10 @@ from portico.supervisor.gate import AppGate, AppState
 RESTART_DELAY_MAX = 10.0
 
 
+class WorkerStartError(Exception):
+    """A worker exited, or stayed silent, before it served."""
+
+
 def worker_count(setting: int | str) -> int:
     """``"auto"``: one per core this process may run on."""
     if setting == "auto":
@@ -111,14 +115,32 @@ class Worker:
             self.send({"app": name, "state": str(gate.state)})
         self._reader = asyncio.get_running_loop().create_task(self._listen(reader))
 
+    async def wait_ready(self, timeout: float) -> None:
+        """Until the worker says ready; WorkerStartError if it exits or takes too long."""
+        assert self.process is not None
+        ready = asyncio.ensure_future(self.ready.wait())
+        exited = asyncio.ensure_future(self.process.wait())
+        await asyncio.wait({ready, exited}, timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        exited.cancel()
+        if not self.ready.is_set():
+            code = self.process.returncode
+            why = f"exited with {code}" if code is not None else f"was not ready in {timeout:g}s"
+            raise WorkerStartError(f"worker {self.index} (pid {self.pid}) {why}; "
+                                   "see its output above")
+
     def send(self, message: dict[str, Any]) -> None:
         if self.channel is not None and not self.channel.is_closing():
             self.channel.write(json.dumps(message).encode() + b"\n")
 
     async def _listen(self, reader: asyncio.StreamReader) -> None:
-        while line := await reader.readline():
-            if json.loads(line).get("ready"):
-                self.ready.set()
+        try:
+            while line := await reader.readline():
+                if line.strip() == b'{"ready": true}':
+                    self.ready.set()
+        except OSError:
+            pass  # the worker died with bytes unread: its watcher reports and restarts it
         self.channel = None
 
 
@@ -157,13 +179,8 @@ class WorkerPool:
     async def start(self, timeout: float = 30.0) -> None:
         for worker in self.workers:
             await worker.start()
-        waits = [asyncio.ensure_future(worker.ready.wait()) for worker in self.workers]
-        _, pending = await asyncio.wait(waits, timeout=timeout)
-        for wait in pending:
-            wait.cancel()
-        if pending:
-            raise RuntimeError(f"{len(pending)} of {len(self.workers)} workers did not start "
-                               f"within {timeout:g}s; see their output above")
+        for worker in self.workers:
+            await worker.wait_ready(timeout)
         self._watchers = [asyncio.ensure_future(self._watch(worker)) for worker in self.workers]
 
     async def _watch(self, worker: Worker) -> None:
@@ -192,6 +209,8 @@ class WorkerPool:
 
     async def stop(self, drain_timeout: float) -> None:
         """SIGTERM: each worker drains and exits; SIGKILL for one that outlives the drain."""
+        if self.stopping:
+            return
         self.stopping = True
         for watcher in self._watchers:
             watcher.cancel()
