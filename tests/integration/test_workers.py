@@ -63,6 +63,7 @@ def test_two_workers_share_the_listener_and_both_serve(start_portico: Any) -> No
 def test_a_killed_worker_is_replaced_and_no_request_is_lost(start_portico: Any) -> None:
     proxy = start_portico(workers(2) + tiny("tiny"))
     first, second = worker_pids(proxy)
+    fds = proxy.open_fds()
     os.kill(first, signal.SIGKILL)
     # Connections the kernel hands to the dead worker's socket wait in its backlog
     # (the main process holds the socket) until the replacement accepts them.
@@ -71,6 +72,7 @@ def test_a_killed_worker_is_replaced_and_no_request_is_lost(start_portico: Any) 
     now = status(proxy)["workers"]
     assert now[0]["starts"] == 2 and now[1]["pid"] == second
     assert "exited with -9" in proxy.log_text()
+    assert proxy.open_fds() == fds  # the dead worker's channel is closed, not leaked
 
 
 def test_workers_learn_the_app_state_from_the_main_process(start_portico: Any) -> None:

@@ -68,11 +68,14 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
         tasks.append(loop.create_task(watch_certificates(certs, config.tls.reload_interval)))
 
     async def follow_main() -> None:
-        while line := await reader.readline():
-            message = json.loads(line)
-            if "app" in message and message["app"] in gates:
-                gates[message["app"]].set(AppState(message["state"]))
-        stop.set()  # the main process is gone
+        try:
+            while line := await reader.readline():
+                message = json.loads(line)
+                if "app" in message and message["app"] in gates:
+                    gates[message["app"]].set(AppState(message["state"]))
+        except OSError:
+            pass
+        stop.set()  # the main process is gone: drain and exit
 
     tasks.append(loop.create_task(follow_main()))
     gateway.start_clock()

@@ -109,11 +109,12 @@ class Worker:
             start_new_session=False,
         )
         theirs.close()
-        reader, self.channel = await asyncio.open_connection(sock=ours)
+        reader, channel = await asyncio.open_connection(sock=ours)
+        self.channel = channel
         self.send(self.pool.welcome())
         for name, gate in self.pool.gates.items():
             self.send({"app": name, "state": str(gate.state)})
-        self._reader = asyncio.get_running_loop().create_task(self._listen(reader))
+        self._reader = asyncio.get_running_loop().create_task(self._listen(reader, channel))
 
     async def wait_ready(self, timeout: float) -> None:
         """Until the worker says ready; WorkerStartError if it exits or takes too long."""
@@ -134,14 +135,16 @@ class Worker:
         if self.channel is not None and not self.channel.is_closing():
             self.channel.write(json.dumps(message).encode() + b"\n")
 
-    async def _listen(self, reader: asyncio.StreamReader) -> None:
+    async def _listen(self, reader: asyncio.StreamReader, channel: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
                 if line.strip() == b'{"ready": true}':
                     self.ready.set()
         except OSError:
             pass  # the worker died with bytes unread: its watcher reports and restarts it
-        self.channel = None
+        channel.close()  # this process's end of the pair; a restart makes a new one
+        if self.channel is channel:
+            self.channel = None
 
 
 class WorkerPool:
