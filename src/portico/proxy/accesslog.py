@@ -15,7 +15,7 @@ from typing import BinaryIO, Final, Protocol
 
 _UNSAFE: Final = re.compile(rb'[^\x20-\x7e]|["\\]')
 # Printable ASCII but the quote and backslash: what a log line may carry as it is.
-_PLAIN: Final = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
+_PLAIN: Final = bytes([c for c in range(0x20, 0x7F) if c not in b'"\\'])
 
 
 def _plain(value: bytes) -> bool:
