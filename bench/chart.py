@@ -17,11 +17,14 @@ def draw(summary: dict[str, Any], out: Path) -> Path:
     names = [w.name for w in WORKLOADS]
     x = range(len(names))
     fig, ax = plt.subplots(figsize=(10, 4.5))
-    width = 0.38
-    ax.bar([i - width / 2 for i in x], [ratio[n]["portico"] for n in names], width,
-           label="portico / nginx", color="#2b6cb0")
-    ax.bar([i + width / 2 for i in x], [ratio[n]["haproxy"] for n in names], width,
-           label="HAProxy / nginx", color="#a0aec0")
+    width = 0.28
+    for offset, name, label, color in (
+        (-width, "portico", "portico / nginx", "#2b6cb0"),
+        (0.0, "haproxy", "HAProxy / nginx", "#a0aec0"),
+        (width, "floor", "Python floor (bench/floor.py) / nginx", "#c6f6d5"),
+    ):
+        ax.bar([i + offset for i in x], [ratio[n][name] for n in names], width,
+               label=label, color=color)
     for i, workload in enumerate(WORKLOADS):
         if workload.target:
             ax.hlines(workload.target, i - 0.45, i + 0.45, colors="#c53030", linestyles="--")

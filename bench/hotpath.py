@@ -13,11 +13,13 @@ import cProfile
 import pstats
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from portico import memory
-from portico.config.compile import build_gateway
+from portico.config.compile import serving_plan
 from portico.config.load import parse
+from portico.config.provision import build_gateway
 from portico.server.protocol import ClientConnection
 from portico.upstream.connection import UpstreamConnection
 
@@ -73,7 +75,8 @@ def main() -> None:
     count = int(next((a for a in sys.argv[1:] if a.isdigit()), "100000"))
     request = REQUEST[:-2] + BROWSER + b"\r\n" if "--headers" in sys.argv else REQUEST
     loop = asyncio.new_event_loop()
-    gateway = build_gateway(parse(CONFIG, "hotpath"), loop)
+    plan = serving_plan(parse(CONFIG, "hotpath"), Path.cwd(), Path.cwd(), print)
+    gateway = build_gateway(plan, loop)
     client = ClientConnection(gateway)
     client.connection_made(FakeTransport(("127.0.0.1", 50000), ("127.0.0.1", 8080)))  # type: ignore[arg-type]
     upstream = UpstreamConnection(gateway.pool, gateway.routes.routes[0].upstream.key)

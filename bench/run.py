@@ -30,6 +30,7 @@ from servers import (
     PROXY_CPU,
     Running,
     pinned,
+    start_floor,
     start_haproxy,
     start_nginx,
     start_origin,
@@ -140,15 +141,18 @@ def cpu_seconds(pid: int) -> float:
 
 def rss_mib(pid: int) -> dict[str, float]:
     """Resident memory: the largest single process, and all of them together."""
-    sizes = []
-    for member in family(pid):
-        try:
-            for line in Path(f"/proc/{member}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    sizes.append(int(line.split()[1]) / 1024)
-        except OSError:
-            pass
+    sizes = [_rss_of(member) for member in family(pid)]
     return {"max": max(sizes, default=0.0), "total": sum(sizes)}
+
+
+def _rss_of(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def measure(proxy: Running, workload: Workload, post_script: Path) -> dict[str, float]:
@@ -186,6 +190,7 @@ def main() -> int:
     origin = start_origin(work)
     starters: dict[str, Starter] = {
         "nginx": start_nginx, "haproxy": start_haproxy, "portico": start_portico,
+        "floor": start_floor,
     }
     rounds: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name in starters}
     direct: list[float] = []
@@ -238,12 +243,21 @@ def measure_scaling(work: Path, origin: int) -> dict[str, float]:
         try:
             wrk(f"http://127.0.0.1:{proxy.port}/myapp/small", CONNECTIONS, 2)
             result = measure(proxy, WORKLOADS[0], work)
+            if workers == 2:
+                main, worker = main_and_worker_rss(proxy.proc.pid)
+                figures["rss_main_2"], figures["rss_worker_2"] = main, worker
         finally:
             proxy.stop()
         figures[f"rps_{workers}"] = result["rps"]
         figures[f"cores_{workers}"] = result["cores"]
         figures[f"rps_per_core_{workers}"] = result["rps_per_core"]
     return figures
+
+
+def main_and_worker_rss(pid: int) -> tuple[float, float]:
+    """With workers: the main process's RSS, and the largest worker's."""
+    workers = [_rss_of(member) for member in family(pid) if member != pid]
+    return _rss_of(pid), max(workers, default=0.0)
 
 
 def compiled() -> bool:
@@ -269,7 +283,7 @@ def ratios(summary: dict[str, object]) -> dict[str, dict[str, float]]:
         base = median["nginx"][workload.name][key]
         out[workload.name] = {
             name: median[name][workload.name][key] / base if base else 0.0
-            for name in ("portico", "haproxy")
+            for name in ("portico", "haproxy", "floor")
         }
     return out
 
@@ -280,20 +294,24 @@ def report(summary: dict[str, object]) -> None:
     how = (f"proxy pinned to CPU {PROXY_CPU}, origin and wrk to CPU {LOAD_CPU} (taskset)"
            if PIN else "unpinned (one CPU)")
     print(f"\nnginx, HAProxy and portico ({'compiled' if summary['compiled'] else 'pure Python'})"
-          f", median of {ROUNDS} interleaved rounds, wrk -t1 -c{CONNECTIONS} -d{SECONDS}s, {how}")
+          f", median of {ROUNDS} interleaved rounds, wrk -t1 -c{CONNECTIONS} -d{SECONDS}s, {how}"
+          "\nfloor: the least a Python proxy does (bench/floor.py), for reference")
     print(f"{'workload':<22} {'nginx':>9} {'haproxy':>9} {'portico':>9} {'ratio':>6} "
-          f"{'target':>7}  {'p99 nginx/portico':>18}  {'portico cores':>13}")
+          f"{'target':>7}  {'p99 nginx/portico':>18}  {'portico cores':>13}  "
+          f"{'floor':>9} {'ratio':>6}")
     ratio = ratios(summary)
     for workload in WORKLOADS:
         unit = "MiB/s/core" if workload.per_core else "req/s"
         key = "mib_s_per_core" if workload.per_core else "rps"
-        n, h, p = (median[name][workload.name] for name in ("nginx", "haproxy", "portico"))
+        n, h, p, f = (median[name][workload.name]
+                      for name in ("nginx", "haproxy", "portico", "floor"))
         r = ratio[workload.name]["portico"]
         target = (f">={workload.target:.2f}" if workload.target else "-")
         met = "" if not workload.target else (" met" if r >= workload.target else " MISSED")
         print(f"{workload.name:<22} {n[key]:>9.0f} {h[key]:>9.0f} {p[key]:>9.0f} {r:>6.2f} "
               f"{target:>7}{met:<7} {n['p99_ms']:>6.2f}/{p['p99_ms']:.2f} ms  "
-              f"{p['cores']:>9.2f}   ({unit})")
+              f"{p['cores']:>9.2f}   {f[key]:>9.0f} {ratio[workload.name]['floor']:>6.2f}"
+              f"  ({unit})")
     small = WORKLOADS[0].name
     rounds = summary["all_rounds"]
     assert isinstance(rounds, dict)
@@ -318,7 +336,8 @@ def report(summary: dict[str, object]) -> None:
     print(f"workers (unpinned, origin and wrk on the same 2 cores): 1 worker {s['rps_1']:.0f} "
           f"req/s on {s['cores_1']:.2f} cores, 2 workers {s['rps_2']:.0f} req/s on "
           f"{s['cores_2']:.2f} cores: x{s['rps_2'] / s['rps_1']:.2f} throughput, "
-          f"req/s per core {s['rps_per_core_1']:.0f} -> {s['rps_per_core_2']:.0f}")
+          f"req/s per core {s['rps_per_core_1']:.0f} -> {s['rps_per_core_2']:.0f}; RSS with 2 "
+          f"workers: main {s['rss_main_2']:.1f} MiB, worker {s['rss_worker_2']:.1f} MiB")
 
 
 if __name__ == "__main__":

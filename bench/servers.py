@@ -1,6 +1,7 @@
 """The processes ``make bench`` compares: an nginx origin, and nginx, HAProxy and portico
 proxies in front of it, each configured alike (upstream keep-alive, an access log,
-X-Forwarded-* set, the ``/myapp`` prefix stripped, one certificate for https)."""
+X-Forwarded-* set, the ``/myapp`` prefix stripped, one certificate for https); and,
+for reference, the floor for any Python proxy here (floor.py)."""
 
 from __future__ import annotations
 
@@ -224,3 +225,17 @@ request_headers.set = {{ "X-Forwarded-Prefix" = "{{prefix}}" }}
     wait_port(port)
     wait_port(tls_port)
     return Running("portico" if workers == 1 else f"portico x{workers}", proc, port, tls_port)
+
+
+def start_floor(work: Path, origin: int, cpu: int | None) -> Running:
+    port, tls_port = free_port(), free_port()
+    cert, key = certificate(work)
+    script = Path(__file__).resolve().parent / "floor.py"
+    proc = subprocess.Popen(
+        pinned(cpu, [sys.executable, str(script), str(port), str(tls_port), str(origin),
+                     str(cert), str(key)]),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    wait_port(port)
+    wait_port(tls_port)
+    return Running("floor", proc, port, tls_port)

@@ -231,7 +231,7 @@ def cert_create(hosts: tuple[str, ...], out_dir: str | None, force: bool) -> Non
 def cert_show(config_path: str | None) -> None:
     """List the config's certificates (and those made under the state dir) with expiry."""
     from portico.tls.authority import leaf_stem
-    from portico.tls.store import CertError, CertSource, load
+    from portico.tls.store import CertError, CertSource, load, status_row
 
     config, base_dir = _load(config_path)
     rows: list[dict[str, Any]] = []
@@ -262,11 +262,7 @@ def cert_show(config_path: str | None) -> None:
             err.print(f"[bold red]{escape(source.where)}[/]: {escape(str(exc))}")
             failed = True
             continue
-        rows.append({
-            "hosts": list(source.hosts), "names": loaded.names, "cert": str(source.cert),
-            "expires": loaded.not_after.isoformat(), "days_left": round(loaded.days_left(), 1),
-            "expiring": loaded.days_left() < 14,
-        })
+        rows.append(status_row(loaded))
     if rows:
         out.print(_cert_table(rows))
     elif not failed:

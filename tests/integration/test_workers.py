@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trustme
 
 from tests.integration.test_supervisor import (
     app_status,
@@ -18,8 +20,17 @@ from tests.integration.test_supervisor import (
     tiny,
     wait_until,
 )
+from tests.integration.test_tls import (
+    cert_block,
+    handshake,
+    make,
+    serial_of,
+    swap_in,
+    tls_config,
+)
 from tests.support.portico_proc import Portico
 from tests.support.procs import alive, descendants, kill_leftovers
+from tests.support.recorder import Recorder
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT")
 
@@ -109,3 +120,36 @@ def test_a_bad_worker_count_is_a_config_error(tmp_path: Path, count: int | str) 
     result = run_to_exit(tmp_path, workers(count))
     assert result.returncode == 2
     assert "server.workers" in result.stderr and "auto" in result.stderr
+
+
+def test_workers_load_no_schema_or_cryptography_and_swap_only_checked_certificates(
+    start_portico: Any, recorder: Recorder, tmp_path: Path
+) -> None:
+    local_ca = tmp_path / "ca"
+    cert, key = make(local_ca, "localhost")
+    proxy = start_portico(tls_config(local_ca, recorder.url, server="workers = 2",
+                                     certs=cert_block(cert, key, ["localhost"])))
+    ca = local_ca / "ca.pem"
+
+    def serials() -> set[int]:
+        return {handshake(proxy.https_port, ca)[0] for _ in range(12)}
+
+    main_maps = Path(f"/proc/{proxy.pid}/maps").read_text()
+    assert "pydantic_core" in main_maps and "cryptography" in main_maps
+    for pid in worker_pids(proxy):  # what keeps a worker near 30 MiB (config/plan.py)
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "pydantic_core" not in maps and "cryptography" not in maps
+
+    assert serials() == {serial_of(cert)}
+    new_serial = swap_in(local_ca, cert, key, ["localhost"])
+    os.kill(proxy.pid, signal.SIGHUP)
+    wait_until(lambda: serials() == {new_serial}, 10, "every worker to serve the new certificate")
+
+    # An expired certificate loads fine with ssl alone; the main process refuses it
+    # (cryptography), so no worker may swap it in.
+    expired = trustme.CA().issue_cert("localhost", not_after=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    expired.private_key_pem.write_to_path(str(key))
+    expired.cert_chain_pems[0].write_to_path(str(cert))
+    os.kill(proxy.pid, signal.SIGHUP)
+    assert proxy.wait_for_log("keeping the old certificate", 5)
+    assert serials() == {new_serial}

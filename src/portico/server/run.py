@@ -7,7 +7,6 @@ import contextlib
 import os
 import signal
 import ssl
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +15,13 @@ from typing import TYPE_CHECKING, Any
 import portico
 from portico import memory
 from portico.admin.control import control_path, remove_control, serve_control
-from portico.config.compile import build_cert_store, build_gateway
+from portico.config.compile import serving_plan
+from portico.config.plan import ServingPlan
+from portico.config.provision import build_cert_store, build_gateway
 from portico.config.schema import Config, parse_listen
 from portico.proxy.gateway import Gateway
 from portico.proxy.route_policy import RoutePolicy
+from portico.server.drain import drain
 from portico.server.loops import loop_factory
 from portico.server.protocol import ClientConnection
 from portico.server.workers import WorkerPool, worker_count
@@ -61,11 +63,12 @@ async def serve(config: Config, ctx: RunContext) -> int:
             signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
 
     config = assign_ports(config)
-    certs = build_cert_store(config, ctx.base_dir, ctx.state_dir, ctx.announce)
+    plan = serving_plan(config, ctx.base_dir, ctx.state_dir, ctx.announce)
+    certs = build_cert_store(plan, ctx.announce)
     supervisor = Supervisor(
         config.app, ctx.base_dir, ctx.state_dir / "logs", loop, ctx.announce, ctx.echo
     )
-    gateway = build_gateway(config, loop, supervisor.gates, ctx.base_dir)
+    gateway = build_gateway(plan, loop, supervisor.gates)
     for route in gateway.routes.routes:
         upstream = route.upstream
         if upstream.tls is not None and upstream.tls.verify_mode == ssl.CERT_NONE:
@@ -77,7 +80,7 @@ async def serve(config: Config, ctx: RunContext) -> int:
                      "running one process")
         count = 1
     workers = (
-        WorkerPool(config, count, supervisor.gates, ctx.base_dir, ctx.state_dir)
+        WorkerPool(plan, config.server.listen, count, supervisor.gates)
         if count > 1 else None
     )
     control_file = control_path(ctx.state_dir, ctx.config_file)
@@ -98,14 +101,14 @@ async def serve(config: Config, ctx: RunContext) -> int:
                 ctx.announce(f"listening on {url} ({len(workers.workers)} workers)")
         control = await serve_control(
             control_file,
-            lambda: status_snapshot(config, gateway, supervisor, listening, certs, workers),
+            lambda: status_snapshot(plan, gateway, supervisor, listening, certs, workers),
         )
         if certs is not None:
             certs.warn_expiring()
-            if workers is None:
-                reloader = loop.create_task(watch_certificates(certs, config.tls.reload_interval))
+            reloader = loop.create_task(watch_certificates(certs, plan.tls_reload_interval,
+                                                           workers))
             with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
-                loop.add_signal_handler(signal.SIGHUP, lambda: _reload(certs, workers))
+                loop.add_signal_handler(signal.SIGHUP, lambda: _reload(certs, workers, True))
         gateway.start_clock()
         ctx.announce(f"ready: {len(listening)} listeners, {len(gateway.routes.routes)} routes, "
                      f"{len(config.app)} apps, request path "
@@ -131,21 +134,23 @@ async def serve(config: Config, ctx: RunContext) -> int:
     return 0
 
 
-async def watch_certificates(certs: CertStore, interval: float) -> None:
+async def watch_certificates(
+    certs: CertStore, interval: float, workers: WorkerPool | None
+) -> None:
     while True:
         await asyncio.sleep(interval)
-        certs.reload()
+        _reload(certs, workers)
 
 
-def _reload(certs: CertStore, workers: WorkerPool | None) -> None:
-    """SIGHUP: certificates are read again here and in every worker."""
-    certs.reload(force=True)
-    if workers is not None:
-        workers.signal(signal.SIGHUP)
+def _reload(certs: CertStore, workers: WorkerPool | None, force: bool = False) -> None:
+    """Certificates are checked and swapped here; the workers swap in what passed."""
+    swapped = certs.reload(force=force)
+    if swapped and workers is not None:
+        workers.broadcast({"tls_reload": swapped})
 
 
 def status_snapshot(
-    config: Config,
+    plan: ServingPlan,
     gateway: Gateway,
     supervisor: Supervisor,
     listening: list[str],
@@ -153,7 +158,7 @@ def status_snapshot(
     workers: WorkerPool | None = None,
 ) -> dict[str, Any]:
     routes = []
-    for route, spec in zip(gateway.routes.routes, config.route, strict=True):
+    for route, spec in zip(gateway.routes.routes, plan.routes, strict=True):
         gate = route.policy.app if isinstance(route.policy, RoutePolicy) else None
         routes.append({
             "route": route.label,
@@ -206,18 +211,3 @@ async def _listen(
         announce(f"route {route.label} -> {route.upstream.scheme}://"
                  f"{route.upstream.authority.decode()}{route.upstream.base_path.decode()}")
     return servers
-
-
-async def drain(
-    gateway: Gateway, servers: list[asyncio.base_events.Server], timeout: float
-) -> None:
-    for server in servers:
-        server.close()
-    gateway.drain()
-    deadline = gateway.loop.time() + timeout
-    while gateway.connections and gateway.loop.time() < deadline:
-        await asyncio.sleep(0.05)
-    gateway.abort_all()
-    gateway.stop_clock()
-    gateway.access_log.close()
-    sys.stdout.flush()

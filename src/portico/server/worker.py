@@ -1,8 +1,13 @@
 """One worker process of ``workers = N`` (started by server/workers.py, never by hand).
 
 ``python -m portico.server.worker CHANNEL_FD SCHEME:FD[,SCHEME:FD...]``: serve
-the inherited listening sockets with the config the main process sends, and
-keep each app's state as the main process reports it.
+the inherited listening sockets with the plan the main process sends, keep
+each app's state as the main process reports it, and swap a certificate in
+when the main process has checked the new file.
+
+A worker imports the request path and nothing of the config schema, the CLI
+or ``cryptography`` (config/plan.py says why); tests/integration/test_workers.py
+holds it to that.
 """
 
 from __future__ import annotations
@@ -15,14 +20,13 @@ import os
 import signal
 import socket
 import sys
-from pathlib import Path
 
 from portico import memory
-from portico.config.compile import build_cert_store, build_gateway
-from portico.config.schema import Config
+from portico.config.plan import ServingPlan
+from portico.config.provision import build_cert_store, build_gateway
+from portico.server.drain import drain
 from portico.server.loops import loop_factory
 from portico.server.protocol import ClientConnection
-from portico.server.run import drain, watch_certificates
 from portico.supervisor.gate import AppGate, AppState
 
 
@@ -40,15 +44,14 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, lambda: None)  # the main process decides
+    for sig in (signal.SIGINT, signal.SIGHUP):  # the main process decides
+        loop.add_signal_handler(sig, lambda: None)
     reader, writer = await asyncio.open_connection(sock=socket.socket(fileno=channel_fd))
-    welcome = json.loads(await reader.readline())
-    config = Config.model_validate(welcome["config"])
-    base_dir, state_dir = Path(welcome["base_dir"]), Path(welcome["state_dir"])
+    plan = ServingPlan.from_json(await reader.readline())
 
-    gates = {app.name: AppGate(app.name, loop, app.request_wait) for app in config.app}
-    certs = build_cert_store(config, base_dir, state_dir, _say)
-    gateway = build_gateway(config, loop, gates, base_dir)
+    gates = {name: AppGate(name, loop, wait) for name, wait in plan.app_waits.items()}
+    certs = build_cert_store(plan, _say, inspect=False)
+    gateway = build_gateway(plan, loop, gates)
     servers = []
     tasks: list[asyncio.Task[None]] = []
     for scheme, fd in listen:
@@ -58,21 +61,19 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
             lambda label=label: ClientConnection(gateway, label),
             sock=socket.socket(fileno=fd),
             ssl=tls,
-            ssl_handshake_timeout=config.server.limits.head_timeout if tls else None,
+            ssl_handshake_timeout=plan.server.head_timeout if tls else None,
         )
         if scheme == "https" and gateway.https_port == 443:
             gateway.https_port = server.sockets[0].getsockname()[1]
         servers.append(server)
-    if certs is not None:
-        loop.add_signal_handler(signal.SIGHUP, lambda: certs.reload(force=True))
-        tasks.append(loop.create_task(watch_certificates(certs, config.tls.reload_interval)))
-
     async def follow_main() -> None:
         try:
             while line := await reader.readline():
                 message = json.loads(line)
                 if "app" in message and message["app"] in gates:
                     gates[message["app"]].set(AppState(message["state"]))
+                elif "tls_reload" in message and certs is not None:
+                    certs.reload(only=message["tls_reload"])
         except OSError:
             pass
         stop.set()  # the main process is gone: drain and exit
@@ -83,7 +84,7 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
     memory.settle()
     await stop.wait()
 
-    await drain(gateway, servers, config.server.drain_timeout)
+    await drain(gateway, servers, plan.server.drain_timeout)
     return 0
 
 

@@ -7,13 +7,13 @@ over the N sockets) or, where that option is missing, once, shared by all.
 Each worker gets its sockets as inherited descriptors plus one end of a
 socket pair, over which the main process sends newline-delimited JSON:
 
-    main -> worker   {"config": ..., "base_dir": ..., "state_dir": ...}   once
-                     {"app": NAME, "state": STATE}                         on every change
-    worker -> main   {"ready": true}                                       once, when serving
+    main -> worker   the ServingPlan (config/plan.py)        once, first
+                     {"app": NAME, "state": STATE}            on every change
+                     {"tls_reload": [INDEX, ...]}             certificates the main checked
+    worker -> main   {"ready": true}                          once, when serving
 
 A worker that dies is started again (after a pause that doubles up to 10 s);
-SIGHUP is passed on (certificates), and on SIGTERM the workers drain first
-and the apps stop after them.
+on SIGTERM the workers drain first and the apps stop after them.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import os
 import signal
 import socket
 import sys
-from pathlib import Path
 from typing import Any
 
-from portico.config.schema import Config, parse_listen
+from portico.config.plan import ServingPlan
+from portico.config.schema import parse_listen
 from portico.supervisor.gate import AppGate, AppState
 
 RESTART_DELAY_MAX = 10.0
@@ -47,11 +47,11 @@ def worker_count(setting: int | str) -> int:
     return int(setting)
 
 
-def bind_listeners(config: Config, count: int) -> list[tuple[str, list[socket.socket]]]:
+def bind_listeners(listen: list[str], count: int) -> list[tuple[str, list[socket.socket]]]:
     """Per listen URL, ``count`` SO_REUSEPORT sockets on one address (or one shared)."""
     reuse_port = hasattr(socket, "SO_REUSEPORT")
     bound: list[tuple[str, list[socket.socket]]] = []
-    for url in config.server.listen:
+    for url in listen:
         scheme, host, port = parse_listen(url)
         info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         family, _, _, _, address = info[0]
@@ -111,7 +111,7 @@ class Worker:
         theirs.close()
         reader, channel = await asyncio.open_connection(sock=ours)
         self.channel = channel
-        self.send(self.pool.welcome())
+        channel.write(self.pool.welcome)
         for name, gate in self.pool.gates.items():
             self.send({"app": name, "state": str(gate.state)})
         self._reader = asyncio.get_running_loop().create_task(self._listen(reader, channel))
@@ -151,30 +151,16 @@ class WorkerPool:
     """The main process's side: bind, start, watch, signal and stop the workers."""
 
     def __init__(
-        self,
-        config: Config,
-        count: int,
-        gates: dict[str, AppGate],
-        base_dir: Path,
-        state_dir: Path,
+        self, plan: ServingPlan, listen: list[str], count: int, gates: dict[str, AppGate]
     ) -> None:
-        self.config = config
+        self.welcome = plan.to_json().encode() + b"\n"
         self.gates = gates
-        self.base_dir = base_dir
-        self.state_dir = state_dir
-        self.listeners = bind_listeners(config, count)
+        self.listeners = bind_listeners(listen, count)
         self.workers = [Worker(i, self) for i in range(count)]
         self.stopping = False
         self._watchers: list[asyncio.Task[None]] = []
         for gate in gates.values():
             gate.listeners.append(self._app_changed)
-
-    def welcome(self) -> dict[str, Any]:
-        return {
-            "config": self.config.model_dump(mode="json"),
-            "base_dir": str(self.base_dir),
-            "state_dir": str(self.state_dir),
-        }
 
     def addresses(self) -> list[tuple[str, Any]]:
         return [(scheme, sockets[0].getsockname()) for scheme, sockets in self.listeners]
@@ -202,8 +188,11 @@ class WorkerPool:
             await worker.start()
 
     def _app_changed(self, name: str, state: AppState) -> None:
+        self.broadcast({"app": name, "state": str(state)})
+
+    def broadcast(self, message: dict[str, Any]) -> None:
         for worker in self.workers:
-            worker.send({"app": name, "state": str(state)})
+            worker.send(message)
 
     def signal(self, signum: int) -> None:
         for worker in self.workers:

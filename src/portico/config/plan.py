@@ -1,0 +1,112 @@
+"""What a serving process needs from the config: resolved, plain, and free of pydantic.
+
+The main process validates the TOML (pydantic), gives each app its port,
+issues and checks the certificates (cryptography) and reduces the result to a
+``ServingPlan``: upstream addresses resolved, per-route limits merged with the
+server's, certificate files known. A worker gets the plan as JSON and builds
+its gateway from it without importing either library, which is what keeps a
+worker at about 30 MiB where the main process needs 50.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from portico.tls.store import CertSource
+
+
+@dataclass(frozen=True)
+class HeaderRulesPlan:
+    set: dict[str, str]
+    add: dict[str, str | list[str]]
+    remove: list[str]
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    index: int
+    path: str
+    host: str | None
+    app: str | None  # the supervised app this route points at, if any
+    scheme: str  # upstream scheme, host, port and base path, resolved
+    upstream_host: str
+    upstream_port: int
+    base_path: str
+    verify: bool
+    ca: Path | None
+    preserve_path: bool
+    preserve_host: bool
+    request_headers: HeaderRulesPlan
+    response_headers: HeaderRulesPlan
+    max_body_size: int  # the route's limits, the server's where the route sets none
+    body_timeout: float
+    connect_timeout: float
+    response_timeout: float
+
+
+@dataclass(frozen=True)
+class ServerPlan:
+    hsts: str | None
+    redirect_to_https: bool
+    trusted_proxies: list[str]
+    forwarded: bool
+    access_log: str
+    log_format: str
+    tick: float
+    drain_timeout: float
+    max_request_line: int
+    max_header_size: int
+    max_head_size: int
+    max_headers: int
+    head_timeout: float
+    keepalive_timeout: float
+    max_keepalive_requests: int
+    send_timeout: float
+    max_connections: int | None
+    pool_max_idle: int
+    pool_idle_timeout: float
+
+
+@dataclass(frozen=True)
+class ServingPlan:
+    server: ServerPlan
+    routes: list[RoutePlan]
+    app_waits: dict[str, float]  # app name -> how long a request waits while it restarts
+    certificates: list[CertSource]
+    tls_reload_interval: float
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), default=str)  # Path -> str
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ServingPlan:
+        plan = _revive(cls, json.loads(text))
+        assert isinstance(plan, ServingPlan)
+        return plan
+
+
+def _revive(kind: Any, value: Any) -> Any:
+    """JSON back into the declared types: dataclasses, Paths, lists and tuples of them."""
+    if value is None:
+        return None
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        hints = typing.get_type_hints(kind)
+        return kind(**{f.name: _revive(hints[f.name], value[f.name])
+                       for f in dataclasses.fields(kind)})
+    if kind is Path:
+        return Path(value)
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is list:
+        return [_revive(args[0], item) for item in value]
+    if origin is tuple:
+        return tuple(_revive(args[0], item) for item in value)
+    if origin in (typing.Union, types.UnionType):
+        chosen = [arg for arg in args if arg is not type(None)]
+        return _revive(chosen[0], value) if len(chosen) == 1 else value
+    return value

@@ -1,0 +1,143 @@
+"""ServingPlan → runtime objects: the route table, policies, limits, certificates.
+
+Imports nothing heavy (no pydantic, no cryptography): a worker process runs
+this on the plan the main process sent it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from portico.config.plan import HeaderRulesPlan, RoutePlan, ServingPlan
+from portico.errors import ConfigError
+from portico.http.limits import HeadLimits
+from portico.policy.forwarded import OWN_REQUEST_HEADERS, Forwarding, Trust
+from portico.policy.header_ops import HeaderOps
+from portico.proxy.accesslog import AccessLog
+from portico.proxy.gateway import ClientTimeouts, Gateway
+from portico.proxy.route_policy import RouteLimits, RoutePolicy
+from portico.routing.proxypass import ReverseMap
+from portico.routing.table import Route, RouteTable, Upstream
+from portico.supervisor.gate import AppGate
+from portico.tls.contexts import upstream_context
+from portico.upstream.pool import UpstreamPool
+
+if TYPE_CHECKING:
+    from portico.tls.store import CertStore
+
+
+def build_upstream(route: RoutePlan) -> Upstream:
+    """The route's upstream; an https one gets its TLS context (a bad CA file: ConfigError)."""
+    base = route.base_path.encode("latin-1")
+    if route.scheme != "https":
+        return Upstream(route.scheme, route.upstream_host, route.upstream_port, base)
+    try:
+        context = upstream_context(route.verify, route.ca)
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            "", f"route[{route.index}].ca", f"{route.ca}: not a PEM CA file ({exc})"
+        ) from None
+    label = f"verify={route.verify};ca={route.ca}"
+    return Upstream(route.scheme, route.upstream_host, route.upstream_port, base, context, label)
+
+
+def build_routes(plan: ServingPlan, gates: dict[str, AppGate] | None = None) -> RouteTable:
+    routes = []
+    for route in plan.routes:
+        upstream = build_upstream(route)
+        prefix = b"" if route.path == "/" else route.path.encode("ascii")
+        policy = RoutePolicy(
+            limits=RouteLimits(
+                max_body_size=route.max_body_size,
+                body_timeout=route.body_timeout,
+                connect_timeout=route.connect_timeout,
+                response_timeout=route.response_timeout,
+            ),
+            request_ops=_ops(route.request_headers, OWN_REQUEST_HEADERS),
+            response_ops=_ops(route.response_headers),
+            reverse=ReverseMap(upstream, prefix, stripped=bool(prefix) and not route.preserve_path),
+            app=(gates or {}).get(route.app) if route.app else None,
+        )
+        routes.append(
+            Route(
+                index=route.index,
+                prefix=prefix,
+                host=route.host,
+                upstream=upstream,
+                preserve_path=route.preserve_path,
+                preserve_host=route.preserve_host,
+                policy=policy,
+            )
+        )
+    return RouteTable(routes)
+
+
+def build_gateway(
+    plan: ServingPlan,
+    loop: asyncio.AbstractEventLoop,
+    gates: dict[str, AppGate] | None = None,
+) -> Gateway:
+    server = plan.server
+    return Gateway(
+        loop=loop,
+        routes=build_routes(plan, gates),
+        hsts=server.hsts.encode("latin-1") if server.hsts else None,
+        redirect_to_https=server.redirect_to_https,
+        forwarding=Forwarding(Trust(server.trusted_proxies), rfc7239=server.forwarded),
+        head_limits=HeadLimits(
+            max_request_line=server.max_request_line,
+            max_header_size=server.max_header_size,
+            max_head_size=server.max_head_size,
+            max_headers=server.max_headers,
+        ),
+        timeouts=ClientTimeouts(
+            head=server.head_timeout,
+            keepalive=server.keepalive_timeout,
+            max_requests=server.max_keepalive_requests,
+            send=server.send_timeout,
+            max_connections=server.max_connections or default_max_connections(),
+        ),
+        pool=UpstreamPool(loop, server.pool_max_idle, server.pool_idle_timeout),
+        access_log=AccessLog(server.access_log, server.log_format),
+        tick_interval=server.tick,
+    )
+
+
+def build_cert_store(
+    plan: ServingPlan, log: Callable[[str], None], inspect: bool = True
+) -> CertStore | None:
+    """The listener's certificates, loaded now: a bad file is a ConfigError naming it.
+
+    ``inspect=False`` (workers): loaded with ``ssl`` only, the main process has
+    checked expiry and names with ``cryptography``."""
+    if not plan.certificates:
+        return None
+    from portico.tls.store import CertError, CertStore
+
+    sources = plan.certificates
+    try:
+        return CertStore(sources, log, inspect)
+    except CertError as exc:
+        index = next(i for i, s in enumerate(sources) if exc.path in (s.cert, s.key))
+        field = "key" if exc.path == sources[index].key else "cert"
+        raise ConfigError("", f"tls.certificate[{index}].{field}", str(exc)) from None
+
+
+def default_max_connections() -> int:
+    """Half the file-descriptor limit (each proxied request holds two), less a margin."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return 10_000
+    if soft == resource.RLIM_INFINITY:
+        return 10_000
+    return max(8, min(soft // 2 - 16, 100_000))
+
+
+def _ops(rules: HeaderRulesPlan, own: dict[bytes, bytes] | None = None) -> HeaderOps:
+    return HeaderOps(rules.set, rules.add, rules.remove, own)
