@@ -29,6 +29,7 @@ def test_unit_runs_this_config_and_lets_portico_drain() -> None:
     assert f"ExecStart={sys.executable} -m portico run -c {EXAMPLE}" in unit
     assert f"WorkingDirectory={EXAMPLE.parent}" in unit
     assert "KillMode=mixed" in unit and "Restart=on-failure" in unit and "User=www-data" in unit
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
     assert "TimeoutStopSec=50" in unit  # drain 30 s + the app's 10 s stop + 10 s slack
     assert "StateDirectory=myapp-proxy" in unit
 

@@ -57,8 +57,8 @@ def worker_pids(proxy: Portico) -> list[int]:
 
 def readme_workers_config() -> str:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    block = next(block.split("```", 1)[0] for block in readme.split("```toml\n")[1:]
-                 if "workers = 2" in block and "[[app]]" not in block)
+    blocks = [piece.split("```", 1)[0] for piece in readme.split("```toml\n")[1:]]
+    block = next(b for b in blocks if "workers = 2" in b and "[[app]]" not in b)
     return block.replace('"http://127.0.0.1:8080"', '"http://127.0.0.1:0"')
 
 
@@ -146,10 +146,11 @@ def test_workers_load_no_schema_or_cryptography_and_swap_only_checked_certificat
     wait_until(lambda: serials() == {new_serial}, 10, "every worker to serve the new certificate")
 
     # An expired certificate loads fine with ssl alone; the main process refuses it
-    # (cryptography), so no worker may swap it in.
+    # (cryptography), so no worker may load it: the reload is refused.
     expired = trustme.CA().issue_cert("localhost", not_after=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
     expired.private_key_pem.write_to_path(str(key))
     expired.cert_chain_pems[0].write_to_path(str(cert))
     os.kill(proxy.pid, signal.SIGHUP)
-    assert proxy.wait_for_log("keeping the old certificate", 5)
+    assert proxy.wait_for_log("reload refused", 5)
+    assert "tls.certificate[0].cert" in proxy.log_text() and "expired on 2020-01-01" in proxy.log_text()
     assert serials() == {new_serial}

@@ -61,6 +61,7 @@ class Gateway:
         self.https_port = 443  # the https listener's port, set once it is bound
         self.connections: set[ClientConnection] = set()
         self.draining = False
+        self.successor: Gateway | None = None  # set when a reload replaced this gateway
         self.now = loop.time()
         self._rid_base = os.urandom(6).hex().encode("ascii")
         self._rid_count = 0

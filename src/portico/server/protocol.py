@@ -54,6 +54,15 @@ class ClientConnection(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport = cast(asyncio.Transport, transport)
+        successor = self.gw.successor
+        if successor is not None:
+            # Accepted before a reload swapped the gateway, connected after (a TLS
+            # handshake was under way): served by the new one, not closed by the old.
+            gw = successor
+            while gw.successor is not None:
+                gw = gw.successor
+            self.gw = gw
+            self.parser = RequestParser(gw.head_limits)
         if len(self.gw.connections) >= self.gw.timeouts.max_connections:
             self._closing = True  # over max_connections: refuse quickly, keep serving the rest
             self.gw.over_capacity()
@@ -186,8 +195,8 @@ class ClientConnection(asyncio.Protocol):
         self.write(error_response(rejected.status, Layer.CLIENT, rejected.reason,
                                   self.gw.request_id()))
         self.gw.access_log.record(
-            self.remote_text, b"-", b"-", b"1.1", rejected.status, 0, b"", b"",
-            b"-", "", "", 0.0,
+            self.remote_addr, b"-", b"-", b"1.1", rejected.status, 0, b"", b"",
+            b"-", b"", b"", 0.0,
         )
         self.close()
 
@@ -253,7 +262,11 @@ class ClientConnection(asyncio.Protocol):
             self.transport.abort()
 
     def close_if_idle(self) -> None:
-        if self.exchange is None and not self._pending:
+        """At a drain: close a keep-alive connection between requests. One that has not
+        sent its first request yet, or is sending a head, may finish it (then it closes),
+        as nginx does: closing it would lose a request the client already sent."""
+        if (self.exchange is None and not self._pending and self._requests
+                and not self.parser.in_head):
             self.close()
 
     # -- deadlines ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ from portico.config.schema import Config, parse_listen
 from portico.proxy.gateway import Gateway
 from portico.proxy.route_policy import RoutePolicy
 from portico.server.drain import drain
+from portico.server.live import Live
 from portico.server.loops import loop_factory
 from portico.server.protocol import ClientConnection
 from portico.server.workers import WorkerPool, worker_count
@@ -62,7 +63,7 @@ async def serve(config: Config, ctx: RunContext) -> int:
         except (NotImplementedError, RuntimeError):  # Windows' proactor loop
             signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
 
-    config = assign_ports(config)
+    source, config = config, assign_ports(config)
     plan = serving_plan(config, ctx.base_dir, ctx.state_dir, ctx.announce)
     certs = build_cert_store(plan, ctx.announce)
     supervisor = Supervisor(
@@ -83,13 +84,15 @@ async def serve(config: Config, ctx: RunContext) -> int:
         WorkerPool(plan, config.server.listen, count, supervisor.gates)
         if count > 1 else None
     )
+    live = Live(source, config, plan, gateway, certs, workers, ctx.config_file, ctx.base_dir,
+                ctx.state_dir, supervisor.gates, ctx.announce)
     control_file = control_path(ctx.state_dir, ctx.config_file)
     control: asyncio.Server | None = None
     reloader: asyncio.Task[None] | None = None
     try:
         await supervisor.start_all()  # apps come up before any listener opens
         if workers is None:
-            servers = await _listen(config, gateway, ctx.announce, certs)
+            servers = await _listen(config, live, ctx.announce, certs)
             addresses = [(scheme, sock.getsockname()) for scheme, server in servers
                          for sock in server.sockets]
         else:
@@ -101,14 +104,15 @@ async def serve(config: Config, ctx: RunContext) -> int:
                 ctx.announce(f"listening on {url} ({len(workers.workers)} workers)")
         control = await serve_control(
             control_file,
-            lambda: status_snapshot(plan, gateway, supervisor, listening, certs, workers),
+            lambda: status_snapshot(live.plan, live.gateway, supervisor, listening, live.certs,
+                                    workers),
         )
         if certs is not None:
             certs.warn_expiring()
             reloader = loop.create_task(watch_certificates(certs, plan.tls_reload_interval,
                                                            workers))
-            with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
-                loop.add_signal_handler(signal.SIGHUP, lambda: _reload(certs, workers, True))
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: _on_hangup(live, workers))
         gateway.start_clock()
         ctx.announce(f"ready: {len(listening)} listeners, {len(gateway.routes.routes)} routes, "
                      f"{len(config.app)} apps, request path "
@@ -116,11 +120,14 @@ async def serve(config: Config, ctx: RunContext) -> int:
         memory.settle()
         await stop.wait()
         ctx.announce("stopping: draining in-flight requests")
+        await live.reload_done()
+        timeout = live.config.server.drain_timeout
         if workers is None:
-            await drain(gateway, [server for _, server in servers], config.server.drain_timeout)
+            await drain(live.gateway, [server for _, server in servers], timeout)
         else:
-            await workers.stop(config.server.drain_timeout)
-            await drain(gateway, [], 0)
+            await workers.stop(timeout)
+            await drain(live.gateway, [], 0)
+        await live.settled()
     finally:
         if reloader is not None:
             reloader.cancel()
@@ -140,6 +147,15 @@ async def watch_certificates(
     while True:
         await asyncio.sleep(interval)
         _reload(certs, workers)
+
+
+def _on_hangup(live: Live, workers: WorkerPool | None) -> None:
+    """SIGHUP: the config file is read again (certificates with it); with the built-in
+    default, the certificates only."""
+    if live.config_file is not None:
+        live.start_reload()
+    elif live.certs is not None:
+        _reload(live.certs, workers, force=True)
 
 
 def _reload(certs: CertStore, workers: WorkerPool | None, force: bool = False) -> None:
@@ -185,8 +201,9 @@ def _url(scheme: str, address: Any) -> str:
 
 
 async def _listen(
-    config: Config, gateway: Gateway, announce: Announce, certs: CertStore | None
+    config: Config, live: Live, announce: Announce, certs: CertStore | None
 ) -> list[tuple[str, asyncio.Server]]:
+    gateway = live.gateway
     loop = gateway.loop
     servers: list[tuple[str, asyncio.Server]] = []
     for url in config.server.listen:
@@ -194,7 +211,7 @@ async def _listen(
         tls = certs.listener if scheme == "https" and certs is not None else None
         label = scheme.encode("ascii")
         server = await loop.create_server(
-            lambda label=label: ClientConnection(gateway, label),
+            lambda label=label: ClientConnection(live.gateway, label),  # reload: the new one
             host,
             port,
             backlog=1024,

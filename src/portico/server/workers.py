@@ -13,7 +13,8 @@ socket pair, over which the main process sends newline-delimited JSON:
     worker -> main   {"ready": true}                          once, when serving
 
 A worker that dies is started again (after a pause that doubles up to 10 s);
-on SIGTERM the workers drain first and the apps stop after them.
+a reload starts a new set and retires the old one (server/live.py); on
+SIGTERM the workers drain first and the apps stop after them.
 """
 
 from __future__ import annotations
@@ -75,9 +76,11 @@ def bind_listeners(listen: list[str], count: int) -> list[tuple[str, list[socket
 class Worker:
     """One worker process, started again whenever it dies unasked."""
 
-    def __init__(self, index: int, pool: WorkerPool) -> None:
+    def __init__(self, index: int, pool: WorkerPool, welcome: bytes) -> None:
         self.index = index
         self.pool = pool
+        self.welcome = welcome  # the plan this worker serves, as its first line
+        self.retired = False  # replaced by a reload: draining, never started again
         self.process: asyncio.subprocess.Process | None = None
         self.channel: asyncio.StreamWriter | None = None
         self.ready = asyncio.Event()
@@ -111,7 +114,7 @@ class Worker:
         theirs.close()
         reader, channel = await asyncio.open_connection(sock=ours)
         self.channel = channel
-        channel.write(self.pool.welcome)
+        channel.write(self.welcome)
         for name, gate in self.pool.gates.items():
             self.send({"app": name, "state": str(gate.state)})
         self._reader = asyncio.get_running_loop().create_task(self._listen(reader, channel))
@@ -153,12 +156,13 @@ class WorkerPool:
     def __init__(
         self, plan: ServingPlan, listen: list[str], count: int, gates: dict[str, AppGate]
     ) -> None:
-        self.welcome = plan.to_json().encode() + b"\n"
+        welcome = plan.to_json().encode() + b"\n"
         self.gates = gates
         self.listeners = bind_listeners(listen, count)
-        self.workers = [Worker(i, self) for i in range(count)]
+        self.workers = [Worker(i, self, welcome) for i in range(count)]
         self.stopping = False
-        self._watchers: list[asyncio.Task[None]] = []
+        self._watchers: dict[Worker, asyncio.Task[None]] = {}
+        self._retiring: set[asyncio.Task[None]] = set()
         for gate in gates.values():
             gate.listeners.append(self._app_changed)
 
@@ -170,20 +174,63 @@ class WorkerPool:
             await worker.start()
         for worker in self.workers:
             await worker.wait_ready(timeout)
-        self._watchers = [asyncio.ensure_future(self._watch(worker)) for worker in self.workers]
+        self._watch_all(self.workers)
+
+    def _watch_all(self, workers: list[Worker]) -> None:
+        for worker in workers:
+            self._watchers[worker] = asyncio.ensure_future(self._watch(worker))
+
+    async def rotate(self, plan: ServingPlan, drain_timeout: float, timeout: float = 30.0) -> None:
+        """A reload: start a new set of workers with ``plan``; once every one is ready the
+        old set drains and exits. WorkerStartError (the old set serving on) if one fails."""
+        welcome = plan.to_json().encode() + b"\n"
+        fresh = [Worker(worker.index, self, welcome) for worker in self.workers]
+        try:
+            for worker in fresh:
+                await worker.start()
+            for worker in fresh:
+                await worker.wait_ready(timeout)
+        except WorkerStartError:
+            for worker in fresh:
+                worker.retired = True
+                if worker.process is not None and worker.process.returncode is None:
+                    worker.process.kill()
+                    await worker.process.wait()
+            raise
+        old, self.workers = self.workers, fresh
+        self._watch_all(fresh)
+        for worker in old:
+            worker.retired = True
+            watcher = self._watchers.pop(worker, None)
+            if watcher is not None:
+                watcher.cancel()
+            task = asyncio.ensure_future(self._retire(worker, drain_timeout))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+
+    async def _retire(self, worker: Worker, drain_timeout: float) -> None:
+        process = worker.process
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), drain_timeout + 5)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
 
     async def _watch(self, worker: Worker) -> None:
         delay = 0.25
         while True:
             assert worker.process is not None
             code = await worker.process.wait()
-            if self.stopping:
+            if self.stopping or worker.retired:
                 return
             print(f"portico: worker {worker.index} (pid {worker.pid}) exited with {code}; "
                   f"starting it again in {delay:g}s", file=sys.stderr, flush=True)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RESTART_DELAY_MAX)
-            if self.stopping:
+            if self.stopping or worker.retired:
                 return
             await worker.start()
 
@@ -204,7 +251,7 @@ class WorkerPool:
         if self.stopping:
             return
         self.stopping = True
-        for watcher in self._watchers:
+        for watcher in self._watchers.values():
             watcher.cancel()
         self.signal(signal.SIGTERM)
         for worker in self.workers:
@@ -215,6 +262,8 @@ class WorkerPool:
             except TimeoutError:
                 worker.process.kill()
                 await worker.process.wait()
+        if self._retiring:  # workers a reload replaced, still draining
+            await asyncio.gather(*self._retiring, return_exceptions=True)
         for _, sockets in self.listeners:
             for sock in sockets:
                 sock.close()

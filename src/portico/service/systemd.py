@@ -40,6 +40,7 @@ def unit_text(spec: ServiceSpec) -> str:
         "[Service]",
         "Type=exec",
         f"ExecStart={shlex.join(spec.argv)}",
+        "ExecReload=/bin/kill -HUP $MAINPID",  # systemctl reload: the config, read again
         f"WorkingDirectory={spec.config_file.parent}",
         f"Environment=PORTICO_STATE_DIR={state}",
         "Environment=PYTHONUNBUFFERED=1",

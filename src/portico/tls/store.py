@@ -146,6 +146,12 @@ class CertStore:
         self.listener.load_cert_chain(first.cert, first.key)
         self.listener.sni_callback = self._on_sni
 
+    def adopt(self, other: CertStore) -> None:
+        """Serve ``other``'s certificates from now on (a reload changed the list); the
+        listener's SNI callback stays bound to this store."""
+        self.sources, self.loaded = other.sources, other.loaded
+        self._index()
+
     def _index(self) -> None:
         exact: dict[str, Loaded] = {}
         wildcard: dict[str, Loaded] = {}

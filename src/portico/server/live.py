@@ -1,0 +1,134 @@
+"""What a running portico changes without a restart: SIGHUP reloads the config file.
+
+A reload reads and checks the whole file first; only a config that loads,
+validates and builds is put in place, so a typo leaves the old one serving
+and says why. Routes, header rules, limits, timeouts, the access log and the
+certificates change this way. The listen addresses, the worker count and the
+``[[app]]`` tables are fixed for the life of the process (sockets and app
+processes would have to be replaced); a reload that changes them is refused
+with the reason.
+
+In one process, new connections get a new gateway at once and the old one
+drains its connections in the background (their in-flight requests finish,
+then ``Connection: close``). With workers, a new set of workers is started on
+the same listening sockets with the new plan and, once all say ready, the old
+ones drain and exit: nginx's reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from portico.config.compile import serving_plan
+from portico.config.load import load
+from portico.config.plan import ServingPlan
+from portico.config.provision import build_cert_store, build_gateway
+from portico.config.schema import Config
+from portico.errors import ConfigError
+from portico.proxy.gateway import Gateway
+from portico.server.drain import drain
+from portico.server.workers import WorkerPool, WorkerStartError
+from portico.supervisor.gate import AppGate
+
+if TYPE_CHECKING:
+    from portico.tls.store import CertStore
+
+
+@dataclass
+class Live:
+    """The config in force and what was built from it; ``gateway`` serves new connections."""
+
+    source: Config  # as the file gave it (before app ports were assigned)
+    config: Config  # as running: every app has its port
+    plan: ServingPlan
+    gateway: Gateway
+    certs: CertStore | None
+    workers: WorkerPool | None
+    config_file: Path | None
+    base_dir: Path
+    state_dir: Path
+    gates: dict[str, AppGate]
+    announce: Callable[[str], None]
+    reloads: int = 0
+    _task: asyncio.Task[bool] | None = None
+    _draining: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def start_reload(self) -> None:
+        """SIGHUP's handler: one reload at a time; a signal during one is said and dropped."""
+        if self._task is not None and not self._task.done():
+            self.announce("reload: one is in progress already; send SIGHUP again after it")
+            return
+        self._task = self.gateway.loop.create_task(self.reload())
+
+    async def reload_done(self) -> None:
+        """At stop, first: a reload under way finishes (or is refused) before the drain."""
+        if self._task is not None and not self._task.done():
+            await self._task
+
+    async def settled(self) -> None:
+        """At stop, last: gateways a reload replaced finish draining."""
+        if self._draining:
+            await asyncio.gather(*self._draining, return_exceptions=True)
+
+    async def reload(self) -> bool:
+        """Read the config file again and put it in place if it is good; True if it was."""
+        if self.config_file is None:
+            self.announce("reload: running the built-in default; nothing to read again")
+            return False
+        try:
+            source, _ = load(self.config_file)
+            fixed = _fixed_fields_changed(self.source, source)
+            if fixed:
+                raise ConfigError(str(self.config_file), fixed, "changed; this takes a restart "
+                                  "(a reload changes routes, headers, limits, log and TLS)")
+            config = source.model_copy(update={"app": self.config.app})  # the running ports
+            plan = serving_plan(config, self.base_dir, self.state_dir, self.announce)
+            loop = self.gateway.loop
+            gateway = build_gateway(plan, loop, self.gates)
+            # Every certificate file is checked now, before any worker loads it: a bad
+            # one refuses the reload (new workers would load what is on disk).
+            fresh = build_cert_store(plan, self.announce)
+            if self.workers is not None:
+                await self.workers.rotate(plan, config.server.drain_timeout)
+        except (ConfigError, WorkerStartError) as exc:
+            if isinstance(exc, ConfigError) and not exc.file:
+                exc = ConfigError(str(self.config_file), exc.key, exc.message)
+            self.announce(f"reload refused: {exc}; the config loaded before keeps serving")
+            return False
+        certs = self._adopt(fresh)
+        old = self.gateway
+        gateway.https_port = old.https_port
+        gateway.start_clock()
+        old.successor = gateway
+        self.source, self.config, self.plan, self.gateway, self.certs = (
+            source, config, plan, gateway, certs)
+        task = loop.create_task(drain(old, [], config.server.drain_timeout))  # its connections
+        self._draining.add(task)
+        task.add_done_callback(self._draining.discard)
+        self.reloads += 1
+        self.announce(f"reloaded {self.config_file}: {len(gateway.routes.routes)} routes"
+                      + (f", {len(self.workers.workers)} new workers" if self.workers else ""))
+        return True
+
+    def _adopt(self, fresh: CertStore | None) -> CertStore | None:
+        """The running store stays the listener's (its SNI callback is bound to it) and
+        takes the freshly loaded certificates over."""
+        if self.certs is None or fresh is None:
+            return fresh
+        self.certs.adopt(fresh)
+        return self.certs
+
+
+def _fixed_fields_changed(before: Config, after: Config) -> str:
+    """The first config key a reload cannot change, or ""."""
+    if before.server.listen != after.server.listen:
+        return "server.listen"
+    if before.server.workers != after.server.workers:
+        return "server.workers"
+    if before.app != after.app:
+        return "app"
+    return ""

@@ -1,0 +1,152 @@
+"""SIGHUP reloads the config file: new routes and rules at once, nothing in flight lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.test_supervisor import status, wait_until
+from tests.support.portico_proc import Portico
+from tests.support.procs import alive
+from tests.support.recorder import Conn, Recorder
+
+
+def stage_handler(conn: Conn) -> None:
+    """Answers with the X-Stage header it was sent; ``/slow`` takes a second."""
+    while (seen := conn.read_request()) is not None:
+        if seen.target.startswith(b"/slow"):
+            time.sleep(1.0)
+        stage = seen.header(b"x-stage") or b"-"
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(stage), stage))
+
+
+@pytest.fixture
+def upstream() -> Iterator[Recorder]:
+    recorder = Recorder(stage_handler)
+    yield recorder
+    recorder.close()
+
+
+def config(upstream: Recorder, stage: str, extra: str = "", server: str = "") -> str:
+    return f"""
+[server]
+listen = ["http://127.0.0.1:0"]
+tick = 0.1
+drain_timeout = "5s"
+{server}
+
+[[route]]
+path = "/a"
+upstream = "{upstream.url}"
+request_headers.set = {{ "X-Stage" = "{stage}" }}
+{extra}
+"""
+
+
+def reload(proxy: Portico, text: str, expect: str) -> None:
+    proxy.config_path.write_text(text)
+    os.kill(proxy.pid, signal.SIGHUP)
+    assert proxy.wait_for_log(expect, 15), proxy.log_text()
+
+
+def test_sighup_reloads_routes_and_rules_and_requests_in_flight_finish(
+    start_portico: Any, upstream: Recorder
+) -> None:
+    proxy = start_portico(config(upstream, "one"))
+    assert httpx.get(f"{proxy.url}/a/").text == "one"
+    assert httpx.get(f"{proxy.url}/b/").status_code == 404
+
+    in_flight: list[httpx.Response] = []
+    slow = threading.Thread(target=lambda: in_flight.append(
+        httpx.get(f"{proxy.url}/a/slow", timeout=10)))
+    slow.start()
+    time.sleep(0.3)  # the slow request is at the upstream now
+    reload(proxy, config(upstream, "two", extra=f'\n[[route]]\npath = "/b"\nupstream = '
+                         f'"{upstream.url}"\n'), "reloaded")
+
+    assert httpx.get(f"{proxy.url}/a/").text == "two"
+    assert httpx.get(f"{proxy.url}/b/").status_code == 200
+    slow.join(10)
+    # Served as it began, under the old config; its connection is then closed.
+    assert in_flight[0].status_code == 200 and in_flight[0].text == "one"
+    assert in_flight[0].headers["connection"] == "close"
+
+
+def test_a_keep_alive_connection_from_before_the_reload_is_closed_after_its_request(
+    start_portico: Any, upstream: Recorder
+) -> None:
+    proxy = start_portico(config(upstream, "one"))
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+        sock.sendall(b"GET /a/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).endswith(b"one")
+        reload(proxy, config(upstream, "two"), "reloaded")
+        # Idle on the old gateway when it began to drain: closed, nothing half-sent.
+        assert sock.recv(65536) == b""
+    assert httpx.get(f"{proxy.url}/a/").text == "two"
+
+
+def test_a_bad_or_restart_only_change_is_refused_and_the_old_config_serves_on(
+    start_portico: Any, upstream: Recorder
+) -> None:
+    proxy = start_portico(config(upstream, "one"))
+    reload(proxy, config(upstream, "two").replace('path = "/a"', 'path = "a"'),
+           "reload refused")
+    assert f"{proxy.config_path}: route[0].path" in proxy.log_text()
+    assert httpx.get(f"{proxy.url}/a/").text == "one"
+
+    reload(proxy, config(upstream, "two").replace("127.0.0.1:0", "127.0.0.1:1"),
+           "server.listen: changed; this takes a restart")
+    reload(proxy, config(upstream, "two", extra="\n[[route]]\npath = \"/c\"\nupstream = "
+                                                 "\"https://127.0.0.1:9/\"\nca = \"nope.pem\"\n"),
+           "route[1].ca")
+    assert httpx.get(f"{proxy.url}/a/").text == "one"
+    assert "Traceback" not in proxy.log_text()
+
+    reload(proxy, config(upstream, "three"), "reloaded")
+    assert httpx.get(f"{proxy.url}/a/").text == "three"
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT")
+def test_with_workers_a_reload_starts_new_ones_and_the_old_drain_with_no_request_lost(
+    start_portico: Any, upstream: Recorder
+) -> None:
+    proxy = start_portico(config(upstream, "one", server="workers = 2"))
+    old = [worker["pid"] for worker in status(proxy)["workers"]]
+    failures: list[str] = []
+    answers: set[str] = set()
+    done = threading.Event()
+
+    def load() -> None:
+        while not done.is_set():
+            try:
+                response = httpx.get(f"{proxy.url}/a/", headers={"Connection": "close"})
+                answers.add(response.text)
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code} {response.text}")
+            except httpx.HTTPError as exc:
+                failures.append(repr(exc))
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    try:
+        time.sleep(0.3)
+        reload(proxy, config(upstream, "two", server="workers = 2"), "reloaded")
+        wait_until(lambda: not any(alive(pid) for pid in old), 10, "the old workers to exit")
+        time.sleep(0.3)
+    finally:
+        done.set()
+        thread.join(10)
+    assert not failures, failures[:5]
+    assert answers == {"one", "two"}
+    new = [worker["pid"] for worker in status(proxy)["workers"]]
+    assert len(new) == 2 and not set(new) & set(old)
+    assert httpx.get(f"{proxy.url}/a/").text == "two"
+
