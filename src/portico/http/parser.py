@@ -24,6 +24,13 @@ from portico.http.limits import RESPONSE_LIMITS, HeadLimits
 from portico.http.validate import build_request, connection_tokens
 
 _DIGITS: Final = frozenset(b"0123456789")
+_VERSIONS: Final = {"1.1": b"1.1", "1.0": b"1.0"}
+
+
+def _version(parser: httptools.HttpRequestParser | httptools.HttpResponseParser) -> bytes:
+    """httptools gives the version as a str; the common ones are not encoded again."""
+    text = parser.get_http_version()
+    return _VERSIONS.get(text) or text.encode("ascii")
 
 
 def coalesce(events: list[Event]) -> list[Event]:
@@ -167,7 +174,7 @@ class RequestParser:
             request = build_request(
                 parser.get_method(),
                 self._url,
-                parser.get_http_version().encode("ascii"),
+                _version(parser),
                 self._headers,
             )
         except ProtocolError as exc:
@@ -363,7 +370,7 @@ class ResponseParser:
         self._in_head = False
         parser = self._parser
         status = parser.get_status_code()
-        version = parser.get_http_version().encode("ascii")
+        version = _version(parser)
         if status < 200:
             if status == 101:
                 self._error = ProtocolError("upstream switched protocols unasked", 502)

@@ -21,7 +21,8 @@ _PLAIN: Final = bytes([c for c in range(0x20, 0x7F) if c not in b'"\\'])
 def _plain(value: bytes) -> bool:
     """No byte needs escaping (one C pass: deleting every plain byte leaves nothing)."""
     return not value.translate(None, _PLAIN)
-Fields = tuple[str, bytes, bytes, bytes, int, int, bytes, bytes, bytes, str, str]
+# remote, method, target, version, status, sent, referer, agent, request id, route, upstream
+Fields = tuple[bytes, bytes, bytes, bytes, int, int, bytes, bytes, bytes, bytes, bytes]
 
 
 class Loggable(Protocol):
@@ -60,7 +61,7 @@ class AccessLog:
 
     def record(
         self,
-        remote: str,
+        remote: bytes,
         method: bytes,
         target: bytes,
         version: bytes,
@@ -69,8 +70,8 @@ class AccessLog:
         referer: bytes,
         agent: bytes,
         request_id: bytes,
-        route: str,
-        upstream: str,
+        route: bytes,
+        upstream: bytes,
         duration: float,
     ) -> None:
         if self.enabled:
@@ -125,13 +126,12 @@ def _combined_line(when: float, fields: Fields, dt: float) -> bytes:
     stamp = _stamp(when)
     if _plain(b"".join((method, target, version, referer, agent, rid))):
         return _LINE % (
-            remote.encode(), stamp, method, target, version, status, sent, referer or b"-",
-            agent or b"-", rid, (route or "-").encode(), (up or "-").encode(), dt,
+            remote, stamp, method, target, version, status, sent, referer or b"-",
+            agent or b"-", rid, route or b"-", up or b"-", dt,
         )
     return _LINE % (
-        remote.encode(), stamp, _safe(method), _safe(target), _safe(version), status, sent,
-        _safe(referer) or b"-", _safe(agent) or b"-", _safe(rid), (route or "-").encode(),
-        (up or "-").encode(), dt,
+        remote, stamp, _safe(method), _safe(target), _safe(version), status, sent,
+        _safe(referer) or b"-", _safe(agent) or b"-", _safe(rid), route or b"-", up or b"-", dt,
     )
 
 
@@ -139,11 +139,12 @@ def _json_line(when: float, fields: Fields, dt: float) -> bytes:
     remote, method, target, version, status, sent, referer, agent, rid, route, up = fields
     latin = "latin-1"
     return json.dumps({
-        "time": when, "remote": remote, "method": method.decode(latin),
+        "time": when, "remote": remote.decode(latin), "method": method.decode(latin),
         "target": target.decode(latin), "protocol": "HTTP/" + version.decode(latin),
         "status": status, "bytes": sent, "referer": referer.decode(latin),
-        "user_agent": agent.decode(latin), "request_id": rid.decode(latin), "route": route,
-        "upstream": up, "duration_ms": round(dt * 1000, 3),
+        "user_agent": agent.decode(latin), "request_id": rid.decode(latin),
+        "route": route.decode(latin), "upstream": up.decode(latin),
+        "duration_ms": round(dt * 1000, 3),
     }).encode() + b"\n"
 
 

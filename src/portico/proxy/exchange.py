@@ -480,7 +480,7 @@ class Exchange:
         request = self.request
         route = self.route
         return (
-            self.client.remote_text,
+            self.client.remote_addr,
             request.method,
             request.target,
             request.version,
@@ -489,7 +489,7 @@ class Exchange:
             request.get(b"referer"),
             request.get(b"user-agent"),
             self.facts.request_id if self.facts else b"-",
-            route.label if route else "",
-            route.upstream.label if route else "",
+            route.log_label if route else b"",
+            route.upstream.authority if route else b"",
         )
 

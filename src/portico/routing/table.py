@@ -87,11 +87,13 @@ class Route:
     preserve_host: bool = False
     policy: Any = field(default=None, compare=False)  # proxy.route_policy.RoutePolicy
     label: str = field(default="", compare=False)  # "host/prefix", for logs
+    log_label: bytes = field(default=b"", compare=False)  # the same, for the access log
 
     def __post_init__(self) -> None:
         if not self.label:
             text = (self.host or "") + (self.prefix.decode("latin-1") or "/")
             object.__setattr__(self, "label", text)
+        object.__setattr__(self, "log_label", self.label.encode("latin-1"))
 
 
 class RouteMatch:
