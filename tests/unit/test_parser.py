@@ -8,7 +8,7 @@ import pytest
 
 from portico.http.events import END, Body, Data, Event, Rejected, Request, Response
 from portico.http.h11_parser import H11RequestParser
-from portico.http.limits import HeadLimits
+from portico.http.limits import RESPONSE_LIMITS, HeadLimits
 from portico.http.parser import RequestParser, ResponseParser
 from tests.support.events import simplify
 
@@ -153,6 +153,30 @@ def test_header_count_limit_gives_431(make_parser: Parser) -> None:
     many = b"".join(b"X-%d: n\r\n" % i for i in range(101))
     events = parse(make_parser, b"GET / HTTP/1.1\r\nHost: a\r\n" + many + b"\r\n")
     assert isinstance(events[-1], Rejected) and events[-1].status == 431
+
+
+def test_fields_of_a_small_first_read_count_when_the_head_goes_on() -> None:
+    # A head that begins in a short read is only counted there (no size per field);
+    # when it goes on in a next read, its fields so far must count towards the limits.
+    parser = RequestParser(HeadLimits(max_headers=100))
+    first = b"GET / HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-%d: n\r\n" % i for i in range(60))
+    assert parser.feed(first) == []
+    events = parser.feed(b"".join(b"Y-%d: n\r\n" % i for i in range(60)) + b"\r\n")
+    assert isinstance(events[-1], Rejected) and events[-1].status == 431
+
+    parser = RequestParser(HeadLimits(max_header_size=8192, max_head_size=6000))
+    assert parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: " + b"a" * 4000 + b"\r\n") == []
+    events = parser.feed(b"X-B: " + b"b" * 4000 + b"\r\n\r\n")  # 8 KiB of head, over 6000
+    assert isinstance(events[-1], Rejected) and events[-1].status == 431
+
+
+def test_too_many_response_fields_in_one_short_read_are_refused() -> None:
+    parser = ResponseParser()
+    parser.expect(b"GET")
+    many = b"".join(b"X-%d: n\r\n" % i for i in range(RESPONSE_LIMITS.max_headers + 1))
+    events = parser.feed(b"HTTP/1.1 200 OK\r\n" + many + b"Content-Length: 0\r\n\r\n")
+    assert isinstance(events[-1], Rejected) and events[-1].status == 502
+    assert "too many header fields" in events[-1].reason
 
 
 def test_body_error_after_head_in_same_read_takes_the_request_back() -> None:

@@ -50,6 +50,12 @@ def coalesce(events: list[Event]) -> list[Event]:
     return out
 
 
+def small_feed(limits: HeadLimits) -> int:
+    """A read at most this long cannot hold a field or a head over the limits, so a head
+    that begins and ends in it is only counted (the common case: no size per field)."""
+    return min(limits.max_header_size, limits.max_head_size)
+
+
 class _HeadMeter:
     """Counts a head's size as it arrives, piece by piece."""
 
@@ -62,6 +68,11 @@ class _HeadMeter:
 
     def reset(self) -> None:
         self.size = self.count = self.fed = 0
+
+    def take(self, headers: Headers) -> None:
+        """Count fields taken unmetered (see ``small_feed``): the head goes on in a next read."""
+        self.count = len(headers)
+        self.size = sum([len(name) + len(value) + 4 for name, value in headers])
 
     def add(self, name: bytes, value: bytes, limits: HeadLimits) -> str | None:
         """Count one field; say which limit it breaks, or None."""
@@ -93,6 +104,9 @@ class RequestParser:
         self._close_after = False
         self._finished = False  # a Connection: close message ended, or the stream broke
         self._body_left = 0  # of a Content-Length body: bytes still to come
+        self._small = small_feed(self._limits)
+        self._feed_size = 0
+        self._unmetered = False  # this head began in a read of at most self._small bytes
 
     # -- public -----------------------------------------------------------------
     def feed(self, data: bytes) -> list[Event]:
@@ -116,6 +130,7 @@ class RequestParser:
         self._began_in_feed = False
         self._head_index = -1
         self._pieces = 0
+        self._feed_size = len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -131,6 +146,9 @@ class RequestParser:
                 self._reject(self._error or ProtocolError(_describe(exc)))
             return coalesce(events) if self._pieces > 1 else events
         if self._in_head and not self._finished:
+            if self._unmetered:
+                self._unmetered = False
+                self._meter.take(self._headers)
             self._check_slow_head(len(data))
         return coalesce(events) if self._pieces > 1 else events
 
@@ -154,6 +172,7 @@ class RequestParser:
         self._url = b""
         self._headers = []
         self._meter.reset()
+        self._unmetered = self._feed_size <= self._small
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -161,6 +180,12 @@ class RequestParser:
             self._fail(ProtocolError("request line too long", 414))
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._unmetered and self._in_head:
+            headers = self._headers
+            if len(headers) >= self._limits.max_headers:
+                self._fail(ProtocolError("head too large or too many header fields", 431))
+            headers.append((name, value))
+            return
         problem = self._meter.add(name, value, self._limits)
         if problem:
             self._fail(ProtocolError(problem, 431))
@@ -262,6 +287,9 @@ class ResponseParser:
         self._interim = False
         self._began_in_feed = False
         self._body_left = 0  # of a Content-Length body: bytes still to come
+        self._small = small_feed(limits)
+        self._feed_size = 0
+        self._unmetered = False  # as in RequestParser
         self.clean = True
         self.received = 0  # bytes of the current response so far
         self.last_keep_alive = False  # whether the last final response allows reuse
@@ -296,6 +324,7 @@ class ResponseParser:
             return self._pass_body(data)
         self._began_in_feed = False
         self._pieces = 0
+        self._feed_size = len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -310,6 +339,9 @@ class ResponseParser:
             # which would only copy it (see _pass_body).
             self._fresh_parser_needed = True
         if self._in_head and self._awaiting:
+            if self._unmetered:
+                self._unmetered = False
+                self._meter.take(self._headers)
             if not self._began_in_feed:
                 self._meter.fed += len(data)
             if self._meter.fed > self._limits.max_head_size + 1024:
@@ -354,11 +386,20 @@ class ResponseParser:
         self._headers = []
         self._reason = b""
         self._meter.reset()
+        self._unmetered = self._feed_size <= self._small
 
     def on_status(self, reason: bytes) -> None:
         self._reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._unmetered and self._in_head:
+            headers = self._headers
+            if len(headers) >= self._limits.max_headers:
+                self._error = ProtocolError(
+                    "upstream response: head too large or too many header fields", 502)
+                raise self._error
+            headers.append((name, value))
+            return
         problem = self._meter.add(name, value, self._limits)
         if problem:
             self._error = ProtocolError(f"upstream response: {problem}", 502)

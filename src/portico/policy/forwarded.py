@@ -129,16 +129,18 @@ class Forwarding:
         earlier: dict[bytes, bytes] = {}
         earlier_forwarded: list[bytes] = []
         kinds = _REQUEST_FIELD_KIND
-        for i, (name, value) in enumerate(headers):  # not zip: mypyc compiles this natively
+        for i, field in enumerate(headers):  # not zip: mypyc compiles this natively
             lname = lnames[i]
             kind = kinds.get(lname, 0)
             if kind == 0:
                 if named and lname in named:
                     continue  # listed in Connection: hop-by-hop for this message
-                if not trusted and b"_" in name:
+                if not trusted and b"_" in field[0]:
                     continue  # WSGI folds - and _ into one key (catalogue 26)
-                out.append((name, value))
-            elif kind == _EARLIER_HOP and trusted:
+                out.append(field)  # the parsed tuple itself: no new one per field
+                continue
+            value = field[1]
+            if kind == _EARLIER_HOP and trusted:
                 if lname == b"x-forwarded-for":
                     earlier_for.append(value)
                 elif lname == b"forwarded":

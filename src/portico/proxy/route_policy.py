@@ -53,15 +53,15 @@ class RoutePolicy:
         reverse = self.reverse
         kinds = _RESPONSE_FIELD_KIND
         out: Headers = []
-        for i, (name, value) in enumerate(headers):  # not zip: mypyc compiles this natively
+        for i, field in enumerate(headers):  # not zip: mypyc compiles this natively
             lname = lnames[i]
             kind = kinds.get(lname, 0)
             if kind == 0:
                 if named is None or lname not in named:
-                    out.append((name, value))
+                    out.append(field)  # the parsed tuple itself: no new one per field
             elif kind == _LOCATION:
-                out.append((name, reverse.location(value, public_origin)))
+                out.append((field[0], reverse.location(field[1], public_origin)))
             elif kind == _COOKIE:
-                out.append((name, reverse.set_cookie(value)))
+                out.append((field[0], reverse.set_cookie(field[1])))
         out.append((b"Via", VIA))
         return self.response_ops.apply(out, facts)
