@@ -31,8 +31,9 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.unit.test_properties import streams
 
-from portico.config.compile import build_gateway
+from portico.config.compile import serving_plan
 from portico.config.load import parse
+from portico.config.provision import build_gateway
 from portico.server.protocol import ClientConnection
 from portico.upstream.connection import UpstreamConnection
 
@@ -82,7 +83,7 @@ class Recording:
 loop = asyncio.new_event_loop()
 loop_errors: list[dict[str, Any]] = []
 loop.set_exception_handler(lambda _loop, context: loop_errors.append(context))
-gateway = build_gateway(parse(CONFIG, "fuzz"), loop)
+gateway = build_gateway(serving_plan(parse(CONFIG, "fuzz"), Path.cwd(), Path.cwd(), print), loop)
 counts = {"examples": 0, "upstream requests": 0, "client bytes": 0}
 
 
