@@ -101,11 +101,14 @@ class Gateway:
             memory.release()
         self._ticker = self.loop.call_later(self.tick_interval, self._tick)
 
-    def drain(self) -> None:
-        """Stop keeping connections alive; close the idle ones now."""
+    def drain(self, idle_grace: float = 0.0) -> None:
+        """Stop keeping connections alive; close the idle ones now, or if still idle after
+        ``idle_grace`` seconds (a reload: a client about to send its next request on a
+        kept-alive connection gets one more answer, with ``Connection: close``, instead of
+        a connection closed under the request it just sent)."""
         self.draining = True
         for conn in list(self.connections):
-            conn.close_if_idle()
+            conn.close_if_idle(idle_grace)
 
     def abort_all(self) -> None:
         for conn in list(self.connections):

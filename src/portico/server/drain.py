@@ -7,15 +7,20 @@ import sys
 
 from portico.proxy.gateway import Gateway
 
+RELOAD_IDLE_GRACE = 1.0  # seconds an idle kept-alive connection may still send a request
+
 
 async def drain(
-    gateway: Gateway, servers: list[asyncio.base_events.Server], timeout: float
+    gateway: Gateway,
+    servers: list[asyncio.base_events.Server],
+    timeout: float,
+    idle_grace: float = 0.0,
 ) -> None:
-    """Close the listeners, let idle keep-alive connections go, wait up to ``timeout``
-    for the rest, then cut what is left and flush the access log."""
+    """Close the listeners, let idle keep-alive connections go (after ``idle_grace``),
+    wait up to ``timeout`` for the rest, then cut what is left and flush the access log."""
     for server in servers:
         server.close()
-    gateway.drain()
+    gateway.drain(idle_grace)
     deadline = gateway.loop.time() + timeout
     while gateway.connections and gateway.loop.time() < deadline:
         await asyncio.sleep(0.05)

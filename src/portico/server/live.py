@@ -30,7 +30,7 @@ from portico.config.provision import build_cert_store, build_gateway
 from portico.config.schema import Config
 from portico.errors import ConfigError
 from portico.proxy.gateway import Gateway
-from portico.server.drain import drain
+from portico.server.drain import RELOAD_IDLE_GRACE, drain
 from portico.server.workers import WorkerPool, WorkerStartError
 from portico.supervisor.gate import AppGate
 
@@ -106,7 +106,7 @@ class Live:
         old.successor = gateway
         self.source, self.config, self.plan, self.gateway, self.certs = (
             source, config, plan, gateway, certs)
-        task = loop.create_task(drain(old, [], config.server.drain_timeout))  # its connections
+        task = loop.create_task(drain(old, [], config.server.drain_timeout, RELOAD_IDLE_GRACE))
         self._draining.add(task)
         task.add_done_callback(self._draining.discard)
         self.reloads += 1

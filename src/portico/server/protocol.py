@@ -261,13 +261,17 @@ class ClientConnection(asyncio.Protocol):
             self._closing = True
             self.transport.abort()
 
-    def close_if_idle(self) -> None:
-        """At a drain: close a keep-alive connection between requests. One that has not
-        sent its first request yet, or is sending a head, may finish it (then it closes),
-        as nginx does: closing it would lose a request the client already sent."""
+    def close_if_idle(self, grace: float = 0.0) -> None:
+        """At a drain: close a keep-alive connection between requests (now, or when it is
+        still idle after ``grace`` seconds). One that has not sent its first request yet,
+        or is sending a head, may finish it (then it closes), as nginx does: closing it
+        would lose a request the client already sent."""
         if (self.exchange is None and not self._pending and self._requests
                 and not self.parser.in_head):
-            self.close()
+            if grace > 0:
+                self._idle_deadline = min(self._idle_deadline, self.gw.now + grace)
+            else:
+                self.close()
 
     # -- deadlines ---------------------------------------------------------------------
     def check(self, now: float) -> None:

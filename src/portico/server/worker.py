@@ -24,7 +24,7 @@ import sys
 from portico import memory
 from portico.config.plan import ServingPlan
 from portico.config.provision import build_cert_store, build_gateway
-from portico.server.drain import drain
+from portico.server.drain import RELOAD_IDLE_GRACE, drain
 from portico.server.loops import loop_factory
 from portico.server.protocol import ClientConnection
 from portico.supervisor.gate import AppGate, AppState
@@ -66,6 +66,7 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
         if scheme == "https" and gateway.https_port == 443:
             gateway.https_port = server.sockets[0].getsockname()[1]
         servers.append(server)
+
     async def follow_main() -> None:
         try:
             while line := await reader.readline():
@@ -74,17 +75,21 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
                     gates[message["app"]].set(AppState(message["state"]))
                 elif "tls_reload" in message and certs is not None:
                     certs.reload(only=message["tls_reload"])
+                elif message.get("retire"):  # replaced by a reload: drain gently
+                    grace[0] = RELOAD_IDLE_GRACE
+                    stop.set()
         except OSError:
             pass
         stop.set()  # the main process is gone: drain and exit
 
+    grace = [0.0]  # set by a retire message
     tasks.append(loop.create_task(follow_main()))
     gateway.start_clock()
     writer.write(b'{"ready": true}\n')
     memory.settle()
     await stop.wait()
 
-    await drain(gateway, servers, plan.server.drain_timeout)
+    await drain(gateway, servers, plan.server.drain_timeout, grace[0])
     return 0
 
 

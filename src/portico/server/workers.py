@@ -10,6 +10,7 @@ socket pair, over which the main process sends newline-delimited JSON:
     main -> worker   the ServingPlan (config/plan.py)        once, first
                      {"app": NAME, "state": STATE}            on every change
                      {"tls_reload": [INDEX, ...]}             certificates the main checked
+                     {"retire": true}                         a reload replaced it: drain
     worker -> main   {"ready": true}                          once, when serving
 
 A worker that dies is started again (after a pause that doubles up to 10 s);
@@ -212,7 +213,10 @@ class WorkerPool:
         process = worker.process
         if process is None or process.returncode is not None:
             return
-        process.send_signal(signal.SIGTERM)
+        if worker.channel is not None and not worker.channel.is_closing():
+            worker.send({"retire": True})  # drains like SIGTERM, idle connections gently
+        else:
+            process.send_signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(process.wait(), drain_timeout + 5)
         except TimeoutError:
