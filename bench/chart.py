@@ -33,8 +33,8 @@ def draw(summary: dict[str, Any], out: Path) -> Path:
                             for n, w in zip(names, WORKLOADS, strict=True)], fontsize=8)
     ax.set_ylabel("throughput relative to nginx")
     kind = "compiled" if summary["compiled"] else "pure Python"
-    ax.set_title(f"portico ({kind}) and HAProxy vs nginx, median of {summary['rounds']} "
-                 f"rounds; dashed: portico's target")
+    ax.set_title(f"portico ({kind}), HAProxy and the Python floor vs nginx, median of "
+                 f"{summary['rounds']} rounds; dashed: portico's target")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=110)
