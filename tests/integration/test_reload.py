@@ -5,15 +5,18 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.integration.test_supervisor import status, wait_until
+from tests.integration.test_tls import cert_block, handshake, make, serial_of, tls_config
 from tests.support.portico_proc import Portico
 from tests.support.procs import alive
 from tests.support.recorder import Conn, Recorder
@@ -161,3 +164,22 @@ def test_with_workers_a_reload_starts_new_ones_and_the_old_drain_with_no_request
     assert len(new) == 2 and not set(new) & set(old)
     assert httpx.get(f"{proxy.url}/a/").text == "two"
 
+
+
+def test_a_reload_adds_a_certificate_for_a_new_name(
+    start_portico: Any, upstream: Recorder, tmp_path: Path
+) -> None:
+    ca_dir = tmp_path / "ca"
+    first, first_key = make(ca_dir, "a.test")
+    second, second_key = make(ca_dir, "b.test")  # same local CA, its own files
+    ca = ca_dir / "ca.pem"
+    proxy = start_portico(tls_config(ca_dir, upstream.url,
+                                     certs=cert_block(first, first_key, ["a.test"])))
+    assert handshake(proxy.https_port, ca, "a.test")[0] == serial_of(first)
+    with pytest.raises(ssl.SSLCertVerificationError):  # b.test gets a.test's certificate
+        handshake(proxy.https_port, ca, "b.test")
+
+    reload(proxy, tls_config(ca_dir, upstream.url, certs=cert_block(first, first_key, ["a.test"])
+                             + cert_block(second, second_key, ["b.test"])), "reloaded")
+    assert handshake(proxy.https_port, ca, "b.test") == (serial_of(second), 200)
+    assert handshake(proxy.https_port, ca, "a.test") == (serial_of(first), 200)
