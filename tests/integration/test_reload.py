@@ -183,3 +183,25 @@ def test_a_reload_adds_a_certificate_for_a_new_name(
                              + cert_block(second, second_key, ["b.test"])), "reloaded")
     assert handshake(proxy.https_port, ca, "b.test") == (serial_of(second), 200)
     assert handshake(proxy.https_port, ca, "a.test") == (serial_of(first), 200)
+
+
+def test_refused_reloads_leave_no_descriptor_behind(
+    start_portico: Any, upstream: Recorder, tmp_path: Path
+) -> None:
+    ca_dir = tmp_path / "ca"
+    cert, key = make(ca_dir, "localhost")
+    log = f'access_log = "{tmp_path / "access.log"}"'
+    good = tls_config(ca_dir, upstream.url, server=log, certs=cert_block(cert, key, ["localhost"]))
+    proxy = start_portico(good)
+    fds = proxy.open_fds()
+    # Fails after the new gateway (and its access log file) was built: the certificate.
+    bad = good.replace(str(cert), str(tmp_path / "gone.pem"))
+    for _ in range(3):
+        proxy.config_path.write_text(bad)
+        os.kill(proxy.pid, signal.SIGHUP)
+        time.sleep(0.3)
+    assert proxy.log_text().count("reload refused") == 3
+    assert "gone.pem: cannot read the certificate" in proxy.log_text()
+    assert proxy.open_fds() == fds
+    reload(proxy, good, "reloaded")
+    assert handshake(proxy.https_port, ca_dir / "ca.pem")[1] == 200

@@ -79,6 +79,7 @@ class Live:
         if self.config_file is None:
             self.announce("reload: running the built-in default; nothing to read again")
             return False
+        gateway: Gateway | None = None
         try:
             source, _ = load(self.config_file)
             fixed = _fixed_fields_changed(self.source, source)
@@ -95,6 +96,8 @@ class Live:
             if self.workers is not None:
                 await self.workers.rotate(plan, config.server.drain_timeout)
         except (ConfigError, WorkerStartError) as exc:
+            if gateway is not None:
+                gateway.access_log.close()  # the one it opened; the old one stays
             if isinstance(exc, ConfigError) and not exc.file:
                 exc = ConfigError(str(self.config_file), exc.key, exc.message)
             self.announce(f"reload refused: {exc}; the config loaded before keeps serving")
