@@ -205,3 +205,41 @@ def test_refused_reloads_leave_no_descriptor_behind(
     assert proxy.open_fds() == fds
     reload(proxy, good, "reloaded")
     assert handshake(proxy.https_port, ca_dir / "ca.pem")[1] == 200
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT")
+def test_tls_handshakes_under_way_when_workers_retire_are_still_served(
+    start_portico: Any, upstream: Recorder, tmp_path: Path
+) -> None:
+    ca_dir = tmp_path / "ca"
+    cert, key = make(ca_dir, "localhost")
+    proxy = start_portico(tls_config(ca_dir, upstream.url, server="workers = 2",
+                                     certs=cert_block(cert, key, ["localhost"])))
+    failures: list[str] = []
+    served = [0]
+    done = threading.Event()
+
+    def load() -> None:  # a new TLS connection per request: some are mid-handshake at a swap
+        while not done.is_set():
+            try:
+                assert handshake(proxy.https_port, ca_dir / "ca.pem")[1] == 200
+                served[0] += 1
+            except (OSError, AssertionError, IndexError, ssl.SSLError) as exc:
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for count in range(1, 5):
+            time.sleep(0.3)
+            os.kill(proxy.pid, signal.SIGHUP)
+            wait_until(lambda count=count: proxy.log_text().count("reloaded") >= count, 15,
+                       f"reload {count}")
+        time.sleep(1.5)  # the last retired workers drain under load
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(10)
+    assert not failures, failures[:3]
+    assert served[0] > 100

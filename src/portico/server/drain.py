@@ -17,12 +17,18 @@ async def drain(
     idle_grace: float = 0.0,
 ) -> None:
     """Close the listeners, let idle keep-alive connections go (after ``idle_grace``),
-    wait up to ``timeout`` for the rest, then cut what is left and flush the access log."""
+    wait up to ``timeout`` for the rest, then cut what is left and flush the access log.
+
+    With a grace (a reload), the wait also lasts at least that long: a connection
+    accepted just before the listeners closed may still be in its TLS handshake, not
+    yet counted, and is served (then closed) instead of dying with a retired worker."""
     for server in servers:
         server.close()
     gateway.drain(idle_grace)
-    deadline = gateway.loop.time() + timeout
-    while gateway.connections and gateway.loop.time() < deadline:
+    loop = gateway.loop
+    deadline = loop.time() + timeout
+    settle = loop.time() + min(idle_grace, timeout)
+    while (gateway.connections or loop.time() < settle) and loop.time() < deadline:
         await asyncio.sleep(0.05)
     gateway.abort_all()
     gateway.stop_clock()
