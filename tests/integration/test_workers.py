@@ -154,3 +154,16 @@ def test_workers_load_no_schema_or_cryptography_and_swap_only_checked_certificat
     assert proxy.wait_for_log("reload refused", 5)
     assert "tls.certificate[0].cert" in proxy.log_text() and "expired on 2020-01-01" in proxy.log_text()
     assert serials() == {new_serial}
+
+
+def test_a_plan_larger_than_a_stream_line_reaches_the_workers(
+    start_portico: Any, recorder: Recorder
+) -> None:
+    routes = "".join(
+        f'[[route]]\npath = "/r{i}"\nupstream = "{recorder.url}"\n'
+        f'request_headers.set = {{ "X-Route-{i}" = "{"v" * 200}" }}\n'
+        for i in range(300)
+    )  # a plan of about 150 KiB: over asyncio's default line limit of 64 KiB
+    proxy = start_portico(workers(2) + routes)
+    assert len(worker_pids(proxy)) == 2
+    assert httpx.get(f"{proxy.url}/r299/").status_code == 200

@@ -29,6 +29,8 @@ from portico.server.loops import loop_factory
 from portico.server.protocol import ClientConnection
 from portico.supervisor.gate import AppGate, AppState
 
+PLAN_LINE_LIMIT = 64 * 2**20
+
 
 def _die_with_parent() -> None:
     """SIGTERM when the main process dies (Linux); a worker never outlives it."""
@@ -46,7 +48,10 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     for sig in (signal.SIGINT, signal.SIGHUP):  # the main process decides
         loop.add_signal_handler(sig, lambda: None)
-    reader, writer = await asyncio.open_connection(sock=socket.socket(fileno=channel_fd))
+    # The plan is one JSON line; asyncio's default 64 KiB line limit is far too small for
+    # a config of a few hundred routes.
+    reader, writer = await asyncio.open_connection(sock=socket.socket(fileno=channel_fd),
+                                                   limit=PLAN_LINE_LIMIT)
     plan = ServingPlan.from_json(await reader.readline())
 
     gates = {name: AppGate(name, loop, wait) for name, wait in plan.app_waits.items()}
