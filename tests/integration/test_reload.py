@@ -16,7 +16,14 @@ import httpx
 import pytest
 
 from tests.integration.test_supervisor import status, wait_until
-from tests.integration.test_tls import cert_block, handshake, make, serial_of, tls_config
+from tests.integration.test_tls import (
+    cert_block,
+    handshake,
+    make,
+    serial_of,
+    start_with_certificate,
+    tls_config,
+)
 from tests.support.portico_proc import Portico
 from tests.support.procs import alive
 from tests.support.recorder import Conn, Recorder
@@ -211,10 +218,8 @@ def test_refused_reloads_leave_no_descriptor_behind(
 def test_tls_handshakes_under_way_when_workers_retire_are_still_served(
     start_portico: Any, upstream: Recorder, tmp_path: Path
 ) -> None:
-    ca_dir = tmp_path / "ca"
-    cert, key = make(ca_dir, "localhost")
-    proxy = start_portico(tls_config(ca_dir, upstream.url, server="workers = 2",
-                                     certs=cert_block(cert, key, ["localhost"])))
+    proxy, ca, _, _ = start_with_certificate(start_portico, tmp_path, upstream.url,
+                                             server="workers = 2")
     failures: list[str] = []
     served = [0]
     done = threading.Event()
@@ -222,7 +227,7 @@ def test_tls_handshakes_under_way_when_workers_retire_are_still_served(
     def load() -> None:  # a new TLS connection per request: some are mid-handshake at a swap
         while not done.is_set():
             try:
-                assert handshake(proxy.https_port, ca_dir / "ca.pem")[1] == 200
+                assert handshake(proxy.https_port, ca)[1] == 200
                 served[0] += 1
             except (OSError, AssertionError, IndexError, ssl.SSLError) as exc:
                 failures.append(repr(exc))

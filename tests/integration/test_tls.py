@@ -58,6 +58,17 @@ def make(ca_dir: Path, *hosts: str) -> tuple[Path, Path]:
     return issued.cert, issued.key
 
 
+def start_with_certificate(
+    start_portico: Any, tmp_path: Path, upstream: str, server: str = ""
+) -> tuple[Any, Path, Path, Path]:
+    """portico with one certificate for localhost from a fresh local CA under tmp_path:
+    (the proxy, ca.pem, the certificate, its key)."""
+    cert, key = make(tmp_path / "ca", "localhost")
+    proxy = start_portico(tls_config(tmp_path / "ca", upstream, server=server,
+                                     certs=cert_block(cert, key, ["localhost"])))
+    return proxy, tmp_path / "ca" / "ca.pem", cert, key
+
+
 def s_client(port: int, *args: str) -> str:
     result = subprocess.run(
         ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *args],

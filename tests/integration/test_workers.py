@@ -21,12 +21,10 @@ from tests.integration.test_supervisor import (
     wait_until,
 )
 from tests.integration.test_tls import (
-    cert_block,
     handshake,
-    make,
     serial_of,
+    start_with_certificate,
     swap_in,
-    tls_config,
 )
 from tests.support.portico_proc import Portico
 from tests.support.procs import alive, descendants, kill_leftovers
@@ -125,11 +123,9 @@ def test_a_bad_worker_count_is_a_config_error(tmp_path: Path, count: int | str) 
 def test_workers_load_no_schema_or_cryptography_and_swap_only_checked_certificates(
     start_portico: Any, recorder: Recorder, tmp_path: Path
 ) -> None:
+    proxy, ca, cert, key = start_with_certificate(start_portico, tmp_path, recorder.url,
+                                                  server="workers = 2")
     local_ca = tmp_path / "ca"
-    cert, key = make(local_ca, "localhost")
-    proxy = start_portico(tls_config(local_ca, recorder.url, server="workers = 2",
-                                     certs=cert_block(cert, key, ["localhost"])))
-    ca = local_ca / "ca.pem"
 
     def serials() -> set[int]:
         return {handshake(proxy.https_port, ca)[0] for _ in range(12)}
