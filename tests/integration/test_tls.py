@@ -59,12 +59,12 @@ def make(ca_dir: Path, *hosts: str) -> tuple[Path, Path]:
 
 
 def start_with_certificate(
-    start_portico: Any, tmp_path: Path, upstream: str, server: str = ""
+    start_portico: Any, tmp_path: Path, upstream: str, server: str = "", extra: str = ""
 ) -> tuple[Any, Path, Path, Path]:
     """portico with one certificate for localhost from a fresh local CA under tmp_path:
     (the proxy, ca.pem, the certificate, its key)."""
     cert, key = make(tmp_path / "ca", "localhost")
-    proxy = start_portico(tls_config(tmp_path / "ca", upstream, server=server,
+    proxy = start_portico(tls_config(tmp_path / "ca", upstream, server=server, extra=extra,
                                      certs=cert_block(cert, key, ["localhost"])))
     return proxy, tmp_path / "ca" / "ca.pem", cert, key
 

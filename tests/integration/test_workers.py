@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import signal
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +164,28 @@ def test_a_plan_larger_than_a_stream_line_reaches_the_workers(
     proxy = start_portico(workers(2) + routes)
     assert len(worker_pids(proxy)) == 2
     assert httpx.get(f"{proxy.url}/r299/").status_code == 200
+
+
+def test_a_changed_certificate_file_reaches_the_workers_only_once_checked(
+    start_portico: Any, recorder: Recorder, tmp_path: Path
+) -> None:
+    # No signal: the main process's periodic check finds the change and tells the
+    # workers which certificate to load again (they keep their pids).
+    proxy, ca, cert, key = start_with_certificate(
+        start_portico, tmp_path, recorder.url, server="workers = 2",
+        extra="\n[tls]\nreload_interval = 0.2\n")
+    pids = worker_pids(proxy)
+
+    def serials() -> set[int]:
+        return {handshake(proxy.https_port, ca)[0] for _ in range(12)}
+
+    new_serial = swap_in(tmp_path / "ca", cert, key, ["localhost"])
+    wait_until(lambda: serials() == {new_serial}, 10, "every worker to load the new file")
+    assert worker_pids(proxy) == pids
+
+    expired = trustme.CA().issue_cert("localhost", not_after=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    expired.private_key_pem.write_to_path(str(key))
+    expired.cert_chain_pems[0].write_to_path(str(cert))
+    assert proxy.wait_for_log("keeping the old certificate", 5)
+    time.sleep(0.5)  # a few more checks: none may pass the expired file on
+    assert serials() == {new_serial}
