@@ -53,7 +53,6 @@ class Live:
     state_dir: Path
     gates: dict[str, AppGate]
     announce: Callable[[str], None]
-    reloads: int = 0
     _task: asyncio.Task[bool] | None = None
     _draining: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -112,7 +111,6 @@ class Live:
         task = loop.create_task(drain(old, [], config.server.drain_timeout, RELOAD_IDLE_GRACE))
         self._draining.add(task)
         task.add_done_callback(self._draining.discard)
-        self.reloads += 1
         self.announce(f"reloaded {self.config_file}: {len(gateway.routes.routes)} routes"
                       + (f", {len(self.workers.workers)} new workers" if self.workers else ""))
         return True

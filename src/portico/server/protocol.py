@@ -46,7 +46,6 @@ class ClientConnection(asyncio.Protocol):
         self._head_deadline = 0.0
         self._idle_deadline = 0.0
         self.remote_addr = b"-"
-        self.remote_text = "-"
         self.local_port = b""
         self.local_authority = b""
         self.trusted = False
@@ -72,8 +71,7 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         if peer:
-            self.remote_text = str(peer[0])
-            self.remote_addr = self.remote_text.encode("ascii")
+            self.remote_addr = str(peer[0]).encode("ascii")
             self.trusted = self.gw.forwarding.trust.trusts(str(peer[0]))
         if local:
             host = str(local[0])

@@ -112,7 +112,7 @@ async def serve(config: Config, ctx: RunContext) -> int:
             reloader = loop.create_task(watch_certificates(certs, plan.tls_reload_interval,
                                                            workers))
         with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
-            loop.add_signal_handler(signal.SIGHUP, lambda: _on_hangup(live, workers))
+            loop.add_signal_handler(signal.SIGHUP, live.start_reload)
         gateway.start_clock()
         ctx.announce(f"ready: {len(listening)} listeners, {len(gateway.routes.routes)} routes, "
                      f"{len(config.app)} apps, request path "
@@ -147,15 +147,6 @@ async def watch_certificates(
     while True:
         await asyncio.sleep(interval)
         _reload(certs, workers)
-
-
-def _on_hangup(live: Live, workers: WorkerPool | None) -> None:
-    """SIGHUP: the config file is read again (certificates with it); with the built-in
-    default, the certificates only."""
-    if live.config_file is not None:
-        live.start_reload()
-    elif live.certs is not None:
-        _reload(live.certs, workers, force=True)
 
 
 def _reload(certs: CertStore, workers: WorkerPool | None, force: bool = False) -> None:
