@@ -50,40 +50,52 @@ def coalesce(events: list[Event]) -> list[Event]:
     return out
 
 
-def small_feed(limits: HeadLimits) -> int:
-    """A read at most this long cannot hold a field or a head over the limits, so a head
-    that begins and ends in it is only counted (the common case: no size per field)."""
-    return min(limits.max_header_size, limits.max_head_size)
-
-
 class _HeadMeter:
-    """Counts a head's size as it arrives, piece by piece."""
+    """Counts a head's size as it arrives, piece by piece.
 
-    __slots__ = ("count", "fed", "size")
+    A head that begins in a read no longer than the field and head limits cannot break
+    them within that read, so there its fields are only counted (the common case: no
+    size per field). If the head goes on in a later read, ``head_goes_on`` measures the
+    fields so far and every later field is measured as it comes."""
 
-    def __init__(self) -> None:
+    __slots__ = ("count", "fed", "limits", "read_size", "size", "small", "unmetered")
+
+    def __init__(self, limits: HeadLimits) -> None:
+        self.limits = limits
+        self.small = min(limits.max_header_size, limits.max_head_size)
+        self.read_size = 0  # of the read being parsed
+        self.unmetered = False
         self.size = 0
         self.count = 0
         self.fed = 0  # bytes fed while this head was incomplete (see _check_slow_head)
 
     def reset(self) -> None:
+        """A head begins."""
         self.size = self.count = self.fed = 0
+        self.unmetered = self.read_size <= self.small
 
-    def take(self, headers: Headers) -> None:
-        """Count fields taken unmetered (see ``small_feed``): the head goes on in a next read."""
-        self.count = len(headers)
-        self.size = sum([len(name) + len(value) + 4 for name, value in headers])
+    def head_goes_on(self, headers: Headers) -> None:
+        """The read ended inside the head: measure what was only counted."""
+        if self.unmetered:
+            self.unmetered = False
+            self.size = sum([len(name) + len(value) + 4 for name, value in headers])
 
-    def add(self, name: bytes, value: bytes, limits: HeadLimits) -> str | None:
+    def add(self, name: bytes, value: bytes) -> str | None:
         """Count one field; say which limit it breaks, or None."""
-        field = len(name) + len(value)
+        limits = self.limits
         self.count += 1
+        if self.unmetered:
+            return None if self.count <= limits.max_headers else _TOO_LARGE
+        field = len(name) + len(value)
         self.size += field + 4
         if field > limits.max_header_size:
             return "a header field is too large"
         if self.size > limits.max_head_size or self.count > limits.max_headers:
-            return "head too large or too many header fields"
+            return _TOO_LARGE
         return None
+
+
+_TOO_LARGE: Final = "head too large or too many header fields"
 
 
 class RequestParser:
@@ -95,7 +107,7 @@ class RequestParser:
         self._events: list[Event] = []
         self._url = b""
         self._headers: Headers = []
-        self._meter = _HeadMeter()
+        self._meter = _HeadMeter(self._limits)
         self._pieces = 0  # Data events in the current feed
         self._in_head = False
         self._began_in_feed = False
@@ -104,9 +116,6 @@ class RequestParser:
         self._close_after = False
         self._finished = False  # a Connection: close message ended, or the stream broke
         self._body_left = 0  # of a Content-Length body: bytes still to come
-        self._small = small_feed(self._limits)
-        self._feed_size = 0
-        self._unmetered = False  # this head began in a read of at most self._small bytes
 
     # -- public -----------------------------------------------------------------
     def feed(self, data: bytes) -> list[Event]:
@@ -130,7 +139,7 @@ class RequestParser:
         self._began_in_feed = False
         self._head_index = -1
         self._pieces = 0
-        self._feed_size = len(data)
+        self._meter.read_size = len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -146,9 +155,7 @@ class RequestParser:
                 self._reject(self._error or ProtocolError(_describe(exc)))
             return coalesce(events) if self._pieces > 1 else events
         if self._in_head and not self._finished:
-            if self._unmetered:
-                self._unmetered = False
-                self._meter.take(self._headers)
+            self._meter.head_goes_on(self._headers)
             self._check_slow_head(len(data))
         return coalesce(events) if self._pieces > 1 else events
 
@@ -172,7 +179,6 @@ class RequestParser:
         self._url = b""
         self._headers = []
         self._meter.reset()
-        self._unmetered = self._feed_size <= self._small
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -180,13 +186,7 @@ class RequestParser:
             self._fail(ProtocolError("request line too long", 414))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._unmetered and self._in_head:
-            headers = self._headers
-            if len(headers) >= self._limits.max_headers:
-                self._fail(ProtocolError("head too large or too many header fields", 431))
-            headers.append((name, value))
-            return
-        problem = self._meter.add(name, value, self._limits)
+        problem = self._meter.add(name, value)
         if problem:
             self._fail(ProtocolError(problem, 431))
         if self._in_head:  # llhttp reports trailer fields here too; they are dropped
@@ -194,6 +194,7 @@ class RequestParser:
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._meter.unmetered = False  # trailer fields, if any, are measured
         parser = self._parser
         try:
             request = build_request(
@@ -276,7 +277,7 @@ class ResponseParser:
         self._events: list[Event] = []
         self._headers: Headers = []
         self._reason = b""
-        self._meter = _HeadMeter()
+        self._meter = _HeadMeter(limits)
         self._pieces = 0  # Data events in the current feed
         self._error: ProtocolError | None = None
         self._awaiting = False  # a request is out and its final response not complete
@@ -287,9 +288,6 @@ class ResponseParser:
         self._interim = False
         self._began_in_feed = False
         self._body_left = 0  # of a Content-Length body: bytes still to come
-        self._small = small_feed(limits)
-        self._feed_size = 0
-        self._unmetered = False  # as in RequestParser
         self.clean = True
         self.received = 0  # bytes of the current response so far
         self.last_keep_alive = False  # whether the last final response allows reuse
@@ -324,7 +322,7 @@ class ResponseParser:
             return self._pass_body(data)
         self._began_in_feed = False
         self._pieces = 0
-        self._feed_size = len(data)
+        self._meter.read_size = len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -339,9 +337,7 @@ class ResponseParser:
             # which would only copy it (see _pass_body).
             self._fresh_parser_needed = True
         if self._in_head and self._awaiting:
-            if self._unmetered:
-                self._unmetered = False
-                self._meter.take(self._headers)
+            self._meter.head_goes_on(self._headers)
             if not self._began_in_feed:
                 self._meter.fed += len(data)
             if self._meter.fed > self._limits.max_head_size + 1024:
@@ -386,21 +382,12 @@ class ResponseParser:
         self._headers = []
         self._reason = b""
         self._meter.reset()
-        self._unmetered = self._feed_size <= self._small
 
     def on_status(self, reason: bytes) -> None:
         self._reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._unmetered and self._in_head:
-            headers = self._headers
-            if len(headers) >= self._limits.max_headers:
-                self._error = ProtocolError(
-                    "upstream response: head too large or too many header fields", 502)
-                raise self._error
-            headers.append((name, value))
-            return
-        problem = self._meter.add(name, value, self._limits)
+        problem = self._meter.add(name, value)
         if problem:
             self._error = ProtocolError(f"upstream response: {problem}", 502)
             raise self._error
@@ -409,6 +396,7 @@ class ResponseParser:
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._meter.unmetered = False  # trailer fields, if any, are measured
         parser = self._parser
         status = parser.get_status_code()
         version = _version(parser)
