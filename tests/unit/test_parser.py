@@ -265,3 +265,40 @@ def test_a_content_length_body_after_its_head_passes_without_a_copy() -> None:
     tail = request.feed(b"cdGET /next HTTP/1.1\r\nHost: a\r\n\r\n")
     assert [type(e) for e in tail] == [Data, type(END), Request, type(END)]
     assert tail[0].data == b"cd" and tail[2].target == b"/next"  # type: ignore[union-attr]
+
+
+def test_the_version_read_from_the_bytes_is_the_version_llhttp_parsed() -> None:
+    # The parsers read "1.1"/"1.0" from the read in which a message began at the first
+    # byte, and ask llhttp otherwise. Every layout must give llhttp's answer: leading
+    # CRLF, pipelined messages, a head split across reads, and a head that began after
+    # a complete message and whose next read holds "HTTP/1.1\r\n" where the version
+    # would stand had the message begun there.
+    def versions(reads: list[bytes]) -> list[bytes]:
+        parser = RequestParser()
+        return [e.version for read in reads for e in parser.feed(read) if isinstance(e, Request)]
+
+    one_one = b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n"
+    one_oh = b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+    assert versions([one_one, one_oh, one_one]) == [b"1.1", b"1.0", b"1.1"]
+    assert versions([one_oh + one_one + one_oh]) == [b"1.0", b"1.1", b"1.0"]
+    assert versions([b"\r\n" + one_oh]) == [b"1.0"]
+    assert versions([one_oh[:9], one_oh[9:]]) == [b"1.0"]
+    decoy = b"X: abcdHTTP/1.1\r\n\r\n"  # "HTTP/1.1\r\n" at len("GET") + len("/a") + 2
+    assert versions([one_one + b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n", decoy]) == [
+        b"1.1", b"1.0"]
+    assert versions([b"POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab" + one_oh,
+                     b"GET /a HTTP/1.0\r\n", decoy]) == [b"1.1", b"1.0", b"1.0"]
+
+    def response_versions(reads: list[bytes]) -> list[bytes]:
+        parser = ResponseParser()
+        out = []
+        for read in reads:
+            parser.expect(b"GET")
+            out += [e.version for e in parser.feed(read) if isinstance(e, Response)]
+        return out
+
+    ok10 = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok"
+    ok11 = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    assert response_versions([ok10, ok11, ok10]) == [b"1.0", b"1.1", b"1.0"]
+    interim = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"
+    assert response_versions([interim + ok10]) == [b"1.1", b"1.0"]
