@@ -22,6 +22,7 @@ _FRAMING_AND_HOST: Final = frozenset(
     {b"host", b"content-length", b"transfer-encoding", b"connection", b"expect"}
 )
 _DIGITS: Final = re.compile(rb"[0-9]+\Z")
+_HASH: Final = ord("#")  # an int needle: see policy/forwarded.py's _UNDERSCORE
 _ABSOLUTE: Final = re.compile(rb"(?i)(https?)://([^/?#]*)(.*)\Z", re.DOTALL)
 
 
@@ -97,7 +98,7 @@ def build_request(method: bytes, target: bytes, version: bytes, headers: Headers
         target = absolute.group(3) or b"/"
         if not target.startswith(b"/"):
             target = b"/" + target
-    if b"#" in target:
+    if _HASH in target:
         raise ProtocolError("request target contains a fragment")
 
     if len(hosts) > 1:

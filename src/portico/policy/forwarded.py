@@ -45,6 +45,10 @@ _REWRITTEN: Final = frozenset({b"host", b"content-length", b"expect", b"x-reques
 VIA: Final = b"1.1 portico"
 
 _NONE: Final[frozenset[bytes]] = frozenset()
+# Byte needles are ints: ``b"_" in name`` makes CPython raise and clear a TypeError
+# before it searches (~100 ns a test, 15 ns with an int; docs/performance.md).
+_UNDERSCORE: Final = ord("_")
+_COLON: Final = ord(":")
 
 # What becomes of a client's field, by lower-case name; absent: passed on.
 _DROP: Final = 1  # hop-by-hop, framing, or written by portico itself
@@ -135,7 +139,7 @@ class Forwarding:
             if kind == 0:
                 if named and lname in named:
                     continue  # listed in Connection: hop-by-hop for this message
-                if not trusted and b"_" in field[0]:
+                if not trusted and _UNDERSCORE in field[0]:
                     continue  # WSGI folds - and _ into one key (catalogue 26)
                 out.append(field)  # the parsed tuple itself: no new one per field
                 continue
@@ -177,8 +181,8 @@ class Forwarding:
 
 def _forwarded_node(address: bytes) -> bytes:
     """RFC 7239 §6: IPv6 nodes are bracketed and quoted."""
-    return b'"[%s]"' % address if b":" in address else address
+    return b'"[%s]"' % address if _COLON in address else address
 
 
 def _quoted(value: bytes) -> bytes:
-    return b'"%s"' % value if b":" in value or b"[" in value else value
+    return b'"%s"' % value if _COLON in value or value.find(b"[") >= 0 else value

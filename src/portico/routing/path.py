@@ -8,6 +8,7 @@ the client's own, with only the route prefix replaced.
 
 from __future__ import annotations
 
+from typing import Final
 from urllib.parse import unquote_to_bytes
 
 from portico.errors import Layer, ProxyError
@@ -17,14 +18,19 @@ def bad_path(message: str) -> ProxyError:
     return ProxyError(400, Layer.CLIENT, message)
 
 
+# Byte needles are ints (see policy/forwarded.py's _UNDERSCORE).
+_PERCENT: Final = ord("%")
+_BACKSLASH: Final = ord("\\")
+
+
 def needs_decoding(path: bytes) -> bool:
-    return b"%" in path or b"\\" in path or b"/." in path
+    return _PERCENT in path or _BACKSLASH in path or path.find(b"/.") >= 0
 
 
 def decode_path(raw: bytes) -> bytes:
     """Percent-decode once; backslash → slash; NUL is refused."""
-    decoded = unquote_to_bytes(raw) if b"%" in raw else raw
-    if b"\x00" in decoded:
+    decoded = unquote_to_bytes(raw) if _PERCENT in raw else raw
+    if 0 in decoded:
         raise bad_path("NUL in request path")
     return decoded.replace(b"\\", b"/")
 
