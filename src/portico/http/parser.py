@@ -33,21 +33,20 @@ def _version(parser: httptools.HttpRequestParser | httptools.HttpResponseParser)
     return _VERSIONS.get(text) or text.encode("ascii")
 
 
-def _version_read(start: bytes | None, at: int, after: bytes) -> bytes | None:
+# A version and the byte after it, as they stand in request and status lines.
+_REQUEST_LINE_ENDS: Final = {b"HTTP/1.1\r": b"1.1", b"HTTP/1.0\r": b"1.0"}
+_STATUS_LINE_STARTS: Final = {b"HTTP/1.1 ": b"1.1", b"HTTP/1.0 ": b"1.0"}
+
+
+def _version_read(start: bytes | None, at: int, known: dict[bytes, bytes]) -> bytes | None:
     """The version as it stands in the read where the message began at the first byte.
 
     ``get_http_version`` formats a str on every call (120 ns, twice per proxied
     request). When the message began at ``start[0]`` its version sits at ``at``,
-    followed by ``after``; llhttp has checked the line, so the bytes are the version
-    it parsed. Any other layout (leading CRLF, a pipelined message) gives None and
-    the caller asks llhttp."""
-    if start is None or not start.startswith(after, at + 8):
-        return None
-    if start.startswith(b"HTTP/1.1", at):
-        return b"1.1"
-    if start.startswith(b"HTTP/1.0", at):
-        return b"1.0"
-    return None
+    followed by CR (a request) or SP (a response); llhttp has checked the line, so
+    those bytes are the version it parsed. Any other layout (leading CRLF, a
+    pipelined message) finds no key and the caller asks llhttp."""
+    return None if start is None else known.get(start[at : at + 9])
 
 
 def coalesce(events: list[Event]) -> list[Event]:
@@ -220,7 +219,7 @@ class RequestParser:
         self._meter.unmetered = False  # trailer fields, if any, are measured
         parser = self._parser
         method = parser.get_method()
-        version = _version_read(self._start, len(method) + len(self._url) + 2, b"\r\n")
+        version = _version_read(self._start, len(method) + len(self._url) + 2, _REQUEST_LINE_ENDS)
         self._start = None
         try:
             request = build_request(
@@ -434,7 +433,7 @@ class ResponseParser:
         self._meter.unmetered = False  # trailer fields, if any, are measured
         parser = self._parser
         status = parser.get_status_code()
-        version = _version_read(self._start, 0, b" ") or _version(parser)
+        version = _version_read(self._start, 0, _STATUS_LINE_STARTS) or _version(parser)
         self._start = None
         if status < 200:
             if status == 101:

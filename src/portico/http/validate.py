@@ -22,7 +22,8 @@ _FRAMING_AND_HOST: Final = frozenset(
     {b"host", b"content-length", b"transfer-encoding", b"connection", b"expect"}
 )
 _DIGITS: Final = re.compile(rb"[0-9]+\Z")
-_HASH: Final = ord("#")  # an int needle: see policy/forwarded.py's _UNDERSCORE
+_HASH: Final = ord("#")  # int needles: see policy/forwarded.py's _UNDERSCORE
+_COMMA: Final = ord(",")
 _ABSOLUTE: Final = re.compile(rb"(?i)(https?)://([^/?#]*)(.*)\Z", re.DOTALL)
 
 
@@ -45,6 +46,9 @@ def valid_host(value: bytes) -> bool:
 
 
 def connection_tokens(value: bytes) -> list[bytes]:
+    if _COMMA not in value:  # one token, the usual "keep-alive" or "close"
+        token = value.strip().lower()
+        return [token] if token else []
     return [token.strip().lower() for token in value.split(b",") if token.strip()]
 
 
