@@ -23,7 +23,6 @@ from portico.http.events import END, Body, Data, Event, Headers, Rejected, Respo
 from portico.http.limits import RESPONSE_LIMITS, HeadLimits
 from portico.http.validate import build_request, connection_tokens
 
-_DIGITS: Final = frozenset(b"0123456789")
 _VERSIONS: Final = {"1.1": b"1.1", "1.0": b"1.0"}
 
 
@@ -497,7 +496,7 @@ class ResponseParser:
                 raise self._error
             body = Body.CHUNKED
         elif lengths:
-            if len(lengths) > 1 or not lengths[0] or not set(lengths[0]) <= _DIGITS:
+            if len(lengths) > 1 or not lengths[0].isdigit():  # bytes: ASCII digits only
                 self._error = ProtocolError("upstream sent an invalid Content-Length", 502)
                 raise self._error
             length = int(lengths[0])

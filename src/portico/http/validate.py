@@ -21,7 +21,6 @@ _HOST: Final = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::([0-9]{1,
 _FRAMING_AND_HOST: Final = frozenset(
     {b"host", b"content-length", b"transfer-encoding", b"connection", b"expect"}
 )
-_DIGITS: Final = re.compile(rb"[0-9]+\Z")
 _HASH: Final = ord("#")  # int needles: see policy/forwarded.py's _UNDERSCORE
 _COMMA: Final = ord(",")
 _ABSOLUTE: Final = re.compile(rb"(?i)(https?)://([^/?#]*)(.*)\Z", re.DOTALL)
@@ -124,7 +123,7 @@ def build_request(method: bytes, target: bytes, version: bytes, headers: Headers
             raise ProtocolError("both Content-Length and Transfer-Encoding")
         body = Body.CHUNKED
     elif lengths:
-        if len(lengths) > 1 or not _DIGITS.match(lengths[0]):
+        if len(lengths) > 1 or not lengths[0].isdigit():  # bytes: ASCII digits only
             raise ProtocolError("invalid or repeated Content-Length")
         content_length = int(lengths[0])
         body = Body.LENGTH if content_length else Body.NONE
