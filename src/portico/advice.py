@@ -10,9 +10,11 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
-from portico.config.schema import App, Config
+from portico.config.compile import app_plan, assign_ports
+from portico.config.plan import AppPlan
+from portico.config.schema import Config
 from portico.config.schema import Route as RouteConfig
-from portico.supervisor.commands import app_argv, assign_ports, connect_host, server_of
+from portico.supervisor.commands import app_argv, connect_host, server_of
 
 
 @dataclass
@@ -23,15 +25,15 @@ class Advice:
 
 def explain(config: Config) -> list[Advice]:
     config = assign_ports(config)
-    apps = {app.name: app for app in config.app}
+    apps = {app.name: app_plan(app) for app in config.app}
     out = [_route_advice(route, apps.get(route.app or ""), config) for route in config.route]
-    for app in config.app:
+    for app in apps.values():
         out.append(Advice(f"app {app.name}: how portico starts it",
                           [shlex.join(app_argv(app))]))
     return out
 
 
-def _route_advice(route: RouteConfig, app: App | None, config: Config) -> Advice:
+def _route_advice(route: RouteConfig, app: AppPlan | None, config: Config) -> Advice:
     target = f"app {app.name} ({server_of(app)})" if app else f"upstream {route.upstream}"
     advice = Advice(f"route {route.host or ''}{route.path} -> {target}")
     say = advice.lines.append
@@ -62,7 +64,6 @@ def _route_advice(route: RouteConfig, app: App | None, config: Config) -> Advice
     if sets:
         say("Also sent: " + ", ".join(f"{name}: {value}" for name, value in sets.items()))
     if app is not None:
-        assert app.bind is not None
         proxy = connect_host(app.bind)
         kind = server_of(app)
         if kind == "waitress":

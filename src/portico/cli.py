@@ -19,7 +19,8 @@ from rich.table import Table
 
 from portico import __version__
 from portico.config.compile import upstream_of
-from portico.config.load import DEFAULT_NAME, load
+from portico.config.load import load
+from portico.config.plan import DEFAULT_NAME
 from portico.config.schema import Config
 from portico.errors import ConfigError
 from portico.service.systemd import ServiceSpec
@@ -101,40 +102,21 @@ def explain(config_path: str | None) -> None:
 @config_option
 def run(config_path: str | None) -> None:
     """Start the apps and serve until SIGTERM/SIGINT."""
-    from portico.server.run import RunContext
-    from portico.server.run import run as serve
-    from portico.server.workers import WorkerStartError
-    from portico.supervisor.process import AppStartError
+    from portico.config.compile import run_plan
+    from portico.server.main import hand_over
 
     config, base_dir = _load(config_path)
 
     def announce(message: str) -> None:
         err.print(f"[bold cyan]portico[/] {escape(message)}")
 
-    def echo(name: str, line: str) -> None:
-        sys.stderr.write(f"{name} | {line}\n")
-
-    ctx = RunContext(base_dir, state_dir(), _config_file(config_path), announce, echo)
     try:
-        code = serve(config, ctx)
+        plan = run_plan(config, base_dir, state_dir(), _config_file(config_path), announce)
     except ConfigError as exc:
         where = ConfigError(exc.file or (config_path or DEFAULT_NAME), exc.key, exc.message)
         err.print(f"[bold red]config error[/] {escape(str(where))}")
         sys.exit(2)
-    except WorkerStartError as exc:
-        err.print(f"[bold red]error[/] {escape(str(exc))}")
-        sys.exit(1)
-    except AppStartError as exc:
-        err.print(f"[bold red]error[/] {escape(str(exc))}")
-        if exc.stderr_tail:
-            err.print(f"last {len(exc.stderr_tail)} lines of its output:")
-            for line in exc.stderr_tail:
-                err.print("  " + line.rstrip(), markup=False)
-        sys.exit(1)
-    except OSError as exc:
-        err.print(f"[bold red]error[/] cannot listen: {escape(exc.strerror or str(exc))}")
-        sys.exit(1)
-    sys.exit(code)
+    hand_over(plan)  # the serving process carries no pydantic (server/main.py)
 
 
 @main.command()

@@ -1,23 +1,112 @@
-"""Schema → ServingPlan: upstreams resolved, limits merged, certificates issued and checked.
+"""Schema → RunPlan: ports assigned, upstreams resolved, limits merged, certificates
+issued and checked.
 
-This runs in the main process only (it needs pydantic's models and, for
-certificates, ``cryptography``); config/provision.py turns the plan into the
-runtime objects, in the main process and in every worker.
+This runs where the config is checked (``portico run`` before it hands over to
+the serving process, and the child that checks a reload: config/prepare.py); it
+needs pydantic's models and, for certificates, ``cryptography``.
+config/provision.py turns the plan into the runtime objects, in the main process
+and in every worker.
 """
 
 from __future__ import annotations
 
+import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from portico.config.plan import HeaderRulesPlan, RoutePlan, ServerPlan, ServingPlan
-from portico.config.schema import Config, HeaderRules, parse_upstream
+from portico.config.plan import (
+    AppPlan,
+    HeaderRulesPlan,
+    RoutePlan,
+    RunPlan,
+    ServerPlan,
+    ServingPlan,
+)
+from portico.config.schema import App, Config, HeaderRules, parse_upstream
 from portico.config.schema import Route as RouteConfig
 from portico.errors import ConfigError
 from portico.routing.table import Upstream
 from portico.supervisor.commands import connect_host, split_bind
-from portico.tls.store import CertSource
+from portico.tls.store import CertError, CertFacts, CertSource, check
+
+Log = Callable[[str], None]
+
+
+def run_plan(
+    source: Config,
+    base_dir: Path,
+    state_dir: Path,
+    config_file: Path | None,
+    log: Log,
+    binds: dict[str, str] | None = None,
+) -> RunPlan:
+    """The checked config as ``portico run`` serves it. ``binds`` (a reload) keeps the
+    running apps' ports; otherwise an app without ``bind`` gets a free loopback port."""
+    config = assign_ports(source, binds or {})
+    serving = serving_plan(config, base_dir, state_dir, log)
+    return RunPlan(
+        serving=serving,
+        apps=[app_plan(app) for app in config.app],
+        listen=list(config.server.listen),
+        workers=config.server.workers,
+        base_dir=base_dir,
+        state_dir=state_dir,
+        config_file=config_file,
+        restart_only={
+            "server.listen": json.dumps(source.server.listen),
+            "server.workers": json.dumps(source.server.workers),
+            "app": json.dumps([app.model_dump(mode="json") for app in source.app]),
+        },
+        cert_facts=checked_certificates(serving.certificates),
+    )
+
+
+def checked_certificates(sources: list[CertSource]) -> list[CertFacts]:
+    """``check`` each; an unfit one is a ConfigError naming its key."""
+    facts = []
+    for index, source in enumerate(sources):
+        try:
+            facts.append(check(source))
+        except CertError as exc:
+            field = "key" if exc.path == source.key else "cert"
+            raise ConfigError("", f"tls.certificate[{index}].{field}", str(exc)) from None
+    return facts
+
+
+def assign_ports(config: Config, binds: dict[str, str] | None = None) -> Config:
+    """Fill in every app's ``bind`` left out: from ``binds`` by app name, else a free
+    loopback port."""
+    if all(app.bind is not None for app in config.app):
+        return config
+    known = binds or {}
+    apps = [
+        app if app.bind is not None else app.model_copy(
+            update={"bind": known.get(app.name) or f"127.0.0.1:{_free_port()}"})
+        for app in config.app
+    ]
+    return config.model_copy(update={"app": apps})
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def app_plan(app: App) -> AppPlan:
+    """``app`` as the supervisor runs it (its port assigned)."""
+    assert app.bind is not None, "ports are assigned first"
+    return AppPlan(
+        name=app.name, wsgi=app.wsgi, asgi=app.asgi,
+        command=list(app.command) if app.command is not None else None,
+        server=app.server, workers=app.workers, cwd=app.cwd, env=dict(app.env), bind=app.bind,
+        health=app.health, start_timeout=app.start_timeout, stop_timeout=app.stop_timeout,
+        max_restarts=app.max_restarts, restart_window=app.restart_window,
+        restart_delay_max=app.restart_delay_max, request_wait=app.request_wait,
+        log_max_size=app.log_max_size, log_backups=app.log_backups,
+    )
 
 
 def upstream_address(route: RouteConfig, config: Config) -> tuple[str, str, int, str]:
@@ -36,9 +125,7 @@ def upstream_of(route: RouteConfig, config: Config) -> Upstream:
     return Upstream(scheme, host, port, base.encode("latin-1"))
 
 
-def serving_plan(
-    config: Config, base_dir: Path, state_dir: Path, log: Callable[[str], None]
-) -> ServingPlan:
+def serving_plan(config: Config, base_dir: Path, state_dir: Path, log: Log) -> ServingPlan:
     """What every serving process needs; a missing CA file or bad certificate is a
     ConfigError naming its key."""
     server, limits = config.server, config.server.limits
@@ -99,7 +186,7 @@ def serving_plan(
 
 
 def certificate_sources(
-    config: Config, base_dir: Path, state_dir: Path, log: Callable[[str], None]
+    config: Config, base_dir: Path, state_dir: Path, log: Log
 ) -> list[CertSource]:
     """The listener's certificate files; ``self_signed`` ones are issued now (once)."""
     sources = []

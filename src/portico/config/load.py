@@ -9,10 +9,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from portico.config.plan import DEFAULT_NAME
 from portico.config.schema import Config
 from portico.errors import ConfigError
-
-DEFAULT_NAME = "<built-in default>"
 
 
 def default_text() -> str:

@@ -1,16 +1,20 @@
-"""What a serving process needs from the config: resolved, plain, and free of pydantic.
+"""What a running portico needs from the config: resolved, plain, and free of pydantic.
 
-The main process validates the TOML (pydantic), gives each app its port,
+``portico run`` validates the TOML (pydantic), gives each app its port,
 issues and checks the certificates (cryptography) and reduces the result to a
-``ServingPlan``: upstream addresses resolved, per-route limits merged with the
-server's, certificate files known. A worker gets the plan as JSON and builds
-its gateway from it without importing either library, which is what keeps a
-worker at about 30 MiB where the main process needs 50.
+``RunPlan``: the apps to supervise, the listeners, and the ``ServingPlan``
+(upstream addresses resolved, per-route limits merged with the server's,
+certificate files known). The process that serves gets the plan as JSON and
+never imports either library, which keeps it near 30 MiB instead of 55
+(docs/performance.md): on POSIX ``portico run`` hands over by ``exec``, and a
+reload or a changed certificate is checked by a short-lived child
+(config/prepare.py). Workers get the ``ServingPlan`` alone.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import types
 import typing
@@ -18,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from portico.tls.store import CertSource
+from portico.tls.store import CertFacts, CertSource
+
+DEFAULT_NAME = "<built-in default>"  # how messages name the built-in config
 
 
 @dataclass(frozen=True)
@@ -86,27 +92,79 @@ class ServingPlan:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ServingPlan:
-        plan = _revive(cls, json.loads(text))
+        plan = revive(cls, json.loads(text))
         assert isinstance(plan, ServingPlan)
         return plan
 
 
-def _revive(kind: Any, value: Any) -> Any:
+@dataclass(frozen=True)
+class AppPlan:
+    """An ``[[app]]`` as the supervisor runs it; ``bind`` is always set (ports assigned)."""
+
+    name: str
+    wsgi: str | None
+    asgi: str | None
+    command: list[str] | None
+    server: str | None
+    workers: int
+    cwd: str | None
+    env: dict[str, str]
+    bind: str
+    health: str | None
+    start_timeout: float
+    stop_timeout: float
+    max_restarts: int
+    restart_window: float
+    restart_delay_max: float
+    request_wait: float
+    log_max_size: int
+    log_backups: int
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything ``portico run`` serves from, after the config was checked."""
+
+    serving: ServingPlan
+    apps: list[AppPlan]
+    listen: list[str]
+    workers: int | str  # as configured: a count or "auto"
+    base_dir: Path  # relative paths in the config are read from here
+    state_dir: Path
+    config_file: Path | None  # None: the built-in default
+    # The restart-only keys as the file gave them (JSON), compared key by key at reload.
+    restart_only: dict[str, str]
+    # What the checker read off each certificate (serving.certificates, same order).
+    cert_facts: list[CertFacts]
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), default=str)  # Path, datetime -> str
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> RunPlan:
+        plan = revive(cls, json.loads(text))
+        assert isinstance(plan, RunPlan)
+        return plan
+
+
+def revive(kind: Any, value: Any) -> Any:
     """JSON back into the declared types: dataclasses, Paths, lists and tuples of them."""
     if value is None:
         return None
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         hints = typing.get_type_hints(kind)
-        return kind(**{f.name: _revive(hints[f.name], value[f.name])
+        return kind(**{f.name: revive(hints[f.name], value[f.name])
                        for f in dataclasses.fields(kind)})
     if kind is Path:
         return Path(value)
+    if kind is dt.datetime:
+        return dt.datetime.fromisoformat(value)
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if origin is list:
-        return [_revive(args[0], item) for item in value]
+        return [revive(args[0], item) for item in value]
     if origin is tuple:
-        return tuple(_revive(args[0], item) for item in value)
+        return tuple(revive(args[0], item) for item in value)
     if origin in (typing.Union, types.UnionType):
         chosen = [arg for arg in args if arg is not type(None)]
-        return _revive(chosen[0], value) if len(chosen) == 1 else value
+        return revive(chosen[0], value) if len(chosen) == 1 else value
     return value

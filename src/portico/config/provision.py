@@ -26,7 +26,7 @@ from portico.tls.contexts import upstream_context
 from portico.upstream.pool import UpstreamPool
 
 if TYPE_CHECKING:
-    from portico.tls.store import CertStore
+    from portico.tls.store import CertFacts, CertStore
 
 
 def build_upstream(route: RoutePlan) -> Upstream:
@@ -107,19 +107,18 @@ def build_gateway(
 
 
 def build_cert_store(
-    plan: ServingPlan, log: Callable[[str], None], inspect: bool = True
+    plan: ServingPlan, log: Callable[[str], None], facts: list[CertFacts] | None = None
 ) -> CertStore | None:
-    """The listener's certificates, loaded now: a bad file is a ConfigError naming it.
-
-    ``inspect=False`` (workers): loaded with ``ssl`` only, the main process has
-    checked expiry and names with ``cryptography``."""
+    """The listener's certificates, loaded now (with ``ssl``): a bad file is a
+    ConfigError naming it. ``facts``: what the config check read off them (RunPlan);
+    a worker has none."""
     if not plan.certificates:
         return None
     from portico.tls.store import CertError, CertStore
 
     sources = plan.certificates
     try:
-        return CertStore(sources, log, inspect)
+        return CertStore(sources, log, facts)
     except CertError as exc:
         index = next(i for i, s in enumerate(sources) if exc.path in (s.cert, s.key))
         field = "key" if exc.path == sources[index].key else "cert"

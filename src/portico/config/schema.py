@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from portico.config.listen import parse_listen
 from portico.config.units import Duration, Size
 from portico.policy.header_ops import Template, check_name
 
@@ -191,24 +192,6 @@ def parse_upstream(url: str) -> tuple[str, str, int, str]:
         raise ValueError(f"invalid upstream URL {url!r}: no query, fragment or user info")
     default = 443 if parts.scheme == "https" else 80
     return parts.scheme, parts.hostname, port or default, parts.path or "/"
-
-
-def parse_listen(url: str) -> tuple[str, str, int]:
-    """``https://0.0.0.0:8443`` → (scheme, host, port)."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"invalid listen address {url!r}: {exc}") from None
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(
-            f"invalid listen address {url!r}: use http://HOST:PORT or https://HOST:PORT"
-        )
-    if not parts.hostname or port is None or parts.path not in ("", "/"):
-        raise ValueError(
-            f"invalid listen address {url!r}: use http://HOST:PORT, e.g. \"http://127.0.0.1:8080\""
-        )
-    return parts.scheme, parts.hostname, port
 
 
 class Server(_Table):

@@ -13,6 +13,9 @@ drains its connections in the background (their in-flight requests finish,
 then ``Connection: close``). With workers, a new set of workers is started on
 the same listening sockets with the new plan and, once all say ready, the old
 ones drain and exit: nginx's reload.
+
+The file is checked by a short-lived child (config/prepare.py) where the
+serving process was handed over to and has no pydantic of its own.
 """
 
 from __future__ import annotations
@@ -20,14 +23,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from portico.config.compile import serving_plan
-from portico.config.load import load
-from portico.config.plan import ServingPlan
+from portico.config.plan import RunPlan
+from portico.config.prepare import reload_plan
 from portico.config.provision import build_cert_store, build_gateway
-from portico.config.schema import Config
 from portico.errors import ConfigError
 from portico.proxy.gateway import Gateway
 from portico.server.drain import RELOAD_IDLE_GRACE, drain
@@ -42,17 +42,13 @@ if TYPE_CHECKING:
 class Live:
     """The config in force and what was built from it; ``gateway`` serves new connections."""
 
-    source: Config  # as the file gave it (before app ports were assigned)
-    config: Config  # as running: every app has its port
-    plan: ServingPlan
+    run: RunPlan
     gateway: Gateway
     certs: CertStore | None
     workers: WorkerPool | None
-    config_file: Path | None
-    base_dir: Path
-    state_dir: Path
     gates: dict[str, AppGate]
     announce: Callable[[str], None]
+    lean: bool  # the config is checked by a child process (see the module's doc)
     _task: asyncio.Task[bool] | None = None
     _draining: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -75,30 +71,32 @@ class Live:
 
     async def reload(self) -> bool:
         """Read the config file again and put it in place if it is good; True if it was."""
-        if self.config_file is None:
+        config_file = self.run.config_file
+        if config_file is None:
             self.announce("reload: running the built-in default; nothing to read again")
             return False
         gateway: Gateway | None = None
         try:
-            source, _ = load(self.config_file)
-            fixed = _fixed_fields_changed(self.source, source)
+            # Every certificate file is checked here, before any worker loads it: a bad
+            # one refuses the reload (new workers would load what is on disk).
+            run, said = await reload_plan(self.run, in_process=not self.lean)
+            for line in said:
+                self.announce(line)
+            fixed = _fixed_fields_changed(self.run, run)
             if fixed:
-                raise ConfigError(str(self.config_file), fixed, "changed; this takes a restart "
+                raise ConfigError(str(config_file), fixed, "changed; this takes a restart "
                                   "(a reload changes routes, headers, limits, log and TLS)")
-            config = source.model_copy(update={"app": self.config.app})  # the running ports
-            plan = serving_plan(config, self.base_dir, self.state_dir, self.announce)
+            plan = run.serving
             loop = self.gateway.loop
             gateway = build_gateway(plan, loop, self.gates)
-            # Every certificate file is checked now, before any worker loads it: a bad
-            # one refuses the reload (new workers would load what is on disk).
-            fresh = build_cert_store(plan, self.announce)
+            fresh = build_cert_store(plan, self.announce, run.cert_facts)
             if self.workers is not None:
-                await self.workers.rotate(plan, config.server.drain_timeout)
+                await self.workers.rotate(plan, plan.server.drain_timeout)
         except (ConfigError, WorkerStartError) as exc:
             if gateway is not None:
                 gateway.access_log.close()  # the one it opened; the old one stays
             if isinstance(exc, ConfigError) and not exc.file:
-                exc = ConfigError(str(self.config_file), exc.key, exc.message)
+                exc = ConfigError(str(config_file), exc.key, exc.message)
             self.announce(f"reload refused: {exc}; the config loaded before keeps serving")
             return False
         certs = self._adopt(fresh)
@@ -106,12 +104,11 @@ class Live:
         gateway.https_port = old.https_port
         gateway.start_clock()
         old.successor = gateway
-        self.source, self.config, self.plan, self.gateway, self.certs = (
-            source, config, plan, gateway, certs)
-        task = loop.create_task(drain(old, [], config.server.drain_timeout, RELOAD_IDLE_GRACE))
+        self.run, self.gateway, self.certs = run, gateway, certs
+        task = loop.create_task(drain(old, [], plan.server.drain_timeout, RELOAD_IDLE_GRACE))
         self._draining.add(task)
         task.add_done_callback(self._draining.discard)
-        self.announce(f"reloaded {self.config_file}: {len(gateway.routes.routes)} routes"
+        self.announce(f"reloaded {config_file}: {len(gateway.routes.routes)} routes"
                       + (f", {len(self.workers.workers)} new workers" if self.workers else ""))
         return True
 
@@ -124,12 +121,9 @@ class Live:
         return self.certs
 
 
-def _fixed_fields_changed(before: Config, after: Config) -> str:
+def _fixed_fields_changed(before: RunPlan, after: RunPlan) -> str:
     """The first config key a reload cannot change, or ""."""
-    if before.server.listen != after.server.listen:
-        return "server.listen"
-    if before.server.workers != after.server.workers:
-        return "server.workers"
-    if before.app != after.app:
-        return "app"
+    for key, value in before.restart_only.items():
+        if after.restart_only.get(key) != value:
+            return key
     return ""

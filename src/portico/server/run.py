@@ -1,4 +1,4 @@
-"""Bring a config to life: start apps, open listeners, serve, drain on a signal."""
+"""Bring a checked config (a RunPlan) to life: start apps, open listeners, serve, drain."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ import signal
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import portico
 from portico import memory
 from portico.admin.control import control_path, remove_control, serve_control
-from portico.config.compile import serving_plan
-from portico.config.plan import ServingPlan
+from portico.config.listen import parse_listen
+from portico.config.plan import RunPlan, ServingPlan
+from portico.config.prepare import check_certificates
 from portico.config.provision import build_cert_store, build_gateway
-from portico.config.schema import Config, parse_listen
+from portico.errors import ConfigError
 from portico.proxy.gateway import Gateway
 from portico.proxy.route_policy import RoutePolicy
 from portico.server.drain import drain
@@ -26,7 +26,6 @@ from portico.server.live import Live
 from portico.server.loops import loop_factory
 from portico.server.protocol import ClientConnection
 from portico.server.workers import WorkerPool, worker_count
-from portico.supervisor.commands import assign_ports
 from portico.supervisor.logs import Echo
 from portico.supervisor.supervisor import Supervisor
 
@@ -38,23 +37,23 @@ Announce = Callable[[str], None]
 
 @dataclass(frozen=True)
 class RunContext:
-    """Where a run reads and writes, and how it talks to the terminal."""
+    """How a run talks to the terminal, and where it checks configs again."""
 
-    base_dir: Path  # relative paths in the config are read from here
-    state_dir: Path  # app logs, the control socket, generated certificates
-    config_file: Path | None  # None: the built-in default
     announce: Announce
     echo: Echo | None = None  # app output to the console, with the app's name
+    # True in the process portico run handed over to (server/main.py): a reload or a
+    # changed certificate is checked by a child (config/prepare.py), not here.
+    lean: bool = False
 
 
-def run(config: Config, ctx: RunContext) -> int:
+def run(plan: RunPlan, ctx: RunContext) -> int:
     name, factory = loop_factory()
     ctx.announce(f"event loop: {name}")
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(serve(config, ctx))
+        return runner.run(serve(plan, ctx))
 
 
-async def serve(config: Config, ctx: RunContext) -> int:
+async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -63,11 +62,11 @@ async def serve(config: Config, ctx: RunContext) -> int:
         except (NotImplementedError, RuntimeError):  # Windows' proactor loop
             signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
 
-    source, config = config, assign_ports(config)
-    plan = serving_plan(config, ctx.base_dir, ctx.state_dir, ctx.announce)
-    certs = build_cert_store(plan, ctx.announce)
+    plan = run_plan.serving
+    certs = build_cert_store(plan, ctx.announce, run_plan.cert_facts)
     supervisor = Supervisor(
-        config.app, ctx.base_dir, ctx.state_dir / "logs", loop, ctx.announce, ctx.echo
+        run_plan.apps, run_plan.base_dir, run_plan.state_dir / "logs", loop, ctx.announce,
+        ctx.echo,
     )
     gateway = build_gateway(plan, loop, supervisor.gates)
     for route in gateway.routes.routes:
@@ -75,24 +74,23 @@ async def serve(config: Config, ctx: RunContext) -> int:
         if upstream.tls is not None and upstream.tls.verify_mode == ssl.CERT_NONE:
             ctx.announce(f"warning: route {route.label}: verify = false, the certificate of "
                          f"{upstream.label} is not checked")
-    count = worker_count(config.server.workers)
+    count = worker_count(run_plan.workers)
     if count > 1 and os.name == "nt":
         ctx.announce(f"warning: workers = {count} needs descriptor passing (POSIX); "
                      "running one process")
         count = 1
     workers = (
-        WorkerPool(plan, config.server.listen, count, supervisor.gates)
+        WorkerPool(plan, run_plan.listen, count, supervisor.gates)
         if count > 1 else None
     )
-    live = Live(source, config, plan, gateway, certs, workers, ctx.config_file, ctx.base_dir,
-                ctx.state_dir, supervisor.gates, ctx.announce)
-    control_file = control_path(ctx.state_dir, ctx.config_file)
+    live = Live(run_plan, gateway, certs, workers, supervisor.gates, ctx.announce, ctx.lean)
+    control_file = control_path(run_plan.state_dir, run_plan.config_file)
     control: asyncio.Server | None = None
     reloader: asyncio.Task[None] | None = None
     try:
         await supervisor.start_all()  # apps come up before any listener opens
         if workers is None:
-            servers = await _listen(config, live, ctx.announce, certs)
+            servers = await _listen(run_plan, live, ctx.announce, certs)
             addresses = [(scheme, sock.getsockname()) for scheme, server in servers
                          for sock in server.sockets]
         else:
@@ -104,24 +102,24 @@ async def serve(config: Config, ctx: RunContext) -> int:
                 ctx.announce(f"listening on {url} ({len(workers.workers)} workers)")
         control = await serve_control(
             control_file,
-            lambda: status_snapshot(live.plan, live.gateway, supervisor, listening, live.certs,
-                                    workers),
+            lambda: status_snapshot(live.run.serving, live.gateway, supervisor, listening,
+                                    live.certs, workers),
         )
         if certs is not None:
             certs.warn_expiring()
             reloader = loop.create_task(watch_certificates(certs, plan.tls_reload_interval,
-                                                           workers))
+                                                           workers, in_process=not ctx.lean))
         with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
             loop.add_signal_handler(signal.SIGHUP, live.start_reload)
         gateway.start_clock()
         ctx.announce(f"ready: {len(listening)} listeners, {len(gateway.routes.routes)} routes, "
-                     f"{len(config.app)} apps, request path "
+                     f"{len(run_plan.apps)} apps, request path "
                      + ("compiled" if portico.compiled() else "pure Python"))
         memory.settle()
         await stop.wait()
         ctx.announce("stopping: draining in-flight requests")
         await live.reload_done()
-        timeout = live.config.server.drain_timeout
+        timeout = live.run.serving.server.drain_timeout
         if workers is None:
             await drain(live.gateway, [server for _, server in servers], timeout)
         else:
@@ -135,25 +133,31 @@ async def serve(config: Config, ctx: RunContext) -> int:
             control.close()
             remove_control(control_file)
         if workers is not None:
-            await workers.stop(config.server.drain_timeout)  # if start-up failed half-way
+            await workers.stop(plan.server.drain_timeout)  # if start-up failed half-way
         await supervisor.stop_all()
     ctx.announce("stopped")
     return 0
 
 
 async def watch_certificates(
-    certs: CertStore, interval: float, workers: WorkerPool | None
+    certs: CertStore, interval: float, workers: WorkerPool | None, in_process: bool
 ) -> None:
+    """Changed certificate files are checked (config/prepare.py) and swapped in here;
+    the workers swap in what passed."""
     while True:
         await asyncio.sleep(interval)
-        _reload(certs, workers)
-
-
-def _reload(certs: CertStore, workers: WorkerPool | None, force: bool = False) -> None:
-    """Certificates are checked and swapped here; the workers swap in what passed."""
-    swapped = certs.reload(force=force)
-    if swapped and workers is not None:
-        workers.broadcast({"tls_reload": swapped})
+        changed = certs.changed()
+        if not changed:
+            continue
+        try:
+            verdicts = await check_certificates([certs.loaded[i].source for i in changed],
+                                                in_process)
+        except ConfigError as exc:  # the checker itself failed: try again next round
+            certs.log(f"tls: could not check the changed certificates: {exc}")
+            continue
+        swapped = certs.reload(changed, dict(zip(changed, verdicts, strict=True)))
+        if swapped and workers is not None:
+            workers.broadcast({"tls_reload": swapped})
 
 
 def status_snapshot(
@@ -192,12 +196,12 @@ def _url(scheme: str, address: Any) -> str:
 
 
 async def _listen(
-    config: Config, live: Live, announce: Announce, certs: CertStore | None
+    run_plan: RunPlan, live: Live, announce: Announce, certs: CertStore | None
 ) -> list[tuple[str, asyncio.Server]]:
     gateway = live.gateway
     loop = gateway.loop
     servers: list[tuple[str, asyncio.Server]] = []
-    for url in config.server.listen:
+    for url in run_plan.listen:
         scheme, host, port = parse_listen(url)
         tls = certs.listener if scheme == "https" and certs is not None else None
         label = scheme.encode("ascii")
@@ -208,7 +212,7 @@ async def _listen(
             backlog=1024,
             reuse_address=True,
             ssl=tls,
-            ssl_handshake_timeout=config.server.limits.head_timeout if tls else None,
+            ssl_handshake_timeout=run_plan.serving.server.head_timeout if tls else None,
         )
         for sock in server.sockets:
             announce(f"listening on {_url(scheme, sock.getsockname())}")

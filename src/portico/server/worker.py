@@ -55,7 +55,7 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
     plan = ServingPlan.from_json(await reader.readline())
 
     gates = {name: AppGate(name, loop, wait) for name, wait in plan.app_waits.items()}
-    certs = build_cert_store(plan, _say, inspect=False)
+    certs = build_cert_store(plan, _say)
     gateway = build_gateway(plan, loop, gates)
     servers = []
     tasks: list[asyncio.Task[None]] = []

@@ -28,8 +28,8 @@ import socket
 import sys
 from typing import Any
 
+from portico.config.listen import parse_listen
 from portico.config.plan import ServingPlan
-from portico.config.schema import parse_listen
 from portico.supervisor.gate import AppGate, AppState
 
 RESTART_DELAY_MAX = 10.0

@@ -8,17 +8,16 @@ never ``*``.
 from __future__ import annotations
 
 import functools
-import socket
 import sys
 
-from portico.config.schema import App, Config
+from portico.config.plan import AppPlan
 
 
 def default_server() -> str:
     return "waitress" if sys.platform == "win32" else "gunicorn"
 
 
-def server_of(app: App) -> str:
+def server_of(app: AppPlan) -> str:
     """``gunicorn``, ``waitress``, ``uvicorn`` or ``command``."""
     if app.command is not None:
         return "command"
@@ -42,23 +41,6 @@ def connect_host(bind: str) -> str:
     return host
 
 
-def assign_ports(config: Config) -> Config:
-    """Fill in a free loopback port for every app that left ``bind`` out."""
-    if all(app.bind is not None for app in config.app):
-        return config
-    apps = [
-        app.model_copy(update={"bind": f"127.0.0.1:{_free_port()}"}) if app.bind is None else app
-        for app in config.app
-    ]
-    return config.model_copy(update={"app": apps})
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @functools.cache
 def _gunicorn_extras() -> tuple[str, ...]:
     """gunicorn 25+ opens a control socket at one fixed path per user; two apps would
@@ -71,9 +53,8 @@ def _gunicorn_extras() -> tuple[str, ...]:
     return ("--no-control-socket",) if "--no-control-socket" in clis else ()
 
 
-def app_argv(app: App) -> list[str]:
+def app_argv(app: AppPlan) -> list[str]:
     """The command line that serves ``app``, trusting only portico's own address."""
-    assert app.bind is not None, "ports are assigned before apps start"
     host, port = split_bind(app.bind)
     proxy = connect_host(app.bind)
     server = server_of(app)

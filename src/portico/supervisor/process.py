@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from portico.config.schema import App
+from portico.config.plan import AppPlan
 from portico.supervisor.commands import app_argv, connect_host, split_bind
 from portico.supervisor.logs import AppLog
 
@@ -34,8 +34,7 @@ class AppStartError(Exception):
 
 
 class AppProcess:
-    def __init__(self, app: App, cwd: Path, log: AppLog) -> None:
-        assert app.bind is not None
+    def __init__(self, app: AppPlan, cwd: Path, log: AppLog) -> None:
         self.app = app
         self.cwd = cwd
         self.log = log
@@ -89,7 +88,7 @@ class AppProcess:
 
     async def wait_ready(self) -> None:
         """Until the port accepts (and ``health`` answers 2xx/3xx); AppStartError otherwise."""
-        assert self.proc is not None and self.app.bind is not None
+        assert self.proc is not None
         host = connect_host(self.app.bind)
         _, port = split_bind(self.app.bind)
         deadline = time.monotonic() + self.app.start_timeout

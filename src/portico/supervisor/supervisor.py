@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from portico.config.schema import App
+from portico.config.plan import AppPlan
 from portico.supervisor.commands import server_of
 from portico.supervisor.gate import AppGate, AppState
 from portico.supervisor.logs import AppLog, Echo
@@ -29,7 +29,7 @@ Announce = Callable[[str], None]
 
 class SupervisedApp:
     def __init__(
-        self, app: App, base_dir: Path, log_dir: Path, loop: asyncio.AbstractEventLoop,
+        self, app: AppPlan, base_dir: Path, log_dir: Path, loop: asyncio.AbstractEventLoop,
         echo: Echo | None,
     ) -> None:
         self.app = app
@@ -64,7 +64,7 @@ class SupervisedApp:
 class Supervisor:
     def __init__(
         self,
-        apps: list[App],
+        apps: list[AppPlan],
         base_dir: Path,
         log_dir: Path,
         loop: asyncio.AbstractEventLoop,

@@ -8,10 +8,12 @@ Reloading builds a new context from the changed files and swaps it in for
 new handshakes; a file that fails to load leaves the old certificate in
 place and says why.
 
-The main process also reads each certificate with ``cryptography`` (expiry,
-names, serial) to refuse an expired one and warn before one expires; a worker
-loads the files with ``ssl`` alone (``inspect=False``) and swaps a certificate
-only when the main process, having checked it, says so.
+Before a certificate is served, ``check`` reads it with ``cryptography``
+(expiry, names, serial) to refuse an expired one and warn before one expires.
+That happens where the config is checked (``portico run`` before it hands over,
+or a short-lived child: config/prepare.py); the store itself loads files with
+``ssl`` alone and is given the facts, so no serving process imports
+``cryptography``.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class CertSource:
 
 @dataclass(frozen=True)
 class CertFacts:
-    """What ``cryptography`` reads off the leaf certificate (main process only)."""
+    """What ``cryptography`` reads off the leaf certificate (see ``check``)."""
 
     not_after: dt.datetime
     names: list[str]
@@ -64,7 +66,7 @@ class CertFacts:
 class Loaded:
     source: CertSource
     context: ssl.SSLContext
-    facts: CertFacts | None  # None in a worker
+    facts: CertFacts | None  # None in a worker: the main process has them
     stamp: tuple[int, ...] = field(default=())
 
 
@@ -102,6 +104,11 @@ def load(source: CertSource, inspect: bool = True) -> Loaded:
     return Loaded(source, context, facts, stamp)
 
 
+def check(source: CertSource) -> CertFacts:
+    """Read and check a certificate file (chain, dates) and its key; CertError if unfit."""
+    return load(source, inspect=True).facts  # type: ignore[return-value]  # inspected
+
+
 def _inspect(source: CertSource, pem: bytes) -> CertFacts:
     from cryptography import x509  # 10 MiB: loaded where certificates are checked, only
 
@@ -131,13 +138,19 @@ def _names(cert: x509.Certificate) -> list[str]:
 
 
 class CertStore:
+    """``facts``: what ``check`` read off each source (the main process), or None (a worker)."""
+
     def __init__(
-        self, sources: list[CertSource], log: Callable[[str], None], inspect: bool = True
+        self,
+        sources: list[CertSource],
+        log: Callable[[str], None],
+        facts: list[CertFacts] | None = None,
     ) -> None:
         self.sources = sources
         self.log = log
-        self.inspect = inspect
-        self.loaded: list[Loaded] = [load(source, inspect) for source in sources]  # CertError
+        self.loaded: list[Loaded] = [load(source, inspect=False) for source in sources]
+        for entry, known in zip(self.loaded, facts or [], strict=False):
+            entry.facts = known
         self._exact: dict[str, Loaded] = {}
         self._wildcard: dict[str, Loaded] = {}
         self._index()
@@ -180,22 +193,32 @@ class CertStore:
                 _context: ssl.SSLContext) -> None:
         ssl_object.context = self.lookup(server_name).context
 
-    def reload(self, force: bool = False, only: list[int] | None = None) -> list[int]:
-        """Re-read changed files (all with ``force``, or those at ``only``); returns the
-        indices of the certificates swapped in."""
+    def changed(self) -> list[int]:
+        """Indices of the certificates whose files changed since they were loaded."""
+        return [index for index, entry in enumerate(self.loaded)
+                if _stamp(entry.source) != entry.stamp]
+
+    def reload(self, only: list[int], checked: dict[int, CertFacts | str] | None = None,
+               ) -> list[int]:
+        """Load the certificates at ``only`` again; returns the indices swapped in.
+
+        ``checked`` (the main process) holds what ``check`` said of each: its facts, or
+        why it is unfit, in which case the old certificate stays. A worker passes none:
+        the main process sends only what passed."""
         swapped: list[int] = []
-        for index, entry in enumerate(self.loaded):
+        for index in only:
+            entry = self.loaded[index]
             source = entry.source
-            if only is not None and index not in only:
-                continue
-            if only is None and not force and _stamp(source) == entry.stamp:
-                continue
+            verdict = checked.get(index) if checked is not None else None
             try:
-                fresh = load(source, self.inspect)
-            except CertError as exc:
+                if isinstance(verdict, str):
+                    raise ValueError(verdict)
+                fresh = load(source, inspect=False)
+            except (CertError, ValueError) as exc:
                 entry.stamp = _stamp(source)  # say it once per change, not on every check
                 self.log(f"tls: {source.where}: keeping the old certificate: {exc}")
                 continue
+            fresh.facts = verdict
             self.loaded[index] = fresh
             swapped.append(index)
             facts = fresh.facts
