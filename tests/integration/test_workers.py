@@ -137,6 +137,9 @@ def test_no_serving_process_loads_the_schema_or_cryptography_and_only_checked_ce
     for pid in [proxy.pid, *worker_pids(proxy)]:
         maps = Path(f"/proc/{pid}/maps").read_text()
         assert "pydantic_core" not in maps and "cryptography" not in maps, pid
+    # Same pid after the hand-over, and ps still shows which config it serves.
+    cmdline = Path(f"/proc/{proxy.pid}/cmdline").read_bytes().split(b"\0")
+    assert b"portico.server.main" in cmdline and str(proxy.config_path).encode() in cmdline
 
     assert serials() == {serial_of(cert)}
     new_serial = swap_in(local_ca, cert, key, ["localhost"])

@@ -2,7 +2,8 @@
 
 ``portico run`` validates the TOML (pydantic, click, ``cryptography`` for the
 certificates), reduces it to a ``RunPlan`` and, on POSIX, ``exec``s
-``python -m portico.server.main PLAN_FILE``: same pid (systemd, signals), a
+``python -m portico.server.main PLAN_FILE [CONFIG_FILE]`` (the config file only
+for ``ps`` to show): same pid (systemd, signals), a
 fresh interpreter that imports none of those libraries. That is what keeps
 the serving process near 30 MiB instead of 55 (docs/performance.md). Config
 checks it needs later (a reload, a changed certificate) run in a short-lived
@@ -38,7 +39,8 @@ def hand_over(plan: RunPlan) -> NoReturn:
                 file.write(plan.to_json())
             sys.stdout.flush()
             sys.stderr.flush()
-            os.execv(sys.executable, [sys.executable, "-m", "portico.server.main", name])
+            shown = [str(plan.config_file)] if plan.config_file else []  # for ps and pgrep
+            os.execv(sys.executable, [sys.executable, "-m", "portico.server.main", name, *shown])
         except OSError as exc:
             if name:
                 Path(name).unlink(missing_ok=True)
