@@ -9,7 +9,8 @@ import pytest
 from portico.http.events import END, Body, Data, Event, Rejected, Request, Response
 from portico.http.h11_parser import H11RequestParser
 from portico.http.limits import RESPONSE_LIMITS, HeadLimits
-from portico.http.parser import RequestParser, ResponseParser
+from portico.http.parser import RequestParser
+from portico.http.response_parser import ResponseParser
 from tests.support.events import simplify
 
 Parser = Callable[..., RequestParser | H11RequestParser]

@@ -6,7 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING, Final, Protocol, cast
 
 from portico.http.events import Event
-from portico.http.parser import ResponseParser
+from portico.http.response_parser import ResponseParser
 
 if TYPE_CHECKING:
     from portico.upstream.pool import UpstreamPool
