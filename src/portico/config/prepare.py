@@ -14,6 +14,7 @@ checks run in-process.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -35,10 +36,12 @@ async def reload_plan(running: RunPlan, in_process: bool) -> tuple[RunPlan, list
         "state_dir": str(running.state_dir),
         "binds": {app.name: app.bind for app in running.apps},
     }
-    answer = _reload_here(request) if in_process else await _ask("reload", request)
+    if in_process:
+        return _reload(request)
+    answer = await _ask("reload", request)
     if "error" in answer:
         raise ConfigError(*answer["error"])
-    return RunPlan.from_json(json.dumps(answer["plan"])), answer["said"]
+    return revive(RunPlan, answer["plan"]), answer["said"]
 
 
 async def check_certificates(
@@ -46,7 +49,9 @@ async def check_certificates(
 ) -> list[CertFacts | str]:
     """Each certificate's facts, or why it is unfit (expired, unreadable, wrong key)."""
     request = {"sources": [[list(s.hosts), str(s.cert), str(s.key), s.where] for s in sources]}
-    answer = _certificates_here(request) if in_process else await _ask("certificates", request)
+    if in_process:
+        return _check(request)
+    answer = await _ask("certificates", request)
     return [revive(CertFacts, verdict) if isinstance(verdict, dict) else str(verdict)
             for verdict in answer["verdicts"]]
 
@@ -71,42 +76,46 @@ async def _ask(mode: str, request: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def _reload_here(request: dict[str, Any]) -> dict[str, Any]:
+def _reload(request: dict[str, Any]) -> tuple[RunPlan, list[str]]:
     from portico.config.compile import run_plan
     from portico.config.load import load
 
     config_file = Path(request["config_file"])
     said: list[str] = []
-    try:
-        source, _ = load(config_file)
-        plan = run_plan(source, Path(request["base_dir"]), Path(request["state_dir"]),
-                        config_file, said.append, request["binds"])
-    except ConfigError as exc:
-        return {"error": [exc.file, exc.key, exc.message]}
-    return {"plan": json.loads(plan.to_json()), "said": said}
+    source, _ = load(config_file)
+    plan = run_plan(source, Path(request["base_dir"]), Path(request["state_dir"]),
+                    config_file, said.append, request["binds"])
+    return plan, said
 
 
-def _certificates_here(request: dict[str, Any]) -> dict[str, Any]:
-    import dataclasses
-
+def _check(request: dict[str, Any]) -> list[CertFacts | str]:
     from portico.tls.store import CertError, check
 
-    verdicts: list[Any] = []
+    verdicts: list[CertFacts | str] = []
     for hosts, cert, key, where in request["sources"]:
         try:
-            facts = check(CertSource(tuple(hosts), Path(cert), Path(key), where))
+            verdicts.append(check(CertSource(tuple(hosts), Path(cert), Path(key), where)))
         except CertError as exc:
             verdicts.append(str(exc))
-        else:
-            verdicts.append(json.loads(json.dumps(dataclasses.asdict(facts), default=str)))
-    return {"verdicts": verdicts}
+    return verdicts
 
 
 def main() -> int:
+    """The child: one request on stdin, one answer on stdout (dataclasses as JSON)."""
     mode = sys.argv[1]
     request = json.loads(sys.stdin.buffer.read())
-    answer = _reload_here(request) if mode == "reload" else _certificates_here(request)
-    sys.stdout.write(json.dumps(answer))
+    answer: dict[str, Any]
+    if mode == "reload":
+        try:
+            plan, said = _reload(request)
+        except ConfigError as exc:
+            answer = {"error": [exc.file, exc.key, exc.message]}
+        else:
+            answer = {"plan": dataclasses.asdict(plan), "said": said}
+    else:
+        answer = {"verdicts": [v if isinstance(v, str) else dataclasses.asdict(v)
+                               for v in _check(request)]}
+    sys.stdout.write(json.dumps(answer, default=str))  # Path, datetime -> str
     return 0
 
 

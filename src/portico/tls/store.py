@@ -106,7 +106,9 @@ def load(source: CertSource, inspect: bool = True) -> Loaded:
 
 def check(source: CertSource) -> CertFacts:
     """Read and check a certificate file (chain, dates) and its key; CertError if unfit."""
-    return load(source, inspect=True).facts  # type: ignore[return-value]  # inspected
+    facts = load(source, inspect=True).facts
+    assert facts is not None  # inspected
+    return facts
 
 
 def _inspect(source: CertSource, pem: bytes) -> CertFacts:
