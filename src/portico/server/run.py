@@ -149,13 +149,14 @@ async def watch_certificates(
         changed = certs.changed()
         if not changed:
             continue
+        indices = list(changed)
         try:
-            verdicts = await check_certificates([certs.loaded[i].source for i in changed],
+            verdicts = await check_certificates([certs.loaded[i].source for i in indices],
                                                 in_process)
         except ConfigError as exc:  # the checker itself failed: try again next round
             certs.log(f"tls: could not check the changed certificates: {exc}")
             continue
-        swapped = certs.reload(changed, dict(zip(changed, verdicts, strict=True)))
+        swapped = certs.reload(indices, dict(zip(indices, verdicts, strict=True)), changed)
         if swapped and workers is not None:
             workers.broadcast({"tls_reload": swapped})
 

@@ -195,22 +195,27 @@ class CertStore:
                 _context: ssl.SSLContext) -> None:
         ssl_object.context = self.lookup(server_name).context
 
-    def changed(self) -> list[int]:
-        """Indices of the certificates whose files changed since they were loaded."""
-        return [index for index, entry in enumerate(self.loaded)
-                if _stamp(entry.source) != entry.stamp]
+    def changed(self) -> dict[int, tuple[int, ...]]:
+        """The certificates whose files changed since they were loaded: index -> the
+        files' stamp now (pass it to ``reload`` with what ``check`` said of them)."""
+        stamps = {index: _stamp(entry.source) for index, entry in enumerate(self.loaded)}
+        return {index: stamp for index, stamp in stamps.items()
+                if stamp != self.loaded[index].stamp}
 
     def reload(self, only: list[int], checked: dict[int, CertFacts | str] | None = None,
-               ) -> list[int]:
+               stamps: dict[int, tuple[int, ...]] | None = None) -> list[int]:
         """Load the certificates at ``only`` again; returns the indices swapped in.
 
         ``checked`` (the main process) holds what ``check`` said of each: its facts, or
-        why it is unfit, in which case the old certificate stays. A worker passes none:
-        the main process sends only what passed."""
+        why it is unfit, in which case the old certificate stays; ``stamps``, the files'
+        stamps when they were checked: a file replaced since is left for the next round
+        to check afresh. A worker passes neither: the main process sends only what passed."""
         swapped: list[int] = []
         for index in only:
             entry = self.loaded[index]
             source = entry.source
+            if stamps is not None and _stamp(source) != stamps[index]:
+                continue  # changed again while it was checked
             verdict = checked.get(index) if checked is not None else None
             try:
                 if isinstance(verdict, str):
