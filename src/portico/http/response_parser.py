@@ -15,7 +15,7 @@ from portico.http.heads import (
     version_read,
 )
 from portico.http.limits import RESPONSE_LIMITS, HeadLimits
-from portico.http.validate import connection_tokens
+from portico.http.validate import keeps_alive
 
 
 class ResponseParser:
@@ -213,11 +213,7 @@ class ResponseParser:
             elif lname == b"transfer-encoding":
                 codings.append(value)
             elif lname == b"connection":
-                tokens = connection_tokens(value)
-                if b"close" in tokens:
-                    keep_alive = False
-                elif b"keep-alive" in tokens:
-                    keep_alive = keep_alive or version == b"1.0"
+                keep_alive = keeps_alive(value, keep_alive, version)
         body = Body.UNTIL_CLOSE
         length = 0
         if codings:

@@ -51,6 +51,15 @@ def connection_tokens(value: bytes) -> list[bytes]:
     return [token.strip().lower() for token in value.split(b",") if token.strip()]
 
 
+def keeps_alive(connection: bytes, keep_alive: bool, version: bytes) -> bool:
+    """Persistence after one Connection field (RFC 9112 9.3), for requests and responses
+    alike: "close" ends it; "keep-alive" asks for it on HTTP/1.0, where it is off."""
+    tokens = connection_tokens(connection)
+    if b"close" in tokens:
+        return False
+    return keep_alive or (version == b"1.0" and b"keep-alive" in tokens)
+
+
 def build_request(method: bytes, target: bytes, version: bytes, headers: Headers) -> Request:
     """Validate a request head and work out its framing; raise ProtocolError if bad."""
     if version == b"2.0" or version.startswith(b"2") or version.startswith(b"3"):
@@ -77,11 +86,7 @@ def build_request(method: bytes, target: bytes, version: bytes, headers: Headers
         elif lname == b"transfer-encoding":
             codings.append(value)
         elif lname == b"connection":
-            tokens = connection_tokens(value)
-            if b"close" in tokens:
-                keep_alive = False
-            elif b"keep-alive" in tokens and version == b"1.0":
-                keep_alive = True
+            keep_alive = keeps_alive(value, keep_alive, version)
         elif lname == b"expect":
             if value.strip().lower() != b"100-continue":
                 raise ProtocolError("unsupported expectation", 417)
