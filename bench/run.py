@@ -1,11 +1,16 @@
 """``make bench``: nginx, HAProxy and portico in front of the same origin, measured with
-wrk in one run, rounds interleaved so that drift in the machine's speed hits all alike.
+wrk in one run.
 
-Layout on a machine with 2+ cores: the proxy under test is pinned to CPU 0, the
-origin (nginx) and wrk share CPU 1. Each proxy runs as one process (nginx: one
-worker; HAProxy: one thread). Figures per workload are medians over the rounds;
-CPU time of the proxy is read from /proc around every wrk run, so throughput
-per proxy core is known even when CPU 1 (load and origin) is the bottleneck.
+Layout on a machine with 2+ cores: every proxy is pinned to CPU 0, the origin
+(nginx) and wrk share CPU 1. Each proxy runs as one process (nginx: one worker;
+HAProxy: one thread). All of them run for the whole bench, idle but for the one
+under load, and each workload is measured on every proxy back to back, so that
+the machine's changes of speed (on the VMs this runs on, the kernel's cost per
+request can double from one minute to the next) hit a pair alike. A ratio is the
+median over the rounds of the pair's ratio in that round; the absolute figures
+are medians too. CPU time of the proxy is read from /proc around every wrk run,
+so throughput per proxy core, and user and system time per request, are known
+even when CPU 1 (load and origin) is the bottleneck.
 Results: a table on stdout, JSON and a PNG chart of the ratios in bench/results/.
 """
 
@@ -101,11 +106,13 @@ def wrk(url: str, connections: int, seconds: int, headers: list[str] | None = No
         return float(found.group(1)) * scale[found.group(2)] if found else 0.0
 
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    requests = re.search(r"(\d+) requests in", out)
     transfer = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
     unit = {"B": 1 / 2**20, "KB": 1 / 1024, "MB": 1.0, "GB": 1024.0}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
         "rps": float(rps.group(1)) if rps else 0.0,
+        "requests": float(requests.group(1)) if requests else 0.0,
         "p50_ms": percentile("50"),
         "p99_ms": percentile("99"),
         "mib_s": float(transfer.group(1)) * unit.get(transfer.group(2), 1.0) if transfer else 0.0,
@@ -127,16 +134,17 @@ def family(pid: int) -> list[int]:
     return pids
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system time of a process and its descendants (workers), in seconds."""
-    total = 0
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system time of a process and its descendants (workers), in seconds."""
+    user = system = 0
     for member in family(pid):
         try:
             fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / TICK
+        user += int(fields[11])
+        system += int(fields[12])
+    return user / TICK, system / TICK
 
 
 def rss_mib(pid: int) -> dict[str, float]:
@@ -158,12 +166,16 @@ def _rss_of(pid: int) -> float:
 def measure(proxy: Running, workload: Workload, post_script: Path) -> dict[str, float]:
     port = proxy.tls_port if workload.scheme == "https" else proxy.port
     url = f"{workload.scheme}://127.0.0.1:{port}{workload.path}"
-    before, started = cpu_seconds(proxy.proc.pid), time.monotonic()
+    (user0, system0), started = cpu_seconds(proxy.proc.pid), time.monotonic()
     result = wrk(url, CONNECTIONS, SECONDS, workload.headers,
                  post_script if workload.post else None)
     elapsed = time.monotonic() - started
-    cores = (cpu_seconds(proxy.proc.pid) - before) / elapsed
+    user1, system1 = cpu_seconds(proxy.proc.pid)
+    cores = (user1 - user0 + system1 - system0) / elapsed
     result["cores"] = cores
+    done = result["requests"]
+    result["user_us"] = (user1 - user0) / done * 1e6 if done else 0.0
+    result["system_us"] = (system1 - system0) / done * 1e6 if done else 0.0
     result["rps_per_core"] = result["rps"] / cores if cores else 0.0
     # wrk's Transfer/sec counts what it received; each POST sent 1 MiB.
     sent_or_received = result["rps"] if workload.post else result["mib_s"]
@@ -195,23 +207,32 @@ def main() -> int:
     rounds: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name in starters}
     direct: list[float] = []
     scaling: list[dict[str, float]] = []
+    proxies: dict[str, Running] = {}
     try:
+        for name, starter in starters.items():
+            proxies[name] = starter(work, origin.port, PROXY_CPU)
+            wrk(f"http://127.0.0.1:{proxies[name].port}/myapp/small", CONNECTIONS, 2)  # warm-up
+        names = list(proxies)
         for number in range(ROUNDS):
+            order = names[number % len(names):] + names[:number % len(names)]
+            runs: dict[str, dict[str, dict[str, float]]] = {name: {} for name in names}
+            for workload in WORKLOADS:
+                for name in order:
+                    runs[name][workload.name] = measure(proxies[name], workload, post_script)
             direct.append(one_connection_p50(f"http://127.0.0.1:{origin.port}/small"))
-            for name, starter in starters.items():
-                proxy = starter(work, origin.port, PROXY_CPU)
-                try:
-                    wrk(f"http://127.0.0.1:{proxy.port}/myapp/small", CONNECTIONS, 2)  # warm-up
-                    run = {w.name: measure(proxy, w, post_script) for w in WORKLOADS}
-                    run["latency"] = {"p50_ms": one_connection_p50(
-                        f"http://127.0.0.1:{proxy.port}/myapp/small")}
-                    run["rss"] = rss_mib(proxy.proc.pid)
-                    rounds[name].append(run)
-                finally:
-                    proxy.stop()
-            scaling.append(measure_scaling(work, origin.port))
+            for name in order:
+                runs[name]["latency"] = {"p50_ms": one_connection_p50(
+                    f"http://127.0.0.1:{proxies[name].port}/myapp/small")}
+                runs[name]["rss"] = rss_mib(proxies[name].proc.pid)
+                rounds[name].append(runs[name])
             print(f"round {number + 1} of {ROUNDS} done", file=sys.stderr, flush=True)
+        for proxy in proxies.values():
+            proxy.stop()
+        proxies = {}
+        scaling = [measure_scaling(work, origin.port) for _ in range(ROUNDS)]
     finally:
+        for proxy in proxies.values():
+            proxy.stop()
         origin.stop()
     results = {name: median_run(runs) for name, runs in rounds.items()}
     summary = {
@@ -273,16 +294,22 @@ def median_run(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, f
     }
 
 
+def paired(summary: dict[str, object], name: str, workload: str, key: str) -> list[float]:
+    """name / nginx in each round: the two were measured back to back."""
+    rounds = summary["all_rounds"]
+    assert isinstance(rounds, dict)
+    return [run[workload][key] / base[workload][key] if base[workload][key] else 0.0
+            for run, base in zip(rounds[name], rounds["nginx"], strict=True)]
+
+
 def ratios(summary: dict[str, object]) -> dict[str, dict[str, float]]:
-    """portico/nginx and haproxy/nginx per workload (per core where the target says so)."""
-    median = summary["median"]
-    assert isinstance(median, dict)
+    """portico/nginx, haproxy/nginx and floor/nginx per workload (per core where the target
+    says so): the median of the rounds' ratios."""
     out: dict[str, dict[str, float]] = {}
     for workload in WORKLOADS:
         key = "mib_s_per_core" if workload.per_core else "rps"
-        base = median["nginx"][workload.name][key]
         out[workload.name] = {
-            name: median[name][workload.name][key] / base if base else 0.0
+            name: statistics.median(paired(summary, name, workload.name, key))
             for name in ("portico", "haproxy", "floor")
         }
     return out
@@ -294,7 +321,8 @@ def report(summary: dict[str, object]) -> None:
     how = (f"proxy pinned to CPU {PROXY_CPU}, origin and wrk to CPU {LOAD_CPU} (taskset)"
            if PIN else "unpinned (one CPU)")
     print(f"\nnginx, HAProxy and portico ({'compiled' if summary['compiled'] else 'pure Python'})"
-          f", median of {ROUNDS} interleaved rounds, wrk -t1 -c{CONNECTIONS} -d{SECONDS}s, {how}"
+          f", median of {ROUNDS} rounds (ratios: of the rounds' ratios), "
+          f"wrk -t1 -c{CONNECTIONS} -d{SECONDS}s, {how}"
           "\nfloor: the least a Python proxy does (bench/floor.py), for reference")
     print(f"{'workload':<22} {'nginx':>9} {'haproxy':>9} {'portico':>9} {'ratio':>6} "
           f"{'target':>7}  {'p99 nginx/portico':>18}  {'portico cores':>13}  "
@@ -313,14 +341,14 @@ def report(summary: dict[str, object]) -> None:
               f"{p['cores']:>9.2f}   {f[key]:>9.0f} {ratio[workload.name]['floor']:>6.2f}"
               f"  ({unit})")
     small = WORKLOADS[0].name
-    rounds = summary["all_rounds"]
-    assert isinstance(rounds, dict)
-    per_round = [p[small]["rps"] / n[small]["rps"]
-                 for p, n in zip(rounds["portico"], rounds["nginx"], strict=True)]
-    print("small GET ratio per round (each pair measured minutes apart): "
+    per_round = paired(summary, "portico", small, "rps")
+    print("small GET ratio per round (each pair measured back to back): "
           + " ".join(f"{r:.2f}" for r in per_round)
           + f", median {statistics.median(per_round):.2f}")
-    p99 = median["portico"][small]["p99_ms"] / median["nginx"][small]["p99_ms"]
+    print("CPU per small GET, user + system us (median; the system part is the machine's "
+          "mood): " + ", ".join(f"{name} {median[name][small]['user_us']:.1f} + "
+                                f"{median[name][small]['system_us']:.1f}" for name in median))
+    p99 = statistics.median(paired(summary, "portico", small, "p99_ms"))
     print(f"p99 small GET: portico/nginx {p99:.2f} (target <= {P99_TARGET})")
     direct = float(summary["direct_p50_ms"])  # type: ignore[arg-type]
     added = {name: median[name]["latency"]["p50_ms"] - direct for name in median}
