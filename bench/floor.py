@@ -8,7 +8,10 @@ unparsed. No routing table, no header
 policy, no Location rewriting, no access log, no timeouts, no limits: what
 portico does beyond this is what its features cost.
 
-    python bench/floor.py PORT TLS_PORT ORIGIN_PORT CERT KEY
+    python bench/floor.py PORT TLS_PORT ORIGIN_PORT CERT KEY [SPIN_US]
+
+SPIN_US adds that much busy user time to every request (bench/budget.py): what
+any proxy's features would cost, without their cache or allocation effects.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
+import time
 import typing
 
 import httptools
 import uvloop
 
 PREFIX = b"/myapp"
+SPIN = float(sys.argv[6]) / 1e6 if len(sys.argv) > 6 else 0.0
 
 
 class Upstream(asyncio.Protocol):
@@ -81,6 +86,10 @@ class Client(asyncio.Protocol):
         self.headers += (name, b": ", value, b"\r\n")
 
     def on_headers_complete(self) -> None:
+        if SPIN:
+            until = time.perf_counter() + SPIN
+            while time.perf_counter() < until:
+                pass
         path = self.url[len(PREFIX):] if self.url.startswith(PREFIX) else self.url
         method = self.parser.get_method()
         self.send(b"".join([

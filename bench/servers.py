@@ -227,13 +227,13 @@ request_headers.set = {{ "X-Forwarded-Prefix" = "{{prefix}}" }}
     return Running("portico" if workers == 1 else f"portico x{workers}", proc, port, tls_port)
 
 
-def start_floor(work: Path, origin: int, cpu: int | None) -> Running:
+def start_floor(work: Path, origin: int, cpu: int | None, spin_us: float = 0.0) -> Running:
     port, tls_port = free_port(), free_port()
     cert, key = certificate(work)
     script = Path(__file__).resolve().parent / "floor.py"
     proc = subprocess.Popen(
         pinned(cpu, [sys.executable, str(script), str(port), str(tls_port), str(origin),
-                     str(cert), str(key)]),
+                     str(cert), str(key), str(spin_us)]),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     wait_port(port)
