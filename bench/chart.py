@@ -33,8 +33,9 @@ def draw(summary: dict[str, Any], out: Path) -> Path:
                             for n, w in zip(names, WORKLOADS, strict=True)], fontsize=8)
     ax.set_ylabel("throughput relative to nginx")
     kind = "compiled" if summary["compiled"] else "pure Python"
-    ax.set_title(f"portico ({kind}), HAProxy and the Python floor vs nginx, median of "
-                 f"{summary['rounds']} rounds; dashed: portico's target")
+    ax.set_title(f"portico ({kind}), HAProxy and the Python floor vs nginx: median of "
+                 f"{summary['rounds']} rounds' back-to-back ratios; dashed: portico's target",
+                 fontsize=10)
     ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=110)
