@@ -72,7 +72,7 @@ bench-deps: setup
 	   apt-get install -y -qq --no-install-recommends nginx-light haproxy wrk)
 	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/python -m pip install -q matplotlib
 
-# nginx, HAProxy and portico side by side (about 15 minutes; BENCH_SECONDS and
+# nginx, HAProxy and portico side by side (about 20 minutes; BENCH_SECONDS and
 # BENCH_ROUNDS shorten it). Table on stdout, JSON and PNG in bench/results/.
 bench: setup bench-deps
 	cd bench && ../$(BIN)/python run.py
