@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import CONNECTIONS, ROUNDS, SECONDS, WORKLOADS, measure, wrk
+from run import CONNECTIONS, ROUNDS, SECONDS, WORKLOADS, measure, paired, rotated, wrk
 from servers import PIN, PROXY_CPU, Running, start_floor, start_nginx, start_origin, start_portico
 
 SPINS_US = (0.0, 1.0, 2.0, 4.0, 6.0)
@@ -44,7 +44,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="portico-budget-"))
     origin = start_origin(work)
     proxies: dict[str, Running] = {}
-    rounds: dict[str, list[dict[str, float]]] = {}
+    rounds: dict[str, list[dict[str, dict[str, float]]]] = {}
     small = WORKLOADS[0]
     try:
         proxies["nginx"] = start_nginx(work, origin.port, PROXY_CPU)
@@ -56,9 +56,8 @@ def main() -> int:
         names = list(proxies)
         rounds = {name: [] for name in names}
         for number in range(ROUNDS):
-            order = names[number % len(names):] + names[:number % len(names)]
-            for name in order:
-                rounds[name].append(measure(proxies[name], small, work))
+            for name in rotated(names, number):
+                rounds[name].append({small.name: measure(proxies[name], small, work)})
             print(f"round {number + 1} of {ROUNDS} done", file=sys.stderr, flush=True)
     finally:
         for proxy in proxies.values():
@@ -66,11 +65,10 @@ def main() -> int:
         origin.stop()
 
     def ratio(name: str) -> float:
-        return statistics.median(run["rps"] / base["rps"] for run, base in
-                                 zip(rounds[name], rounds["nginx"], strict=True))
+        return statistics.median(paired({"all_rounds": rounds}, name, small.name, "rps"))
 
     def median(name: str, key: str) -> float:
-        return statistics.median(run[key] for run in rounds[name])
+        return statistics.median(run[small.name][key] for run in rounds[name])
 
     how = f"pinned to CPU {PROXY_CPU}" if PIN else "unpinned"
     print(f"\nsmall GET, wrk -t1 -c{CONNECTIONS} -d{SECONDS}s, median of {ROUNDS} rounds, "

@@ -6,7 +6,7 @@ Layout on a machine with 2+ cores: every proxy is pinned to CPU 0, the origin
 HAProxy: one thread). All of them run for the whole bench, idle but for the one
 under load, and each workload is measured on every proxy back to back, so that
 the machine's changes of speed (on the VMs this runs on, the kernel's cost per
-request can double from one minute to the next) hit a pair alike. A ratio is the
+request can double from one second to the next) hit a pair alike. A ratio is the
 median over the rounds of the pair's ratio in that round; the absolute figures
 are medians too. CPU time of the proxy is read from /proc around every wrk run,
 so throughput per proxy core, and user and system time per request, are known
@@ -206,7 +206,6 @@ def main() -> int:
     }
     rounds: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name in starters}
     direct: list[float] = []
-    scaling: list[dict[str, float]] = []
     proxies: dict[str, Running] = {}
     try:
         for name, starter in starters.items():
@@ -214,7 +213,7 @@ def main() -> int:
             wrk(f"http://127.0.0.1:{proxies[name].port}/myapp/small", CONNECTIONS, 2)  # warm-up
         names = list(proxies)
         for number in range(ROUNDS):
-            order = names[number % len(names):] + names[:number % len(names)]
+            order = rotated(names, number)
             runs: dict[str, dict[str, dict[str, float]]] = {name: {} for name in names}
             for workload in WORKLOADS:
                 for name in order:
@@ -292,6 +291,12 @@ def median_run(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, f
         workload: {key: statistics.median(run[workload][key] for run in runs) for key in figures}
         for workload, figures in runs[0].items()
     }
+
+
+def rotated(names: list[str], number: int) -> list[str]:
+    """The order of round ``number``: each name goes first in turn."""
+    shift = number % len(names)
+    return names[shift:] + names[:shift]
 
 
 def paired(summary: dict[str, object], name: str, workload: str, key: str) -> list[float]:
