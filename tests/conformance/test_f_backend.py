@@ -205,9 +205,12 @@ def test_f65_a_thousand_slow_uploads_keep_memory_bounded(gw: Gateway) -> None:
             sock = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
             sock.sendall(b"POST /myapp/ HTTP/1.1\r\n" + H + b"Content-Length: 1000000\r\n\r\n" + b"x" * 16384)
             clients.append(sock)
-        time.sleep(1.0)
+        # Every upload reaches its upstream once portico has read its head: await that
+        # (fds of both sides) rather than a fixed pause that a busy machine outruns.
+        deadline = time.monotonic() + 15
+        while (open_fds := gw.proxy.open_fds()) < 2000 and time.monotonic() < deadline:
+            time.sleep(0.1)
         growth_mib = (gw.proxy.status_kib("VmRSS") - rss_before) / 1024
-        open_fds = gw.proxy.open_fds()
     finally:
         stop.set()
         trickler.join()

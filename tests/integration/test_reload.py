@@ -8,7 +8,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +29,38 @@ from tests.support.procs import alive
 from tests.support.recorder import Conn, Recorder
 
 
-def stage_handler(conn: Conn) -> None:
-    """Answers with the X-Stage header it was sent; ``/slow`` takes a second."""
-    while (seen := conn.read_request()) is not None:
-        if seen.target.startswith(b"/slow"):
-            time.sleep(1.0)
-        stage = seen.header(b"x-stage") or b"-"
-        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(stage), stage))
+class SlowGate:
+    """``/slow`` requests say when they reach the upstream and wait there to be released."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+
+
+def stage_handler(gate: SlowGate) -> Callable[[Conn], None]:
+    """Answers with the X-Stage header it was sent; ``/slow`` waits for ``gate.release``."""
+
+    def handle(conn: Conn) -> None:
+        while (seen := conn.read_request()) is not None:
+            if seen.target.startswith(b"/slow"):
+                gate.arrived.set()
+                gate.release.wait(10)
+            stage = seen.header(b"x-stage") or b"-"
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(stage), stage))
+
+    return handle
 
 
 @pytest.fixture
-def upstream() -> Iterator[Recorder]:
-    recorder = Recorder(stage_handler)
+def slow_gate() -> Iterator[SlowGate]:
+    gate = SlowGate()
+    yield gate
+    gate.release.set()
+
+
+@pytest.fixture
+def upstream(slow_gate: SlowGate) -> Iterator[Recorder]:
+    recorder = Recorder(stage_handler(slow_gate))
     yield recorder
     recorder.close()
 
@@ -68,7 +88,7 @@ def reload(proxy: Portico, text: str, expect: str) -> None:
 
 
 def test_sighup_reloads_routes_and_rules_and_requests_in_flight_finish(
-    start_portico: Any, upstream: Recorder
+    start_portico: Any, upstream: Recorder, slow_gate: SlowGate
 ) -> None:
     proxy = start_portico(config(upstream, "one"))
     assert httpx.get(f"{proxy.url}/a/").text == "one"
@@ -78,12 +98,13 @@ def test_sighup_reloads_routes_and_rules_and_requests_in_flight_finish(
     slow = threading.Thread(target=lambda: in_flight.append(
         httpx.get(f"{proxy.url}/a/slow", timeout=10)))
     slow.start()
-    time.sleep(0.3)  # the slow request is at the upstream now
+    assert slow_gate.arrived.wait(10)  # the slow request is at the upstream now
     reload(proxy, config(upstream, "two", extra=f'\n[[route]]\npath = "/b"\nupstream = '
                          f'"{upstream.url}"\n'), "reloaded")
 
     assert httpx.get(f"{proxy.url}/a/").text == "two"
     assert httpx.get(f"{proxy.url}/b/").status_code == 200
+    slow_gate.release.set()
     slow.join(10)
     # Served as it began, under the old config; its connection is then closed.
     assert in_flight[0].status_code == 200 and in_flight[0].text == "one"
@@ -208,10 +229,11 @@ def test_refused_reloads_leave_no_descriptor_behind(
     fds = proxy.open_fds()
     # Fails after the new gateway (and its access log file) was built: the certificate.
     bad = good.replace(str(cert), str(tmp_path / "gone.pem"))
-    for _ in range(3):
+    for count in range(1, 4):  # one at a time: a SIGHUP during a check would be merged
         proxy.config_path.write_text(bad)
         os.kill(proxy.pid, signal.SIGHUP)
-        time.sleep(0.3)
+        wait_until(lambda count=count: proxy.log_text().count("reload refused") >= count, 15,
+                   f"refusal {count}")
     assert proxy.log_text().count("reload refused") == 3
     assert "gone.pem: cannot read the certificate" in proxy.log_text()
     assert proxy.open_fds() == fds
