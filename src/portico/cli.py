@@ -99,13 +99,7 @@ def main() -> None:
 def init(target: str | None, prefix: str, server: str | None, listen: str, force: bool) -> None:
     """Write a commented ./portico.toml for the app in this directory."""
     from portico.config.load import parse
-    from portico.config.starter import (
-        StarterError,
-        app_from_option,
-        app_name,
-        find_app,
-        starter_text,
-    )
+    from portico.config.starter import StarterError, app_here, app_name, starter_text
 
     here = Path.cwd()
     file = here / DEFAULT_FILE
@@ -114,12 +108,7 @@ def init(target: str | None, prefix: str, server: str | None, listen: str, force
                   "or add --force to replace it)")
         sys.exit(1)
     try:
-        found = app_from_option(here, target, server) if target else find_app(here)
-        if found is None:
-            raise StarterError(
-                "no app found here: looked in app.py, wsgi.py, main.py, asgi.py and server.py "
-                "for e.g. `app = Flask(`, `app = FastAPI(` or `def application(environ, "
-                "start_response)`; name it with --app module:attr")
+        found = app_here(here, target, server)
         prefix = prefix if prefix == "/" else prefix.rstrip("/")
         text = starter_text(found, app_name(here), prefix, server, listen)
         parse(text, DEFAULT_FILE)  # a bad --prefix or --listen is named before anything is written

@@ -59,7 +59,7 @@ def _collides(listening: Address, wanted: Address) -> bool:
     """A bind to ``wanted`` fails with EADDRINUSE against a listener on ``listening``."""
     for address in (listening, wanted):
         if address.is_unspecified and address.version == 6:
-            return True  # [::] is dual-stack on Linux by default: it takes IPv4 too
+            return True  # [::] is dual-stack by default (V6ONLY is not shown in /proc)
     if listening.is_unspecified or wanted.is_unspecified:
         return listening.version == wanted.version
     return listening == wanted

@@ -37,6 +37,19 @@ class FoundApp:
     how: str  # what was seen, for the file's comment: "app.py: app = Flask("
 
 
+def app_here(directory: Path, target: str | None, server: str | None) -> FoundApp:
+    """``--app``'s app, else the one found in ``directory``; StarterError if none is."""
+    if target is not None:
+        return app_from_option(directory, target, server)
+    found = find_app(directory)
+    if found is None:
+        raise StarterError(
+            f"no app found here: looked in {', '.join(CANDIDATES)} for e.g. `app = Flask(`, "
+            "`app = FastAPI(` or `def application(environ, start_response)`; name it with "
+            "--app module:attr")
+    return found
+
+
 def find_app(directory: Path) -> FoundApp | None:
     """The first app the candidate files define at top level, by a scan of their source."""
     for filename in CANDIDATES:
