@@ -1,4 +1,8 @@
-"""The command line: ``portico run|check|explain|status|service``. One TOML file, one command."""
+"""The command line: ``portico init|run|check|explain|status|service``. One TOML file, one command.
+
+Without ``-c``, every command reads ``./portico.toml``; where there is none, ``run``,
+``check`` and ``explain`` use the built-in demo and say so in one line.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from rich.table import Table
 
 from portico import __version__
 from portico.config.compile import upstream_of
-from portico.config.load import load
+from portico.config.load import DEFAULT_FILE, config_in_use, load
 from portico.config.plan import DEFAULT_NAME
 from portico.config.schema import Config
 from portico.errors import ConfigError
@@ -34,7 +38,7 @@ config_option = click.option(
     "config_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="TOML config file (default: the built-in demo).",
+    help=f"TOML config file (default: ./{DEFAULT_FILE}, else the built-in demo).",
 )
 
 
@@ -44,6 +48,23 @@ def _load(path: str | None) -> tuple[Config, Path]:
     except ConfigError as exc:
         err.print(f"[bold red]config error[/] {escape(str(exc))}")
         sys.exit(2)
+
+
+def _chosen(path: str | None) -> str | None:
+    """The config file to read (``config_in_use``), saying so when ``-c`` was left out."""
+    chosen = config_in_use(path)
+    if path is None and chosen is None:
+        err.print(f"[bold cyan]portico[/] no ./{DEFAULT_FILE} here: using the built-in demo "
+                  "(`portico init` writes one for your app; -c FILE reads another)")
+    elif path is None:
+        err.print(f"[bold cyan]portico[/] using ./{DEFAULT_FILE}")
+    return chosen
+
+
+def _print_problems(problems: list[ConfigError]) -> None:
+    """One ``file: key: what to change`` line each (no markup: extras look like it)."""
+    for problem in problems:
+        err.print(str(problem), markup=False)
 
 
 def state_dir() -> Path:
@@ -65,10 +86,67 @@ def main() -> None:
 
 
 @main.command()
+@click.option("--app", "target", default=None, metavar="MODULE:ATTR",
+              help="The app (default: found in app.py, wsgi.py, main.py, asgi.py or server.py).")
+@click.option("--prefix", default="/", show_default=True,
+              help="The public path the app is served under, e.g. /myapp.")
+@click.option("--server", type=click.Choice(["gunicorn", "waitress", "uvicorn"]), default=None,
+              help="What serves the app (default: gunicorn for WSGI on POSIX, waitress on "
+                   "Windows; uvicorn for ASGI).")
+@click.option("--listen", default="http://127.0.0.1:8080", show_default=True,
+              help="Where portico listens.")
+@click.option("--force", is_flag=True, help=f"Replace an existing ./{DEFAULT_FILE}.")
+def init(target: str | None, prefix: str, server: str | None, listen: str, force: bool) -> None:
+    """Write a commented ./portico.toml for the app in this directory."""
+    from portico.config.load import parse
+    from portico.config.starter import StarterError, app_here, app_name, starter_text
+
+    here = Path.cwd()
+    file = here / DEFAULT_FILE
+    if file.exists() and not force:
+        err.print(f"[bold red]error[/] {escape(str(file))} exists; not overwritten (edit it, "
+                  "or add --force to replace it)")
+        sys.exit(1)
+    try:
+        found = app_here(here, target, server)
+        prefix = prefix if prefix == "/" else prefix.rstrip("/")
+        text = starter_text(found, app_name(here), prefix, server, listen)
+        parse(text, DEFAULT_FILE)  # a bad --prefix or --listen is named before anything is written
+    except StarterError as exc:
+        err.print(f"[bold red]error[/] {escape(str(exc))}")
+        sys.exit(1)
+    except ConfigError as exc:
+        option = "--listen" if exc.key.startswith("server") else "--prefix"
+        err.print(f"[bold red]error[/] {option}: {escape(exc.message)}")
+        sys.exit(1)
+    file.write_text(text, "utf-8")
+    out.print(f"wrote {file}: {found.kind} {found.target} under {prefix}", markup=False)
+    out.print("next: `portico check` (is it fit to run here?), then `portico run`", markup=False)
+
+
+@main.command()
 @config_option
-def check(config_path: str | None) -> None:
-    """Validate a config and show what it would serve."""
-    config, _ = _load(config_path)
+@click.option("--config-only", is_flag=True,
+              help="Validate the file alone: skip the checks against this machine "
+                   "(certificate files, cwd, free ports, imports).")
+def check(config_path: str | None, config_only: bool) -> None:
+    """Validate a config and what `portico run` needs here; show what it would serve.
+
+    Exit status 2: the file is not valid. 1: it is, but `portico run` would stop here
+    (a line per problem: file: key: what to change). 0: fit to run.
+    """
+    config_path = _chosen(config_path)
+    config, base_dir = _load(config_path)
+    if not config_only:
+        from portico.config.preflight import preflight
+
+        problems = preflight(config, base_dir, config_path or DEFAULT_NAME)
+        if problems:
+            _print_problems(problems)
+            count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+            err.print(f"[bold red]portico check[/]: {count} above; `portico run` would not "
+                      "serve this config as it stands")
+            sys.exit(1)
     table = Table(title=f"portico: {config_path or DEFAULT_NAME} is valid")
     table.add_column("route")
     table.add_column("upstream")
@@ -90,7 +168,7 @@ def explain(config_path: str | None) -> None:
     """Print, per route and app, the app-side settings that agree with portico."""
     from portico.advice import explain as advise
 
-    config, _ = _load(config_path)
+    config, _ = _load(_chosen(config_path))
     for advice in advise(config):
         out.print(f"[bold]{escape(advice.title)}[/]")
         for line in advice.lines:
@@ -103,9 +181,15 @@ def explain(config_path: str | None) -> None:
 def run(config_path: str | None) -> None:
     """Start the apps and serve until SIGTERM/SIGINT."""
     from portico.config.compile import run_plan
+    from portico.config.preflight import server_problems
     from portico.server.main import hand_over
 
+    config_path = _chosen(config_path)
     config, base_dir = _load(config_path)
+    problems = server_problems(config, base_dir, config_path or DEFAULT_NAME)
+    if problems:  # before anything is spawned
+        _print_problems(problems)
+        sys.exit(1)
 
     def announce(message: str) -> None:
         err.print(f"[bold cyan]portico[/] {escape(message)}")
@@ -128,6 +212,7 @@ def status(config_path: str | None, as_json: bool) -> None:
 
     from portico.admin.control import control_path, fetch_status
 
+    config_path = config_in_use(config_path)
     path = control_path(state_dir(), _config_file(config_path))
     try:
         info = asyncio.run(fetch_status(path))
@@ -215,7 +300,7 @@ def cert_show(config_path: str | None) -> None:
     from portico.tls.authority import leaf_stem
     from portico.tls.store import CertError, CertSource, load, status_row
 
-    config, base_dir = _load(config_path)
+    config, base_dir = _load(config_in_use(config_path))
     rows: list[dict[str, Any]] = []
     seen: set[Path] = set()
     sources = []

@@ -13,6 +13,17 @@ from portico.config.plan import DEFAULT_NAME
 from portico.config.schema import Config
 from portico.errors import ConfigError
 
+DEFAULT_FILE = "portico.toml"  # read from the current directory when no -c is given
+
+
+def config_in_use(path: str | None) -> str | None:
+    """The file to read: ``-c``'s, else ``./portico.toml`` when there is one, else None
+    (the built-in demo: it keeps ``make demo``, a bare ``portico run`` in a directory
+    without a config, working)."""
+    if path is not None:
+        return path
+    return DEFAULT_FILE if Path(DEFAULT_FILE).is_file() else None
+
 
 def default_text() -> str:
     return resources.files("portico.config").joinpath("default.toml").read_text("utf-8")
