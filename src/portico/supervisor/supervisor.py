@@ -109,8 +109,9 @@ class Supervisor:
 
     async def _watch(self, entry: SupervisedApp) -> None:
         app = entry.app
+        start_failure: str | None = None  # the last restart's; its process is stopped
         while True:
-            entry.last_reason = await self._until_down(entry)
+            entry.last_reason = start_failure or await self._until_down(entry)
             if self.stopping:
                 return
             now = time.monotonic()
@@ -138,8 +139,11 @@ class Supervisor:
                 await self._start(entry)
             except AppStartError as exc:
                 self.announce(f"app {app.name}: restart failed: {exc.reason}")
-                entry.last_reason = exc.reason
-                continue  # counted as a crash: _until_down returns at once
+                start_failure = exc.reason  # counted as a crash, next round
+                if entry.process.proc is not None:
+                    entry.last_exit = entry.process.proc.returncode
+                continue
+            start_failure = None
             entry.restarts += 1
             self.announce(f"app {app.name}: back up, pid {entry.process.pid}")
 
@@ -148,11 +152,6 @@ class Supervisor:
         stop it); say why it went down."""
         process = entry.process
         assert process is not None
-        if process.proc is None:  # refused before it was spawned
-            return entry.last_reason or "did not start"
-        if not process.running:  # failed to start, and was stopped
-            entry.last_exit = await process.wait_exit()
-            return entry.last_reason or f"exited with status {entry.last_exit}"
         exited = asyncio.ensure_future(process.wait_exit())
         unhealthy = asyncio.ensure_future(until_unhealthy(entry.app, entry.log.line))
         try:
