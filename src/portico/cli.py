@@ -227,12 +227,13 @@ def status(config_path: str | None, as_json: bool) -> None:
     out.print(f"portico pid {info['pid']}, listening on {', '.join(info['listen'])}, "
               f"{info['connections']} client connections")
     apps = Table(title="apps")
-    for column in ("name", "server", "state", "pid", "restarts", "uptime", "bind"):
+    for column in ("name", "server", "state", "pid", "restarts", "uptime", "bind", "last reason"):
         apps.add_column(column)
     for app in info["apps"]:
         uptime = "-" if app["uptime"] is None else f"{app['uptime']:g}s"
         apps.add_row(app["name"], app["server"], app["state"], str(app["pid"] or "-"),
-                     str(app["restarts"]), uptime, app["bind"])
+                     str(app["restarts"]), uptime, app["bind"],
+                     escape(app.get("last_reason") or "-"))
     routes = Table(title="routes")
     for column in ("route", "upstream", "app", "state", "path"):
         routes.add_column(column)

@@ -103,6 +103,8 @@ def app_plan(app: App) -> AppPlan:
         command=list(app.command) if app.command is not None else None,
         server=app.server, workers=app.workers, cwd=app.cwd, env=dict(app.env), bind=app.bind,
         health=app.health, start_timeout=app.start_timeout, stop_timeout=app.stop_timeout,
+        health_interval=app.health_interval, health_timeout=app.health_timeout,
+        unhealthy_after=app.unhealthy_after,
         max_restarts=app.max_restarts, restart_window=app.restart_window,
         restart_delay_max=app.restart_delay_max, request_wait=app.request_wait,
         log_max_size=app.log_max_size, log_backups=app.log_backups,

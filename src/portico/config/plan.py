@@ -112,6 +112,9 @@ class AppPlan:
     bind: str
     health: str | None
     start_timeout: float
+    health_interval: float
+    health_timeout: float
+    unhealthy_after: int
     stop_timeout: float
     max_restarts: int
     restart_window: float

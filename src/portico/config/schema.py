@@ -10,7 +10,14 @@ import re
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from portico.config.listen import parse_listen
 from portico.config.units import Duration, Size
@@ -286,9 +293,20 @@ class App(_Table):
     bind: str | None = None
     """Where the app listens, ``HOST:PORT``; left out, portico picks a free loopback port."""
     health: str | None = None
-    """Optional readiness path: the app is up when it answers it 2xx or 3xx."""
+    """Path probed with a GET for readiness and liveness (default ``/``): any status
+    below 500 counts as an answer. A bare TCP connect never does, since gunicorn's
+    master accepts connections while its workers fail to boot."""
     start_timeout: Duration = 30.0
-    """How long the app may take to become ready."""
+    """How long the app may take to become ready: listening on ``bind`` (its own
+    processes, not another program's) and answering the health path below 500."""
+    health_interval: Duration = 10.0
+    """Once up, the app is probed this often (one GET, ``Connection: close``)."""
+    health_timeout: Duration = 5.0
+    """A probe with no answer within this counts as failed (as do a refused
+    connection and a status of 500 or more)."""
+    unhealthy_after: int = 3
+    """Failed probes in a row after which the app is restarted (SIGTERM, then SIGKILL
+    after ``stop_timeout``), counted like a crash for backoff and ``max_restarts``."""
     stop_timeout: Duration = 10.0
     """Grace between SIGTERM and SIGKILL when stopping."""
     max_restarts: int = Field(5, ge=0)
@@ -319,6 +337,25 @@ class App(_Table):
         if path is not None and (not path.startswith("/") or any(c in path for c in " \r\n#")):
             raise ValueError(f"invalid health path {path!r}: use a path like \"/healthz\"")
         return path
+
+    @field_validator("health_interval", "health_timeout")
+    @classmethod
+    def _positive(cls, seconds: float, info: ValidationInfo) -> float:
+        if seconds <= 0:
+            raise ValueError(
+                f"invalid {info.field_name} {seconds:g}: use a duration above zero, e.g. \"5s\""
+            )
+        return seconds
+
+    @field_validator("unhealthy_after", mode="before")
+    @classmethod
+    def _unhealthy_after(cls, count: object) -> object:
+        if type(count) is int and 1 <= count <= 1000:
+            return count
+        raise ValueError(
+            f"invalid unhealthy_after {count!r}: use a whole number of failed probes in a "
+            "row, from 1 to 1000, e.g. 3"
+        )
 
     @model_validator(mode="after")
     def _one_kind(self) -> App:

@@ -20,7 +20,9 @@ from pathlib import Path
 
 from portico.config.plan import AppPlan
 from portico.supervisor.commands import app_argv, connect_host, split_bind
+from portico.supervisor.health import probe
 from portico.supervisor.logs import AppLog
+from portico.supervisor.ports import foreign_listener, port_holder
 
 READ_SIZE = 64 * 1024
 
@@ -39,7 +41,7 @@ class AppProcess:
         self.cwd = cwd
         self.log = log
         self.proc: asyncio.subprocess.Process | None = None
-        self.started_at = 0.0
+        self.started_at = time.monotonic()  # again at spawn; a refused start ran for 0 s
         self._pump: asyncio.Task[None] | None = None
 
     @property
@@ -64,6 +66,14 @@ class AppProcess:
         argv = app_argv(self.app)
         if not self.cwd.is_dir():
             raise AppStartError(self.app.name, f"its cwd {self.cwd} is not a directory", [])
+        holder = port_holder(self.app.bind)
+        if holder is not None:
+            raise AppStartError(
+                self.app.name,
+                f"{self.app.bind} is already in use by {holder}; stop it, or give the app "
+                "another bind",
+                [],
+            )
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -87,35 +97,57 @@ class AppProcess:
             self.log.feed(data)
 
     async def wait_ready(self) -> None:
-        """Until the port accepts (and ``health`` answers 2xx/3xx); AppStartError otherwise."""
+        """Until the app answers its health path (``/`` by default) below 500 and, on
+        Linux, the sockets listening on its port are its own; AppStartError otherwise,
+        within ``start_timeout``. The process is stopped before that is raised."""
         assert self.proc is not None
-        host = connect_host(self.app.bind)
-        _, port = split_bind(self.app.bind)
-        deadline = time.monotonic() + self.app.start_timeout
+        app = self.app
+        host, (_, port) = connect_host(app.bind), split_bind(app.bind)
+        deadline = time.monotonic() + app.start_timeout
+        exited = asyncio.ensure_future(self.proc.wait())
         last = "nothing listening"
-        while True:
-            if self.proc.returncode is not None:
-                await self._drain_output()
-                raise AppStartError(
-                    self.app.name, f"exited with status {self.proc.returncode}", list(self.log.tail)
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    await self.stop()
+                    raise AppStartError(
+                        app.name,
+                        f"not ready after {app.start_timeout:g}s (start_timeout): {last} "
+                        f"on {app.bind}",
+                        list(self.log.tail),
+                    )
+                answer = asyncio.ensure_future(
+                    probe(host, port, app.health or "/", min(app.health_timeout, remaining))
                 )
-            if time.monotonic() > deadline:
-                await self.stop()
-                raise AppStartError(
-                    self.app.name,
-                    f"not ready after {self.app.start_timeout:g}s (start_timeout): {last} "
-                    f"on {self.app.bind}",
-                    list(self.log.tail),
-                )
-            try:
-                status = await asyncio.wait_for(_probe(host, port, self.app.health), 2.0)
-            except (OSError, TimeoutError, ValueError):
-                last = "nothing listening"
-            else:
-                if status is None or 200 <= status < 400:
+                await asyncio.wait({answer, exited}, return_when=asyncio.FIRST_COMPLETED)
+                if exited.done():
+                    answer.cancel()
+                    await self._drain_output()
+                    raise AppStartError(
+                        app.name, f"exited with status {exited.result()}", list(self.log.tail)
+                    )
+                failure = answer.result()
+                if failure is None:
+                    await self._check_listener_is_ours()
                     return
-                last = f"{self.app.health} answered {status}"
-            await asyncio.sleep(0.05)
+                last = failure
+                await asyncio.wait({exited}, timeout=0.05)
+        finally:
+            exited.cancel()
+
+    async def _check_listener_is_ours(self) -> None:
+        """A stranger listening on the port answered the probe: refuse the app."""
+        assert self.proc is not None
+        stranger = await asyncio.to_thread(foreign_listener, self.app.bind, self.proc.pid)
+        if stranger is not None:
+            await self.stop()
+            raise AppStartError(
+                self.app.name,
+                f"{self.app.bind} is served by {stranger}, which is not one of the app's "
+                "processes; stop it, or give the app another bind",
+                list(self.log.tail),
+            )
 
     async def wait_exit(self) -> int:
         assert self.proc is not None
@@ -155,26 +187,6 @@ class AppProcess:
                 os.killpg(self.proc.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
-
-
-async def _probe(host: str, port: int, health: str | None) -> int | None:
-    """Connect; with a health path, GET it and return the status code."""
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        if health is None:
-            return None
-        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        writer.write(
-            f"GET {health} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n"
-            "User-Agent: portico-health\r\n\r\n".encode("latin-1")
-        )
-        status_line = await reader.readline()
-        parts = status_line.split(b" ", 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-            raise ValueError("not an HTTP response")
-        return int(parts[1])
-    finally:
-        writer.close()
 
 
 def _die_with_parent() -> None:

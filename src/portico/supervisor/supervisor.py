@@ -4,7 +4,9 @@ Policy, per app: a crash is restarted after 0.25 s, doubling up to
 ``restart_delay_max``; a run that lasted longer than ``restart_window``
 resets the delay. More than ``max_restarts`` crashes within
 ``restart_window`` and the app is marked failed: its routes answer 503 and
-the other apps keep serving.
+the other apps keep serving. An app that is up is probed every
+``health_interval``; ``unhealthy_after`` failed probes in a row and it is
+stopped and counts as a crash, so a hung app is restarted by the same rules.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from portico.config.plan import AppPlan
 from portico.supervisor.commands import server_of
 from portico.supervisor.gate import AppGate, AppState
+from portico.supervisor.health import until_unhealthy
 from portico.supervisor.logs import AppLog, Echo
 from portico.supervisor.process import AppProcess, AppStartError
 
@@ -41,6 +44,7 @@ class SupervisedApp:
         self.restarts = 0
         self.crashes: deque[float] = deque()
         self.last_exit: int | None = None
+        self.last_reason: str | None = None  # why it last went down or failed to start
         self.delay = FIRST_DELAY
         self.watcher: asyncio.Task[None] | None = None
 
@@ -57,6 +61,7 @@ class SupervisedApp:
             "uptime": round(time.monotonic() - process.started_at, 1)
             if running and process else None,
             "last_exit": self.last_exit,
+            "last_reason": self.last_reason,
             "log": str(self.log.path),
         }
 
@@ -85,7 +90,8 @@ class Supervisor:
         for entry in self.apps:
             try:
                 await self._start(entry)
-            except AppStartError:
+            except AppStartError as exc:
+                entry.last_reason = exc.reason
                 entry.gate.set(AppState.FAILED)
                 await self.stop_all()
                 raise
@@ -103,13 +109,13 @@ class Supervisor:
 
     async def _watch(self, entry: SupervisedApp) -> None:
         app = entry.app
+        start_failure: str | None = None  # the last restart's; its process is stopped
         while True:
-            assert entry.process is not None
-            code = await entry.process.wait_exit()
+            entry.last_reason = start_failure or await self._until_down(entry)
             if self.stopping:
                 return
-            entry.last_exit = code
             now = time.monotonic()
+            assert entry.process is not None
             ran_for = now - entry.process.started_at
             if ran_for > app.restart_window:
                 entry.delay = FIRST_DELAY
@@ -119,14 +125,12 @@ class Supervisor:
             if len(entry.crashes) > app.max_restarts:
                 entry.gate.set(AppState.FAILED)
                 self.announce(
-                    f"app {app.name}: exited with status {code}; {len(entry.crashes)} crashes "
+                    f"app {app.name}: {entry.last_reason}; {len(entry.crashes)} crashes "
                     f"within {app.restart_window:g}s, marked failed (see {entry.log.path})"
                 )
                 return
             entry.gate.set(AppState.RESTARTING)
-            self.announce(
-                f"app {app.name}: exited with status {code}; restarting in {entry.delay:g}s"
-            )
+            self.announce(f"app {app.name}: {entry.last_reason}; restarting in {entry.delay:g}s")
             await asyncio.sleep(entry.delay)
             entry.delay = min(entry.delay * 2, app.restart_delay_max)
             if self.stopping:
@@ -135,9 +139,34 @@ class Supervisor:
                 await self._start(entry)
             except AppStartError as exc:
                 self.announce(f"app {app.name}: restart failed: {exc.reason}")
-                continue  # its exit (or stop) is seen by wait_exit and counted as a crash
+                start_failure = exc.reason  # counted as a crash, next round
+                if entry.process.proc is not None:
+                    entry.last_exit = entry.process.proc.returncode
+                continue
+            start_failure = None
             entry.restarts += 1
             self.announce(f"app {app.name}: back up, pid {entry.process.pid}")
+
+    async def _until_down(self, entry: SupervisedApp) -> str:
+        """Wait until the app exits, or fails ``unhealthy_after`` probes in a row (then
+        stop it); say why it went down."""
+        process = entry.process
+        assert process is not None
+        exited = asyncio.ensure_future(process.wait_exit())
+        unhealthy = asyncio.ensure_future(until_unhealthy(entry.app, entry.log.line))
+        try:
+            await asyncio.wait({exited, unhealthy}, return_when=asyncio.FIRST_COMPLETED)
+            if exited.done():
+                entry.last_exit = exited.result()
+                return f"exited with status {entry.last_exit}"
+            reason = unhealthy.result()
+            self.announce(f"app {entry.app.name}: {reason}; stopping it")
+            await process.stop()
+            entry.last_exit = await exited
+            return reason
+        finally:
+            exited.cancel()
+            unhealthy.cancel()
 
     async def stop_all(self) -> None:
         """Stop apps in reverse order: SIGTERM, grace, SIGKILL; wait for every one."""

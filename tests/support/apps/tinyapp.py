@@ -1,16 +1,22 @@
 """A scriptable stdlib HTTP app for supervisor tests.
 
     tinyapp.py PORT [--die-after S] [--unhealthy-for S] [--spam BYTES] [--never-listen]
-                    [--fail-now]
+                    [--fail-now] [--hang-on PATH] [--sick-on PATH] [--serve-from-own-session]
 
 ``/`` answers ``tiny pid=<pid>``; ``/healthz`` answers 503 for the first
-``--unhealthy-for`` seconds, then 200.
+``--unhealthy-for`` seconds, then 200. After a GET of ``--hang-on``'s path every
+request is accepted and never answered (a hung app); after a GET of
+``--sick-on``'s path ``/healthz`` answers 500.
+``--serve-from-own-session`` does not listen itself: it starts another tinyapp
+in a session of its own (outside its process group, as a daemonizing app
+would) that serves the port for 30 s, and waits.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -27,13 +33,23 @@ def main() -> None:
     parser.add_argument("--spam", type=int, default=0)
     parser.add_argument("--never-listen", action="store_true")
     parser.add_argument("--fail-now", action="store_true")
+    parser.add_argument("--hang-on")
+    parser.add_argument("--sick-on")
+    parser.add_argument("--serve-from-own-session", action="store_true")
     args = parser.parse_args()
+    hung, sick = threading.Event(), threading.Event()
 
     print(f"tinyapp starting on {args.port}", flush=True)
     if args.fail_now:
         print("tinyapp: cannot open database 'nowhere.db'", file=sys.stderr, flush=True)
         sys.exit(3)
     if args.never_listen:
+        time.sleep(3600)
+    if args.serve_from_own_session:
+        server = subprocess.Popen([sys.executable, __file__, str(args.port), "--die-after", "30"],
+                                  start_new_session=True, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        print(f"tinyapp: serving from pid {server.pid} in its own session", flush=True)
         time.sleep(3600)
     if args.spam:
         line = "x" * 99
@@ -43,7 +59,15 @@ def main() -> None:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path == "/healthz" and time.monotonic() - STARTED < args.unhealthy_for:
+            if hung.is_set():
+                time.sleep(3600)  # accepted, never answered
+            if self.path == args.hang_on:
+                hung.set()
+            if self.path == args.sick_on:
+                sick.set()
+            if self.path == "/healthz" and sick.is_set():
+                body, status = b"sick\n", 500
+            elif self.path == "/healthz" and time.monotonic() - STARTED < args.unhealthy_for:
                 body, status = b"warming up\n", 503
             else:
                 body, status = f"tiny pid={os.getpid()}\n".encode(), 200
