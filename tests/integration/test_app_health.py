@@ -15,7 +15,7 @@ import pytest
 
 from portico.config.load import load, parse
 from portico.errors import ConfigError
-from portico.supervisor.ports import foreign_listener, listeners, port_holder
+from portico.ports import bind_holder, foreign_listener, listeners
 from tests.integration.test_supervisor import app_status, config, run_to_exit, tiny
 from tests.support.procs import alive
 
@@ -100,10 +100,10 @@ def test_listeners_are_matched_to_their_process_through_proc() -> None:
         port = sock.getsockname()[1]
         assert list(listeners("127.0.0.1", port).values()) == [{os.getpid()}]
         assert listeners("127.0.0.2", port) == {}  # another address, no overlap
-        assert str(port_holder(f"0.0.0.0:{port}")).startswith(f"pid {os.getpid()} (")
-        assert foreign_listener(f"127.0.0.1:{port}", os.getpgid(0)) is None
-        assert foreign_listener(f"127.0.0.1:{port}", -1) is not None
-    assert port_holder(f"127.0.0.1:{port}") is None
+        assert str(bind_holder("0.0.0.0", port)).startswith(f"pid {os.getpid()} (")
+        assert foreign_listener("127.0.0.1", port, os.getpgid(0)) is None
+        assert foreign_listener("127.0.0.1", port, -1) is not None
+    assert bind_holder("127.0.0.1", port) is None
 
 
 # -- liveness -------------------------------------------------------------------------

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from portico.config.plan import AppPlan
+from portico.ports import bind_holder, foreign_listener
 from portico.supervisor.commands import app_argv, connect_host, split_bind
 from portico.supervisor.health import probe
 from portico.supervisor.logs import AppLog
-from portico.supervisor.ports import foreign_listener, port_holder
 
 READ_SIZE = 64 * 1024
 
@@ -66,7 +66,7 @@ class AppProcess:
         argv = app_argv(self.app)
         if not self.cwd.is_dir():
             raise AppStartError(self.app.name, f"its cwd {self.cwd} is not a directory", [])
-        holder = port_holder(self.app.bind)
+        holder = bind_holder(*split_bind(self.app.bind))
         if holder is not None:
             raise AppStartError(
                 self.app.name,
@@ -139,7 +139,8 @@ class AppProcess:
     async def _check_listener_is_ours(self) -> None:
         """A stranger listening on the port answered the probe: refuse the app."""
         assert self.proc is not None
-        stranger = await asyncio.to_thread(foreign_listener, self.app.bind, self.proc.pid)
+        host, port = split_bind(self.app.bind)
+        stranger = await asyncio.to_thread(foreign_listener, host, port, self.proc.pid)
         if stranger is not None:
             await self.stop()
             raise AppStartError(
