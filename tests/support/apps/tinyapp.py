@@ -4,7 +4,8 @@
                     [--fail-now]
 
 ``/`` answers ``tiny pid=<pid>``; ``/healthz`` answers 503 for the first
-``--unhealthy-for`` seconds, then 200.
+``--unhealthy-for`` seconds, then 200; ``/stream`` is an endless event stream
+(an event every 0.1 s, until the client goes).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ def main() -> None:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path == "/stream":
+                self.stream()
+                return
             if self.path == "/healthz" and time.monotonic() - STARTED < args.unhealthy_for:
                 body, status = b"warming up\n", 503
             else:
@@ -51,6 +55,20 @@ def main() -> None:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def stream(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            count = 0
+            try:
+                while True:
+                    self.wfile.write(f"data: {count}\n\n".encode())
+                    self.wfile.flush()
+                    count += 1
+                    time.sleep(0.1)
+            except OSError:
+                pass
 
         def log_message(self, format: str, *args: object) -> None:
             pass
