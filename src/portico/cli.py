@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -28,6 +28,9 @@ from portico.config.plan import DEFAULT_NAME
 from portico.config.schema import Config
 from portico.errors import ConfigError
 from portico.service.systemd import ServiceSpec
+
+if TYPE_CHECKING:
+    from portico.admin.runtime import Instance
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -207,25 +210,31 @@ def run(config_path: str | None) -> None:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")
 def status(config_path: str | None, as_json: bool) -> None:
-    """Show a running portico's apps and routes (over its local control socket)."""
+    """Show a running portico's apps and routes (over its local control socket).
+
+    Finds it in the runtime directory by its config file (-c, from any directory)
+    or, when only one portico runs, without arguments."""
     import json
 
-    from portico.admin.control import control_path, fetch_status
+    from portico.admin.control import fetch_status
 
-    config_path = config_in_use(config_path)
-    path = control_path(state_dir(), _config_file(config_path))
+    here = _config_file(config_in_use(None)) if config_path is None else None
+    instance = _find_instance(_config_file(config_path), here)
     try:
-        info = asyncio.run(fetch_status(path))
+        info = asyncio.run(fetch_status(Path(instance.control)))
     except (OSError, TimeoutError, ValueError) as exc:
-        err.print(f"[bold red]error[/] no running portico answers at {path} "
-                  f"({escape(str(exc))}); start it with `portico run"
-                  f"{' -c ' + config_path if config_path else ''}`")
+        err.print(f"[bold red]error[/] portico {escape(instance.describe())} does not answer "
+                  f"at {escape(instance.control)} ({escape(str(exc))})")
         sys.exit(1)
     if as_json:
         out.print(json.dumps(info, indent=2), markup=False)
         return
     out.print(f"portico pid {info['pid']}, listening on {', '.join(info['listen'])}, "
-              f"{info['connections']} client connections")
+              f"{info['connections']} client connections, {info.get('requests', 0)} open "
+              "requests", markup=False)
+    out.print(f"config: {info.get('config') or DEFAULT_NAME}", markup=False)
+    if info["apps"]:
+        out.print(f"app logs: {info.get('logs')}", markup=False)
     apps = Table(title="apps")
     for column in ("name", "server", "state", "pid", "restarts", "uptime", "bind", "last reason"):
         apps.add_column(column)
@@ -245,6 +254,44 @@ def status(config_path: str | None, as_json: bool) -> None:
     out.print(routes)
     if info.get("certificates"):
         out.print(_cert_table(info["certificates"]))
+
+
+def _find_instance(config_file: Path | None, here: Path | None = None) -> Instance:
+    """The running portico of ``config_file``; without one, that of ``here`` (./portico.toml)
+    if it runs, else the only one running; else say where we looked."""
+    from portico.admin.runtime import instance_key, record_path, running, runtime_dir
+
+    directory = runtime_dir()
+    instances = running(directory)
+    if config_file is None and here is not None:
+        key = instance_key(here)
+        found = next((i for i in instances if i.key == key), None)
+        if found is not None:
+            return found
+    if config_file is not None:
+        key = instance_key(config_file)
+        found = next((i for i in instances if i.key == key), None)
+        if found is not None:
+            return found
+        err.print(f"[bold red]error[/] no running portico for {escape(str(config_file))}: "
+                  f"looked for {escape(str(record_path(directory, key)))} in the runtime "
+                  "directory")
+        if instances:
+            err.print("running there instead:")
+    elif len(instances) == 1:
+        return instances[0]
+    elif not instances:
+        err.print(f"[bold red]error[/] no running portico: the runtime directory "
+                  f"{escape(str(directory))} holds no live instance")
+    else:
+        err.print(f"[bold red]error[/] {len(instances)} porticos are running; pick one "
+                  "with -c CONFIG:")
+    for other in instances:
+        err.print(f"  {other.describe()}", markup=False)
+    if not instances:
+        err.print(f"start one with `portico run -c {escape(str(config_file or 'CONFIG'))}`; "
+                  "PORTICO_RUNTIME_DIR or PORTICO_STATE_DIR, if set, must be the same for both")
+    sys.exit(1)
 
 
 def _cert_table(certificates: list[dict[str, Any]]) -> Table:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -118,5 +117,5 @@ def test_access_log_has_request_id_route_and_upstream(guide: Any) -> None:
 
 def test_app_log_file_is_written(guide: Any) -> None:
     proxy, _ = guide
-    log = Path(proxy.config_path.parent / "state" / "logs" / "myapp.log")
+    (log,) = (proxy.state_dir / "logs").glob("portico-*/myapp.log")  # one directory per config
     assert log.exists() and "gevent" in log.read_text().lower()

@@ -256,7 +256,8 @@ def test_app_log_is_rotated_at_its_size_cap(start_portico: Any, tmp_path: Path) 
     proxy = start_portico(config(tiny(
         "chatty", "--spam", "300000", extra='log_max_size = "20KiB"\nlog_backups = 2')))
     assert httpx.get(f"{proxy.url}/chatty/").status_code == 200
-    logs = tmp_path / "state" / "logs"
+    logs = Path(app_status(proxy, "chatty")["log"]).parent  # state/logs/portico0-HASH
+    assert logs.parent == tmp_path / "state" / "logs"
     wait_until(lambda: (logs / "chatty.log.2").exists(), 10, "rotation")
     files = sorted(logs.glob("chatty.log*"))
     assert [f.name for f in files] == ["chatty.log", "chatty.log.1", "chatty.log.2"]
@@ -269,7 +270,8 @@ def test_status_without_a_running_portico_says_so(tmp_path: Path) -> None:
         env={**os.environ, "PORTICO_STATE_DIR": str(tmp_path), "COLUMNS": "200"},
     )
     assert result.returncode == 1
-    assert "no running portico answers at" in result.stderr and "portico run" in result.stderr
+    assert f"no running portico: the runtime directory {tmp_path / 'run'}" in result.stderr
+    assert "portico run" in result.stderr
 
 
 def test_the_readme_app_config_runs(start_portico: Any) -> None:

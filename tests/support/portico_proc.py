@@ -16,7 +16,8 @@ LISTENING = re.compile(r"listening on (https?)://([^\s]+):(\d+)")
 
 class Portico:
     def __init__(
-        self, config: str, tmp: Path, name: str = "portico.toml", wrapper: list[str] | None = None
+        self, config: str, tmp: Path, name: str = "portico.toml", wrapper: list[str] | None = None,
+        state: Path | None = None,
     ) -> None:
         self.config_path = tmp / name
         self.config_path.write_text(config)
@@ -26,7 +27,9 @@ class Portico:
         self.port = 0
         self.host = "127.0.0.1"
         self.https_port = 0
-        env = {**os.environ, "PORTICO_STATE_DIR": str(tmp / "state"), "COLUMNS": "200"}
+        self.state_dir = state or tmp / "state"  # also holds the runtime directory (run/)
+        env = {**os.environ, "PORTICO_STATE_DIR": str(self.state_dir), "COLUMNS": "200"}
+        env.pop("PORTICO_RUNTIME_DIR", None)  # the one under the state dir, this test's own
         self.proc = subprocess.Popen(
             [*(wrapper or []), sys.executable, "-m", "portico", "run", "-c", str(self.config_path)],
             stdout=subprocess.PIPE,

@@ -1,7 +1,7 @@
 """The control socket: a running portico answers ``GET /status`` with JSON.
 
-On POSIX it is a Unix socket in the state directory (only the owner can
-reach it: mode 0600); on Windows a loopback TCP port, written to a file of
+On POSIX it is a Unix socket in the runtime directory (admin/runtime.py;
+only the owner can reach it: mode 0600); on Windows a loopback TCP port, written to a file of
 the same name with ``.port`` appended. It speaks just enough HTTP/1.0 that
 ``curl --unix-socket`` works too.
 """
@@ -10,24 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-Snapshot = Callable[[], dict[str, Any]]
+from portico.admin.runtime import instance_key
+
+Snapshot = Callable[[], Awaitable[dict[str, Any]]]
 USE_UNIX = sys.platform != "win32"
 
 
-def control_path(state_dir: Path, config_file: Path | None) -> Path:
-    """One socket per config file, so several porticos can share a state directory."""
-    if config_file is None:
-        return state_dir / "portico.sock"
-    digest = hashlib.sha1(str(config_file.resolve()).encode()).hexdigest()[:8]
-    return state_dir / f"{config_file.stem[:40]}-{digest}.sock"
+def control_path(directory: Path, config_file: Path | None) -> Path:
+    """One socket per config file, so several porticos can share a runtime directory."""
+    return directory / f"{instance_key(config_file)}.sock"
 
 
 async def serve_control(path: Path, snapshot: Snapshot) -> asyncio.Server:
@@ -37,7 +35,7 @@ async def serve_control(path: Path, snapshot: Snapshot) -> asyncio.Server:
             while (await asyncio.wait_for(reader.readline(), 5)).strip():
                 pass
             if line.split(b" ")[:2] == [b"GET", b"/status"]:
-                body = json.dumps(snapshot(), indent=2).encode() + b"\n"
+                body = json.dumps(await snapshot(), indent=2).encode() + b"\n"
                 head = b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
             else:
                 body = b'{"error": "use GET /status"}\n'

@@ -23,6 +23,20 @@ def error_response(
     close: bool = True,
     head_only: bool = False,
 ) -> bytes:
+    head, body = error_page(status, layer, detail, request_id, as_json=as_json, close=close)
+    return head if head_only else head + body
+
+
+def error_page(
+    status: int,
+    layer: Layer,
+    detail: str,
+    request_id: bytes,
+    *,
+    as_json: bool = False,
+    close: bool = True,
+) -> tuple[bytes, bytes]:
+    """The head and the body apart: the access log counts the body's bytes."""
     reason = writer.reason_phrase(status).decode("ascii")
     rid = request_id.decode("latin-1")
     if as_json:
@@ -48,5 +62,4 @@ def error_response(
     ]
     if close:
         headers.append((b"Connection", b"close"))
-    out = writer.head(writer.status_line(status, b""), headers)
-    return out if head_only else out + body
+    return writer.head(writer.status_line(status, b""), headers), body

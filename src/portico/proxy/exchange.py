@@ -26,7 +26,7 @@ from portico.http.events import END, Body, Data, Event, Rejected, Request, Respo
 from portico.policy.context import RequestFacts, client_request_id, public_port
 from portico.policy.redirect import https_redirect
 from portico.proxy.accesslog import Fields
-from portico.proxy.errorpage import error_response, wants_json
+from portico.proxy.errorpage import error_page, wants_json
 from portico.proxy.framing import connection_field, frame_request, frame_response, may_retry
 from portico.proxy.route_policy import RoutePolicy
 from portico.routing.table import Route, RouteMatch
@@ -51,6 +51,7 @@ class Exchange:
         "_head",
         "_retried",
         "_reused",
+        "_rid",
         "_waited",
         "body_deadline",
         "body_received",
@@ -89,6 +90,7 @@ class Exchange:
         self._retried = 0
         self._reused = False
         self._waited = False
+        self._rid = b"-"  # the request id of an error page sent before facts were known
         self.request_done = request.body is Body.NONE
         self.body_received = 0
         self.response_started = False
@@ -420,19 +422,23 @@ class Exchange:
         keep = self.keep_client and self.request_done and not self.gw.draining
         if error.status in (400, 408, 413, 414, 431, 505):
             keep = False
-        request_id = self.facts.request_id if self.facts else self.gw.request_id()
-        accept = self.request.get(b"accept")
-        self.client.write(
-            error_response(
-                error.status,
-                error.layer,
-                str(error),
-                request_id,
-                as_json=wants_json(accept),
-                close=not keep,
-                head_only=self.request.method == b"HEAD",
-            )
+        if self.facts is not None:
+            request_id = self.facts.request_id
+        else:  # refused before routing (no route, a redirect loop...): logged with this id
+            request_id = self._rid = client_request_id(self.request) or self.gw.request_id()
+        head, body = error_page(
+            error.status,
+            error.layer,
+            str(error),
+            request_id,
+            as_json=wants_json(self.request.get(b"accept")),
+            close=not keep,
         )
+        if self.request.method == b"HEAD":
+            self.client.write(head)
+        else:
+            self.client.write(head + body)
+            self.sent = len(body)
         self.keep_client = keep
         self._log()
         self.client.exchange_finished(self, keep)
@@ -488,7 +494,7 @@ class Exchange:
             self.sent,
             request.get(b"referer"),
             request.get(b"user-agent"),
-            self.facts.request_id if self.facts else b"-",
+            self.facts.request_id if self.facts else self._rid,
             route.log_label if route else b"",
             route.upstream.authority if route else b"",
         )

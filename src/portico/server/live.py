@@ -50,7 +50,7 @@ class Live:
     announce: Callable[[str], None]
     lean: bool  # the config is checked by a child process (see the module's doc)
     _task: asyncio.Task[bool] | None = None
-    _draining: set[asyncio.Task[None]] = field(default_factory=set)
+    _draining: set[asyncio.Task[int]] = field(default_factory=set)
 
     def start_reload(self) -> None:
         """SIGHUP's handler: one reload at a time; a signal during one is said and dropped."""

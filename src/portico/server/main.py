@@ -51,6 +51,7 @@ def hand_over(plan: RunPlan) -> NoReturn:
 
 def serve_and_exit(plan: RunPlan, lean: bool) -> NoReturn:
     """Run until SIGTERM/SIGINT; a failure to start is said plainly, with its exit status."""
+    from portico.admin.runtime import RuntimeDirError
     from portico.server.run import RunContext, run
     from portico.server.workers import WorkerStartError
     from portico.supervisor.process import AppStartError
@@ -68,7 +69,7 @@ def serve_and_exit(plan: RunPlan, lean: bool) -> NoReturn:
                             exc.message)
         err.print(f"[bold red]config error[/] {escape(str(where))}")
         sys.exit(2)
-    except WorkerStartError as exc:
+    except (WorkerStartError, RuntimeDirError) as exc:
         err.print(f"[bold red]error[/] {escape(str(exc))}")
         sys.exit(1)
     except AppStartError as exc:

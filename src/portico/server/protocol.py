@@ -19,7 +19,7 @@ from typing import Final, cast
 from portico.errors import Layer
 from portico.http.events import END, Data, Event, Rejected, Request
 from portico.http.parser import RequestParser
-from portico.proxy.errorpage import error_response
+from portico.proxy.errorpage import error_page
 from portico.proxy.exchange import Exchange
 from portico.proxy.gateway import Gateway
 
@@ -190,11 +190,16 @@ class ClientConnection(asyncio.Protocol):
 
     def _reject(self, rejected: Rejected) -> None:
         """The stream is malformed with no request in flight: answer and close."""
-        self.write(error_response(rejected.status, Layer.CLIENT, rejected.reason,
-                                  self.gw.request_id()))
+        self._refuse(rejected.status, rejected.reason)
+
+    def _refuse(self, status: int, reason: str) -> None:
+        """Answer a request that never became an exchange (400, 408), log it, close."""
+        request_id = self.gw.request_id()
+        head, body = error_page(status, Layer.CLIENT, reason, request_id)
+        self.write(head + body)
         self.gw.access_log.record(
-            self.remote_addr, b"-", b"-", b"1.1", rejected.status, 0, b"", b"",
-            b"-", b"", b"", 0.0,
+            self.remote_addr, b"-", b"-", b"1.1", status, len(body), b"", b"",
+            request_id, b"", b"", 0.0,
         )
         self.close()
 
@@ -282,8 +287,6 @@ class ClientConnection(asyncio.Protocol):
         if exchange is not None:
             exchange.check(now)
         elif self._head_deadline and now > self._head_deadline:
-            self.write(error_response(408, Layer.CLIENT, "the request head did not arrive in time",
-                                      self.gw.request_id()))
-            self.close()
+            self._refuse(408, "the request head did not arrive in time")
         elif not self._head_deadline and now > self._idle_deadline:
             self.close()  # idle keep-alive: silently (catalogue 56)

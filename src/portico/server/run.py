@@ -7,12 +7,14 @@ import contextlib
 import os
 import signal
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import portico
 from portico import memory
+from portico.admin import runtime
 from portico.admin.control import control_path, remove_control, serve_control
 from portico.config.listen import parse_listen
 from portico.config.plan import RunPlan, ServingPlan
@@ -21,7 +23,7 @@ from portico.config.provision import build_cert_store, build_gateway
 from portico.errors import ConfigError
 from portico.proxy.gateway import Gateway
 from portico.proxy.route_policy import RoutePolicy
-from portico.server.drain import drain
+from portico.server.drain import drain, open_counts
 from portico.server.live import Live
 from portico.server.loops import loop_factory
 from portico.server.protocol import ClientConnection
@@ -55,18 +57,29 @@ def run(plan: RunPlan, ctx: RunContext) -> int:
 
 async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop = asyncio.Event()  # SIGTERM or SIGINT: drain, then stop
+    hurry = asyncio.Event()  # SIGINT while draining: cut what is still open, stop now
+
+    def on_signal(sig: int) -> None:
+        if not stop.is_set():
+            stop.set()
+        elif sig == signal.SIGINT and not hurry.is_set():
+            hurry.set()
+            ctx.announce("stopping now: closing the connections still open")
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
         except (NotImplementedError, RuntimeError):  # Windows' proactor loop
-            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+            signal.signal(sig, lambda s, _: loop.call_soon_threadsafe(on_signal, s))
 
     plan = run_plan.serving
+    runtime_dir = runtime.prepare(runtime.runtime_dir())
+    key = runtime.instance_key(run_plan.config_file)
+    log_dir = run_plan.state_dir / "logs" / key  # one directory per config, as the socket
     certs = build_cert_store(plan, ctx.announce, run_plan.cert_facts)
     supervisor = Supervisor(
-        run_plan.apps, run_plan.base_dir, run_plan.state_dir / "logs", loop, ctx.announce,
-        ctx.echo,
+        run_plan.apps, run_plan.base_dir, log_dir, loop, ctx.announce, ctx.echo,
     )
     gateway = build_gateway(plan, loop, supervisor.gates)
     for route in gateway.routes.routes:
@@ -84,8 +97,9 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
         if count > 1 else None
     )
     live = Live(run_plan, gateway, certs, workers, supervisor.gates, ctx.announce, ctx.lean)
-    control_file = control_path(run_plan.state_dir, run_plan.config_file)
+    control_file = control_path(runtime_dir, run_plan.config_file)
     control: asyncio.Server | None = None
+    record: runtime.Instance | None = None
     reloader: asyncio.Task[None] | None = None
     try:
         await supervisor.start_all()  # apps come up before any listener opens
@@ -100,11 +114,16 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
         if workers is not None:
             for url in listening:
                 ctx.announce(f"listening on {url} ({len(workers.workers)} workers)")
+        record = runtime.Instance(
+            key, os.getpid(), str(run_plan.config_file) if run_plan.config_file else None,
+            listening, round(time.time(), 3), str(control_file), str(log_dir),
+        )
         control = await serve_control(
             control_file,
             lambda: status_snapshot(live.run.serving, live.gateway, supervisor, listening,
-                                    live.certs, workers),
+                                    live.certs, workers, record),
         )
+        runtime.write_record(runtime_dir, record)
         if certs is not None:
             certs.warn_expiring()
             reloader = loop.create_task(watch_certificates(certs, plan.tls_reload_interval,
@@ -117,18 +136,27 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
                      + ("compiled" if portico.compiled() else "pure Python"))
         memory.settle()
         await stop.wait()
-        ctx.announce("stopping: draining in-flight requests")
         await live.reload_done()
         timeout = live.run.serving.server.drain_timeout
+        _, requests = await _open_counts(live.gateway, workers)
+        ctx.announce(_stopping_line(requests, timeout))
         if workers is None:
-            await drain(live.gateway, [server for _, server in servers], timeout)
+            left = await drain(live.gateway, [server for _, server in servers], timeout,
+                               cut=hurry)
+            if left and not hurry.is_set():
+                ctx.announce(f"drain_timeout ({timeout:g}s) reached: closed {left} "
+                             "connections still open")
         else:
+            cutter = loop.create_task(_cut_when(hurry, workers))
             await workers.stop(timeout)
+            cutter.cancel()
             await drain(live.gateway, [], 0)
         await live.settled()
     finally:
         if reloader is not None:
             reloader.cancel()
+        if record is not None:
+            runtime.remove_record(runtime_dir, record.key, record.pid)
         if control is not None:
             control.close()
             remove_control(control_file)
@@ -161,13 +189,36 @@ async def watch_certificates(
             workers.broadcast({"tls_reload": swapped})
 
 
-def status_snapshot(
+def _stopping_line(requests: int, timeout: float) -> str:
+    if not requests:
+        return "stopping: no open requests"
+    plural = "" if requests == 1 else "s"
+    return (f"stopping: draining {requests} open request{plural} for up to {timeout:g}s "
+            "(Ctrl-C again to stop now)")
+
+
+async def _cut_when(hurry: asyncio.Event, workers: WorkerPool) -> None:
+    await hurry.wait()
+    workers.cut()
+
+
+async def _open_counts(gateway: Gateway, workers: WorkerPool | None) -> tuple[int, int]:
+    """(client connections, requests in flight), summed over the workers; a worker that
+    does not answer in time counts as none."""
+    if workers is None:
+        return open_counts(gateway)
+    counts = [c for c in await workers.counts() if c is not None]
+    return sum(c["connections"] for c in counts), sum(c["requests"] for c in counts)
+
+
+async def status_snapshot(
     plan: ServingPlan,
     gateway: Gateway,
     supervisor: Supervisor,
     listening: list[str],
     certs: CertStore | None,
     workers: WorkerPool | None = None,
+    about: runtime.Instance | None = None,
 ) -> dict[str, Any]:
     routes = []
     for route, spec in zip(gateway.routes.routes, plan.routes, strict=True):
@@ -180,11 +231,22 @@ def status_snapshot(
             "state": str(gate.state) if gate else None,
             "path": "preserved" if route.preserve_path else "prefix stripped",
         })
+    if workers is None:
+        connections, requests = open_counts(gateway)
+        worker_rows: list[dict[str, Any]] = []
+    else:
+        worker_rows = await workers.status()
+        connections = sum(row["connections"] or 0 for row in worker_rows)
+        requests = sum(row["requests"] or 0 for row in worker_rows)
     return {
         "pid": os.getpid(),
         "listen": listening,
-        "connections": len(gateway.connections) if workers is None else None,
-        "workers": workers.status() if workers is not None else [],
+        "connections": connections,  # summed over the workers
+        "requests": requests,  # in flight now
+        "config": about.config if about else None,
+        "started": about.started if about else None,
+        "logs": about.logs if about else None,
+        "workers": worker_rows,
         "apps": supervisor.status(),
         "routes": routes,
         "certificates": certs.status() if certs else [],

@@ -24,7 +24,7 @@ import sys
 from portico import memory
 from portico.config.plan import ServingPlan
 from portico.config.provision import build_cert_store, build_gateway
-from portico.server.drain import RELOAD_IDLE_GRACE, drain
+from portico.server.drain import RELOAD_IDLE_GRACE, drain, open_counts
 from portico.server.loops import loop_factory
 from portico.server.protocol import ClientConnection
 from portico.supervisor.gate import AppGate, AppState
@@ -45,6 +45,7 @@ def _say(text: str) -> None:
 async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    cut = asyncio.Event()  # the main process says: stop draining now
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     for sig in (signal.SIGINT, signal.SIGHUP):  # the main process decides
         loop.add_signal_handler(sig, lambda: None)
@@ -80,6 +81,13 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
                     gates[message["app"]].set(AppState(message["state"]))
                 elif "tls_reload" in message and certs is not None:
                     certs.reload(only=message["tls_reload"])
+                elif "count" in message:
+                    connections, requests = open_counts(gateway)
+                    writer.write(json.dumps({"count": message["count"], "connections":
+                                             connections, "requests": requests}).encode() + b"\n")
+                elif message.get("cut"):
+                    stop.set()
+                    cut.set()
                 elif message.get("retire"):  # replaced by a reload: drain gently
                     grace[0] = RELOAD_IDLE_GRACE
                     stop.set()
@@ -94,7 +102,7 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
     memory.settle()
     await stop.wait()
 
-    await drain(gateway, servers, plan.server.drain_timeout, grace[0])
+    await drain(gateway, servers, plan.server.drain_timeout, grace[0], cut)
     return 0
 
 

@@ -11,7 +11,10 @@ socket pair, over which the main process sends newline-delimited JSON:
                      {"app": NAME, "state": STATE}            on every change
                      {"tls_reload": [INDEX, ...]}             certificates the main checked
                      {"retire": true}                         a reload replaced it: drain
+                     {"count": SEQ}                           how busy are you? (status)
+                     {"cut": true}                            stop draining now (Ctrl-C twice)
     worker -> main   {"ready": true}                          once, when serving
+                     {"count": SEQ, "connections": N, "requests": M}   the answer
 
 A worker that dies is started again (after a pause that doubles up to 10 s);
 a reload starts a new set and retires the old one (server/live.py); on
@@ -26,6 +29,7 @@ import os
 import signal
 import socket
 import sys
+from itertools import count as counter
 from typing import Any
 
 from portico.config.listen import parse_listen
@@ -33,6 +37,8 @@ from portico.config.plan import ServingPlan
 from portico.supervisor.gate import AppGate, AppState
 
 RESTART_DELAY_MAX = 10.0
+COUNT_TIMEOUT = 0.5  # a worker too busy to say how busy it is counts as unknown
+_sequence = counter(1)
 
 
 class WorkerStartError(Exception):
@@ -87,6 +93,7 @@ class Worker:
         self.ready = asyncio.Event()
         self.starts = 0
         self._reader: asyncio.Task[None] | None = None
+        self._counts: dict[int, asyncio.Future[dict[str, Any]]] = {}
 
     @property
     def pid(self) -> int | None:
@@ -139,12 +146,31 @@ class Worker:
         if self.channel is not None and not self.channel.is_closing():
             self.channel.write(json.dumps(message).encode() + b"\n")
 
+    async def count(self) -> dict[str, Any] | None:
+        """This worker's open connections and requests; None if it cannot say in time."""
+        if self.channel is None or self.channel.is_closing():
+            return None
+        seq = next(_sequence)
+        waiter = self._counts[seq] = asyncio.get_running_loop().create_future()
+        self.send({"count": seq})
+        try:
+            return await asyncio.wait_for(waiter, COUNT_TIMEOUT)
+        except TimeoutError:
+            return None
+        finally:
+            self._counts.pop(seq, None)
+
     async def _listen(self, reader: asyncio.StreamReader, channel: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
                 if line.strip() == b'{"ready": true}':
                     self.ready.set()
-        except OSError:
+                    continue
+                message = json.loads(line)
+                waiter = self._counts.pop(message.get("count", 0), None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(message)
+        except (OSError, ValueError):
             pass  # the worker died with bytes unread: its watcher reports and restarts it
         channel.close()  # this process's end of the pair; a restart makes a new one
         if self.channel is channel:
@@ -272,5 +298,18 @@ class WorkerPool:
             for sock in sockets:
                 sock.close()
 
-    def status(self) -> list[dict[str, Any]]:
-        return [{"index": w.index, "pid": w.pid, "starts": w.starts} for w in self.workers]
+    def cut(self) -> None:
+        """Stop draining now: each worker closes what is still open and exits."""
+        self.broadcast({"cut": True})
+
+    async def counts(self) -> list[dict[str, Any] | None]:
+        """Per worker, its open connections and requests (None: it did not answer)."""
+        return list(await asyncio.gather(*(worker.count() for worker in self.workers)))
+
+    async def status(self) -> list[dict[str, Any]]:
+        rows = []
+        for worker, counts in zip(self.workers, await self.counts(), strict=True):
+            rows.append({"index": worker.index, "pid": worker.pid, "starts": worker.starts,
+                         "connections": counts["connections"] if counts else None,
+                         "requests": counts["requests"] if counts else None})
+        return rows

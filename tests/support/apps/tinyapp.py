@@ -4,8 +4,9 @@
                     [--fail-now] [--hang-on PATH] [--sick-on PATH] [--serve-from-own-session]
 
 ``/`` answers ``tiny pid=<pid>``; ``/healthz`` answers 503 for the first
-``--unhealthy-for`` seconds, then 200. After a GET of ``--hang-on``'s path every
-request is accepted and never answered (a hung app); after a GET of
+``--unhealthy-for`` seconds, then 200; ``/stream`` is an endless event stream
+(an event every 0.1 s, until the client goes). After a GET of ``--hang-on``'s path
+every request is accepted and never answered (a hung app); after a GET of
 ``--sick-on``'s path ``/healthz`` answers 500.
 ``--serve-from-own-session`` does not listen itself: it starts another tinyapp
 in a session of its own (outside its process group, as a daemonizing app
@@ -65,6 +66,9 @@ def main() -> None:
                 hung.set()
             if self.path == args.sick_on:
                 sick.set()
+            if self.path == "/stream":
+                self.stream()
+                return
             if self.path == "/healthz" and sick.is_set():
                 body, status = b"sick\n", 500
             elif self.path == "/healthz" and time.monotonic() - STARTED < args.unhealthy_for:
@@ -75,6 +79,20 @@ def main() -> None:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def stream(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            count = 0
+            try:
+                while True:
+                    self.wfile.write(f"data: {count}\n\n".encode())
+                    self.wfile.flush()
+                    count += 1
+                    time.sleep(0.1)
+            except OSError:
+                pass
 
         def log_message(self, format: str, *args: object) -> None:
             pass

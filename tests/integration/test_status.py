@@ -1,0 +1,237 @@
+"""Finding a running portico (the runtime directory), its counts, its logs, and stopping it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import free_port
+from tests.integration.test_supervisor import config, tiny, wait_until
+from tests.support.client import connect, read_response, read_until_quiet, send_raw
+from tests.support.portico_proc import Portico
+from tests.support.procs import alive, descendants, kill_leftovers
+
+
+def portico_status(
+    state: Path, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PORTICO_STATE_DIR": str(state), "COLUMNS": "300"}
+    env.pop("PORTICO_RUNTIME_DIR", None)
+    return subprocess.run([sys.executable, "-m", "portico", "status", *args],
+                          capture_output=True, text=True, timeout=30, env=env, cwd=cwd)
+
+
+def status_json(state: Path, *args: str, cwd: Path | None = None) -> dict[str, Any]:
+    result = portico_status(state, "--json", *args, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def proxy_only() -> str:
+    return config('[[route]]\npath = "/x"\nupstream = "http://127.0.0.1:9/"\n')
+
+
+# -- status finds the instance -----------------------------------------------------------
+
+def test_status_from_another_directory_and_without_arguments(
+    start_portico: Any, tmp_path: Path
+) -> None:
+    proxy = start_portico(proxy_only())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    relative = os.path.relpath(proxy.config_path, elsewhere)
+    assert relative.startswith("..")
+
+    by_config = status_json(proxy.state_dir, "-c", relative, cwd=elsewhere)
+    assert by_config["pid"] == proxy.pid
+    assert by_config["config"] == str(proxy.config_path.resolve())
+    assert by_config["listen"] == [proxy.url]
+
+    only_one = status_json(proxy.state_dir, cwd=elsewhere)  # no -c: the one running
+    assert only_one["pid"] == proxy.pid
+
+    runtime = proxy.state_dir / "run"
+    assert stat.S_IMODE(runtime.stat().st_mode) == 0o700
+    (record,) = runtime.glob("*.json")
+    assert json.loads(record.read_text())["pid"] == proxy.pid
+    text = portico_status(proxy.state_dir, cwd=elsewhere).stdout
+    assert f"config: {proxy.config_path.resolve()}" in text and "0 open requests" in text
+
+    assert proxy.stop() == 0
+    assert not list(runtime.glob("*.json")) and not list(runtime.glob("*.sock"))
+
+
+def test_a_miss_says_where_it_looked(tmp_path: Path) -> None:
+    runtime = tmp_path / "state" / "run"
+    result = portico_status(tmp_path / "state", "-c", "portico.toml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"no running portico for {tmp_path / 'portico.toml'}" in result.stderr
+    assert f"looked for {runtime}/portico-" in result.stderr
+
+    result = portico_status(tmp_path / "state")
+    assert result.returncode == 1
+    assert f"the runtime directory {runtime} holds no live instance" in result.stderr
+    assert "portico run -c" in result.stderr
+
+
+def test_stale_records_are_ignored_and_removed(start_portico: Any, tmp_path: Path) -> None:
+    proxy = start_portico(proxy_only())
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    runtime = proxy.state_dir / "run"
+    stale = runtime / "old-12345678.json"
+    stale.write_text(json.dumps({
+        "key": "old-12345678", "pid": gone.pid, "config": "/nowhere/old.toml",
+        "listen": [], "started": 1.0, "control": str(runtime / "old-12345678.sock"),
+        "logs": "/nowhere",
+    }))
+    assert status_json(proxy.state_dir)["pid"] == proxy.pid  # still the only one
+    assert not stale.exists()
+
+
+def test_several_running_without_c_lists_them(start_portico: Any) -> None:
+    first = start_portico(proxy_only())
+    second = start_portico(proxy_only())
+    result = portico_status(first.state_dir)
+    assert result.returncode == 1
+    assert "2 porticos are running; pick one with -c CONFIG" in result.stderr
+    assert f"pid {first.pid}: {first.config_path}" in result.stderr
+    assert f"pid {second.pid}: {second.config_path}" in result.stderr
+
+
+def test_counts_are_summed_over_workers(start_portico: Any) -> None:
+    proxy = start_portico(proxy_only().replace("tick = 0.1\n", "tick = 0.1\nworkers = 2\n"))
+    sockets = [connect(proxy.port) for _ in range(6)]
+    try:
+        for sock in sockets:  # answered: accepted by a worker and still kept alive
+            sock.sendall(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(sock).status == 404
+        info = status_json(proxy.state_dir)
+        text = portico_status(proxy.state_dir).stdout
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert info["connections"] == 6 and info["requests"] == 0
+    per_worker = [worker["connections"] for worker in info["workers"]]
+    assert len(per_worker) == 2 and sum(per_worker) == 6
+    assert "6 client connections" in text and "None" not in text
+
+
+# -- portico's own responses in the access log ---------------------------------------------
+
+LOG_LINE = re.compile(r'"(\S+) (\S+) HTTP/1.1" (\d+) (\d+) .* rid=(\S+) ')
+
+
+def logged(proxy: Portico, rid: bytes) -> tuple[str, int, int]:
+    """(target, status, bytes) of the access log line with this request id."""
+    needle = f"rid={rid.decode()} "
+    assert proxy.wait_for_log(needle), proxy.log_text()
+    line = next(line for line in proxy.stdout_lines if needle in line)
+    match = LOG_LINE.search(line)
+    assert match is not None, line
+    return match.group(2), int(match.group(3)), int(match.group(4))
+
+
+def test_own_error_responses_are_logged_with_status_bytes_and_request_id(
+    start_portico: Any,
+) -> None:
+    refused = free_port()  # nothing listens there
+    proxy = start_portico(config(
+        f'[[route]]\npath = "/down"\nupstream = "http://127.0.0.1:{refused}/"\n'
+        '[[route]]\npath = "/small"\nupstream = "http://127.0.0.1:9/"\n'
+        'limits.max_body_size = "10"\n'
+    ))
+    cases = [
+        (b"GET /no-route HTTP/1.1\r\nHost: x\r\n\r\n", 404, "/no-route"),
+        (b"GET /down/ HTTP/1.1\r\nHost: x\r\n\r\n", 502, "/down/"),
+        (b"POST /small/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", 413, "/small/"),
+        (b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n", 400, "-"),
+    ]
+    for request, status, target in cases:
+        reply = send_raw(proxy.port, request, quiet=5)
+        assert reply.status == status, reply.data
+        rid = reply.header(b"x-request-id")
+        assert rid, reply.data
+        assert logged(proxy, rid) == (target, status, len(reply.body))
+        assert len(reply.body) > 0
+
+
+# -- app logs, one directory per config ------------------------------------------------------
+
+def test_two_configs_with_the_same_app_name_log_to_different_files(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    proxies: list[Portico] = []
+    try:
+        for where in ("one", "two"):
+            (tmp_path / where).mkdir()
+            proxies.append(Portico(config(tiny("web")), tmp_path / where, state=state))
+        logs = []
+        for proxy in proxies:
+            info = status_json(state, "-c", str(proxy.config_path))
+            (app,) = info["apps"]
+            assert Path(app["log"]).parent == Path(info["logs"])
+            logs.append(Path(app["log"]))
+            assert f"app logs: {info['logs']}" in portico_status(
+                state, "-c", str(proxy.config_path)).stdout
+        assert logs[0] != logs[1]
+        assert all(log.parent.parent == state / "logs" and log.name == "web.log" for log in logs)
+        for log, proxy in zip(logs, proxies, strict=True):
+            bind = status_json(state, "-c", str(proxy.config_path))["apps"][0]["bind"]
+            port = bind.rsplit(":", 1)[1]
+            wait_until(lambda log=log, port=port: f"tinyapp starting on {port}" in (
+                log.read_text() if log.exists() else ""), 10, "the app's first line")
+            assert log.read_text().count("tinyapp starting") == 1
+    finally:
+        for proxy in proxies:
+            proxy.stop()
+
+
+# -- stopping ---------------------------------------------------------------------------------
+
+def test_sigint_says_what_it_drains_and_a_second_one_stops_at_once(tmp_path: Path) -> None:
+    proxy = Portico(config(tiny("events")), tmp_path)
+    family: set[int] = set()
+    stream = connect(proxy.port)
+    try:
+        wait_until(lambda: len(descendants(proxy.pid)) >= 1, 10, "the app")
+        family = descendants(proxy.pid)
+        stream.sendall(b"GET /events/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        stream.settimeout(10)
+        assert b"data: 0" in stream.recv(65536)
+
+        proxy.proc.send_signal(signal.SIGINT)
+        assert proxy.wait_for_log("stopping: draining 1 open request for up to 30s "
+                                  "(Ctrl-C again to stop now)"), proxy.log_text()
+        assert proxy.proc.poll() is None  # still draining: the stream stays open
+
+        started = time.monotonic()
+        proxy.proc.send_signal(signal.SIGINT)
+        assert proxy.proc.wait(15) == 0
+        assert time.monotonic() - started < 10  # well before drain_timeout (30 s)
+        assert read_until_quiet(stream, quiet=5).closed
+        wait_until(lambda: not any(alive(pid) for pid in family), 5, "the app to exit")
+    finally:
+        stream.close()
+        if proxy.proc.poll() is None:
+            family |= descendants(proxy.pid)
+            proxy.kill()
+        kill_leftovers(family)
+        proxy.stop()
+    assert "stopping now" in proxy.log_text() and "stopped" in proxy.log_text()
+
+
+def test_stopping_with_nothing_open_says_so(start_portico: Any) -> None:
+    proxy = start_portico(proxy_only())
+    with socket.create_connection(("127.0.0.1", proxy.port)):
+        pass
+    assert proxy.stop() == 0
+    assert "stopping: no open requests" in proxy.log_text()
