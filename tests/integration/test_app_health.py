@@ -122,7 +122,7 @@ def test_a_hung_app_is_restarted_and_status_says_why(start_portico: Any) -> None
     assert not alive(before["pid"])
     answer = httpx.get(f"{proxy.url}/hung/", timeout=10)
     assert answer.text == f"tiny pid={after['pid']}\n"
-    log = (proxy.config_path.parent / "state" / "logs" / "hung.log").read_text()
+    log = Path(after["log"]).read_text()  # state/logs/<config key>/hung.log
     assert "portico: health check 1 of 2 failed: no answer within 0.3s" in log
 
 
