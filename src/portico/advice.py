@@ -25,7 +25,7 @@ class Advice:
 
 def explain(config: Config) -> list[Advice]:
     config = assign_ports(config)
-    apps = {app.name: app_plan(app) for app in config.app}
+    apps = {app.name: app_plan(app, config.route) for app in config.app}
     out = [_route_advice(route, apps.get(route.app or ""), config) for route in config.route]
     for app in apps.values():
         out.append(Advice(f"app {app.name}: how portico starts it",
