@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,11 @@ from tests.support.procs import alive
 from tests.support.recorder import Conn, Recorder
 
 
-def stage_handler(conn: Conn) -> None:
-    """Answers with the X-Stage header it was sent; ``/slow`` takes a second."""
+def stage_handler(conn: Conn, hold: Callable[[], None] = lambda: None) -> None:
+    """Answers with the X-Stage header it was sent; ``/slow`` calls ``hold`` first."""
     while (seen := conn.read_request()) is not None:
         if seen.target.startswith(b"/slow"):
-            time.sleep(1.0)
+            hold()
         stage = seen.header(b"x-stage") or b"-"
         conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(stage), stage))
 
@@ -70,20 +71,29 @@ def reload(proxy: Portico, text: str, expect: str) -> None:
 def test_sighup_reloads_routes_and_rules_and_requests_in_flight_finish(
     start_portico: Any, upstream: Recorder
 ) -> None:
+    arrived, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # /slow is answered once the reload is done, however long it takes
+        arrived.set()
+        release.wait(30)
+
+    upstream.reset_log(functools.partial(stage_handler, hold=hold))
     proxy = start_portico(config(upstream, "one"))
     assert httpx.get(f"{proxy.url}/a/").text == "one"
     assert httpx.get(f"{proxy.url}/b/").status_code == 404
 
     in_flight: list[httpx.Response] = []
     slow = threading.Thread(target=lambda: in_flight.append(
-        httpx.get(f"{proxy.url}/a/slow", timeout=10)))
+        httpx.get(f"{proxy.url}/a/slow", timeout=30)))
     slow.start()
-    time.sleep(0.3)  # the slow request is at the upstream now
-    reload(proxy, config(upstream, "two", extra=f'\n[[route]]\npath = "/b"\nupstream = '
-                         f'"{upstream.url}"\n'), "reloaded")
-
-    assert httpx.get(f"{proxy.url}/a/").text == "two"
-    assert httpx.get(f"{proxy.url}/b/").status_code == 200
+    try:
+        assert arrived.wait(10)  # the slow request is at the upstream now
+        reload(proxy, config(upstream, "two", extra=f'\n[[route]]\npath = "/b"\nupstream = '
+                             f'"{upstream.url}"\n'), "reloaded")
+        assert httpx.get(f"{proxy.url}/a/").text == "two"
+        assert httpx.get(f"{proxy.url}/b/").status_code == 200
+    finally:
+        release.set()
     slow.join(10)
     # Served as it began, under the old config; its connection is then closed.
     assert in_flight[0].status_code == 200 and in_flight[0].text == "one"
@@ -208,11 +218,11 @@ def test_refused_reloads_leave_no_descriptor_behind(
     fds = proxy.open_fds()
     # Fails after the new gateway (and its access log file) was built: the certificate.
     bad = good.replace(str(cert), str(tmp_path / "gone.pem"))
-    for _ in range(3):
+    for refused in range(1, 4):  # one at a time: a SIGHUP during a reload is dropped
         proxy.config_path.write_text(bad)
         os.kill(proxy.pid, signal.SIGHUP)
-        time.sleep(0.3)
-    assert proxy.log_text().count("reload refused") == 3
+        wait_until(lambda n=refused: proxy.log_text().count("reload refused") == n, 15,
+                   f"refusal {refused}")
     assert "gone.pem: cannot read the certificate" in proxy.log_text()
     assert proxy.open_fds() == fds
     reload(proxy, good, "reloaded")
