@@ -2,7 +2,8 @@
 
 A proxy and its app must agree on four things: who the client is (X-Forwarded-For),
 the scheme and host it asked for, and where the app is mounted. This module
-says, per route, what the app has to do so that they agree.
+says, per route, what the app has to do so that they agree; ``asgi_prefix_lines``
+is what ``portico init`` writes for an ASGI app's route.
 """
 
 from __future__ import annotations
@@ -16,6 +17,24 @@ from portico.config.schema import Config
 from portico.config.schema import Route as RouteConfig
 from portico.supervisor.commands import app_argv, connect_host, server_of
 
+# uvicorn --root-path puts the stripped prefix back in scope["path"] and sets root_path.
+_ROOT_PATH_WORKS = ("FastAPI serves {prefix}/docs, {prefix}/openapi.json and its "
+                    "redirects under {prefix} once; set no root_path in the app.")
+
+
+def asgi_prefix_lines(prefix: str) -> list[str]:
+    """For ``portico init``: the lines of an ASGI app's ``[[route]]`` table after its
+    ``path`` and ``app``, comments included; none for ``/``."""
+    prefix = prefix.rstrip("/")
+    if not prefix:
+        return []
+    return [
+        f"# The prefix is stripped and portico starts uvicorn with --root-path {prefix}:",
+        f"# FastAPI serves {prefix}/docs, {prefix}/openapi.json and its redirects under",
+        f"# {prefix} once. Set no root_path in the app (docs/guide/fastapi.md).",
+        "preserve_path = false",
+    ]
+
 
 @dataclass
 class Advice:
@@ -25,7 +44,7 @@ class Advice:
 
 def explain(config: Config) -> list[Advice]:
     config = assign_ports(config)
-    apps = {app.name: app_plan(app) for app in config.app}
+    apps = {app.name: app_plan(app, config.route) for app in config.app}
     out = [_route_advice(route, apps.get(route.app or ""), config) for route in config.route]
     for app in apps.values():
         out.append(Advice(f"app {app.name}: how portico starts it",
@@ -40,21 +59,36 @@ def _route_advice(route: RouteConfig, app: AppPlan | None, config: Config) -> Ad
     stripped = route.path != "/" and not route.preserve_path
     hops = 2 if config.server.trusted_proxies else 1
     asgi = app is not None and app.asgi is not None
+    # An upstream or a ``command`` app may be either kind: it gets both kinds of advice.
+    unknown = app is None or server_of(app) == "command"
     if stripped:
         say(f"The app is reached at / and told its public prefix {route.path} in "
             "X-Forwarded-Prefix.")
         if asgi:
-            say(f"ASGI: serve it with root_path {route.path!r} (uvicorn --root-path "
-                f"{route.path}), or FastAPI(root_path={route.path!r}).")
-        else:
+            assert app is not None
+            if app.root_path == route.path:
+                say(f"ASGI: portico starts uvicorn with --root-path {route.path}, so "
+                    + _ROOT_PATH_WORKS.format(prefix=route.path))
+            else:
+                say(f"ASGI: {app.name} is routed under more than one prefix, so uvicorn gets "
+                    "no --root-path and FastAPI's docs load /openapi.json from the site root; "
+                    "give each prefix its own [[app]].")
+        elif unknown:
+            say(f"ASGI: start uvicorn with --root-path {route.path}, so "
+                + _ROOT_PATH_WORKS.format(prefix=route.path))
+        if not asgi:
             say(f"WSGI: app.wsgi_app = ProxyFix(app.wsgi_app, x_for={hops}, x_proto=1, "
                 "x_host=1, x_prefix=1)")
     else:
         mount = route.path if route.path != "/" else None
         if mount:
             say(f"The full path is forwarded: the app mounts itself under {mount}.")
-            say("WSGI: app.wsgi_app = DispatcherMiddleware(NotFound(), "
-                f"{{{mount!r}: app.wsgi_app}})")
+            if asgi or unknown:
+                say(f"ASGI: outer = Starlette(routes=[Mount({mount!r}, app=app)]), served "
+                    "without --root-path (uvicorn would put the prefix in front twice).")
+            if not asgi:
+                say("WSGI: app.wsgi_app = DispatcherMiddleware(NotFound(), "
+                    f"{{{mount!r}: app.wsgi_app}})")
         if not asgi:
             say(f"WSGI: ProxyFix(app.wsgi_app, x_for={hops}, x_proto=1, x_host=1)  "
                 "(no x_prefix: nothing is stripped)")

@@ -210,31 +210,43 @@ def test_certificate_swap_under_load_with_sighup(start_portico: Any, recorder: R
     proxy = start_portico(tls_config(local_ca, recorder.url, certs=cert_block(cert, key, ["localhost"])))
     ca = local_ca / "ca.pem"
     old_serial = serial_of(cert)
-    results: list[tuple[int, int] | str] = []
-    stop = threading.Event()
+    # The reload checks the file in a child interpreter (pydantic, cryptography) competing
+    # with this load for the CPU: it is awaited, not given a fixed time.
+    reloaded = threading.Event()
+    results: list[list[tuple[int, int] | str]] = [[], [], []]
+    first = [threading.Event() for _ in results]
 
-    def load() -> None:
-        while not stop.is_set():
+    def load(mine: list[tuple[int, int] | str], done_one: threading.Event) -> None:
+        while True:  # until a handshake begun after the reload was said: it must be new
+            after = reloaded.is_set()
             try:
-                results.append(handshake(proxy.https_port, ca))
+                mine.append(handshake(proxy.https_port, ca))
             except (OSError, ValueError) as exc:
-                results.append(repr(exc))
+                mine.append(repr(exc))
+            done_one.set()
+            if after:
+                return
 
-    workers = [threading.Thread(target=load) for _ in range(3)]
+    workers = [threading.Thread(target=load, args=pair) for pair in zip(results, first, strict=True)]
     for worker in workers:
         worker.start()
-    time.sleep(0.5)
+    assert all(event.wait(20) for event in first)  # each has seen the old certificate
     new_serial = swap_in(local_ca, cert, key, ["localhost"])
     os.kill(proxy.pid, signal.SIGHUP)
-    time.sleep(1.0)
-    stop.set()
+    try:
+        assert proxy.wait_for_log(f"reloaded {proxy.config_path}", 60), proxy.log_text()
+    finally:
+        reloaded.set()  # the load stops either way
     for worker in workers:
         worker.join(20)
-    failures = [r for r in results if isinstance(r, str) or r[1] != 200]
-    assert not failures, failures[:5]
-    serials = [r[0] for r in results if not isinstance(r, str)]
-    assert serials[0] == old_serial and serials[-1] == new_serial
-    assert len(serials) > 20
+        assert not worker.is_alive()
+    for mine in results:
+        failures = [r for r in mine if isinstance(r, str) or r[1] != 200]
+        assert not failures, failures[:5]
+        serials = [r[0] for r in mine if not isinstance(r, str)]
+        swapped_at = serials.index(new_serial)  # then never the old one again
+        assert swapped_at > 0 and set(serials[:swapped_at]) == {old_serial}
+        assert set(serials[swapped_at:]) == {new_serial}
     assert handshake(proxy.https_port, ca)[0] == new_serial
     assert handshake(proxy.https_port, ca, server_name=None)[0] == new_serial  # no SNI: default
 

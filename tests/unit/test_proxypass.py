@@ -22,6 +22,10 @@ STRIPPED = ReverseMap(Upstream("http", "127.0.0.1", 8000, b"/"), b"/myapp", stri
         (b"http://127.0.0.1:8000?x", b"https://my.site.com/myapp/?x"),
         (b"/login", b"/myapp/login"),
         (b"/myapp/login", b"/myapp/login"),  # already prefix-aware (ProxyFix x_prefix)
+        # Prefix-aware and absolute (uvicorn --root-path): the origin alone is replaced.
+        (b"http://127.0.0.1:8000/myapp/items/", b"https://my.site.com/myapp/items/"),
+        (b"http://127.0.0.1:8000/myapp?x", b"https://my.site.com/myapp?x"),
+        (b"http://127.0.0.1:8000/myappx", b"https://my.site.com/myapp/myappx"),  # not the prefix
         (b"/myapp", b"/myapp"),
         (b"//evil.example/x", b"//evil.example/x"),
         (b"/\\evil.example", b"/\\evil.example"),

@@ -48,7 +48,7 @@ def run_plan(
     serving = serving_plan(config, base_dir, state_dir, log)
     return RunPlan(
         serving=serving,
-        apps=[app_plan(app) for app in config.app],
+        apps=[app_plan(app, config.route) for app in config.app],
         listen=list(config.server.listen),
         workers=config.server.workers,
         base_dir=base_dir,
@@ -58,6 +58,9 @@ def run_plan(
             "server.listen": json.dumps(source.server.listen),
             "server.workers": json.dumps(source.server.workers),
             "app": json.dumps([app.model_dump(mode="json") for app in source.app]),
+            # uvicorn was started with it: a route that moves the app moves its root path.
+            **{f"route.path of app {app.name!r} (uvicorn --root-path)":
+               asgi_root_path(app, source.route) for app in source.app if app.asgi},
         },
         cert_facts=checked_certificates(serving.certificates),
     )
@@ -95,8 +98,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def app_plan(app: App) -> AppPlan:
-    """``app`` as the supervisor runs it (its port assigned)."""
+def app_plan(app: App, routes: list[RouteConfig]) -> AppPlan:
+    """``app`` as the supervisor runs it (its port assigned); ``routes``: the config's."""
     assert app.bind is not None, "ports are assigned first"
     return AppPlan(
         name=app.name, wsgi=app.wsgi, asgi=app.asgi,
@@ -108,7 +111,24 @@ def app_plan(app: App) -> AppPlan:
         max_restarts=app.max_restarts, restart_window=app.restart_window,
         restart_delay_max=app.restart_delay_max, request_wait=app.request_wait,
         log_max_size=app.log_max_size, log_backups=app.log_backups,
+        root_path=asgi_root_path(app, routes),
     )
+
+
+def asgi_root_path(app: App, routes: list[RouteConfig]) -> str:
+    """What portico tells uvicorn (``--root-path``) for an ``asgi`` app: the prefix of
+    the routes to it when they all strip the same one, else "".
+
+    The route strips ``/api`` and uvicorn puts it back: ``scope["path"]`` is
+    ``/api/docs`` and ``scope["root_path"]`` ``/api``, so Starlette/FastAPI match
+    ``/docs`` and build ``/api/openapi.json`` and redirects under ``/api``, once. A
+    preserved path would get the prefix twice (the app mounts itself instead), and two
+    prefixes cannot be one root path (docs/guide/fastapi.md)."""
+    if app.asgi is None:
+        return ""
+    prefixes = {"" if route.preserve_path or route.path == "/" else route.path
+                for route in routes if route.app == app.name}
+    return prefixes.pop() if len(prefixes) == 1 else ""
 
 
 def upstream_address(route: RouteConfig, config: Config) -> tuple[str, str, int, str]:

@@ -122,6 +122,8 @@ class AppPlan:
     request_wait: float
     log_max_size: int
     log_backups: int
+    # uvicorn --root-path for an ``asgi`` app routed under one stripped prefix, or "".
+    root_path: str
 
 
 @dataclass(frozen=True)

@@ -279,7 +279,8 @@ class App(_Table):
     wsgi: str | None = None
     """``module:callable`` of a WSGI app, e.g. ``server:app``."""
     asgi: str | None = None
-    """``module:callable`` of an ASGI app, served by uvicorn."""
+    """``module:callable`` of an ASGI app, served by uvicorn; under one stripped route
+    prefix, with ``--root-path PREFIX`` (docs/guide/fastapi.md)."""
     command: list[str] | None = None
     """Any command instead; ``{host}``, ``{port}`` and ``{python}`` (portico's own
     interpreter) are filled in."""

@@ -1,9 +1,10 @@
 """ProxyPassReverse, done safely: Location-type headers and Set-Cookie.
 
 Only values that point at the upstream are touched: its absolute URL, or for
-a stripped route a path under its base. A value already under the public
-prefix is left alone, so a prefix-aware app (ProxyFix ``x_prefix=1``) never
-gets ``/myapp/myapp/...``. ``//host``, ``/\\host`` and other hosts pass as
+a stripped route a path under its base. A path already under the public
+prefix keeps it, so a prefix-aware app (ProxyFix ``x_prefix=1``, uvicorn
+``--root-path``) never gets ``/myapp/myapp/...``; of its absolute URL only the
+origin is replaced. ``//host``, ``/\\host`` and other hosts pass as
 they came, and no rewrite can produce a scheme-relative ``//`` URL.
 """
 
@@ -53,6 +54,9 @@ class ReverseMap:
                 rest = value[len(origin) :]
                 if rest[:1] != b"/":
                     rest = b"/" + rest
+                if self._stripped and under_prefix(_path_of(rest), self._prefix):
+                    # Prefix-aware (uvicorn --root-path): only the origin is the upstream's.
+                    return _safe(public_origin + rest, value)
                 mapped = self._public_path(rest)
                 if mapped is None:
                     return value

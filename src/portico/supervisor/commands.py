@@ -2,7 +2,8 @@
 
 Each server is told to trust forwarded headers from portico's own address
 only (gunicorn/uvicorn ``--forwarded-allow-ips``, waitress ``--trusted-proxy``),
-never ``*``.
+never ``*``. An ``asgi`` app routed under one stripped prefix is started with
+``--root-path PREFIX`` (config/compile.py ``asgi_root_path``).
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def app_argv(app: AppPlan) -> list[str]:
         "--proxy-headers",
         "--forwarded-allow-ips", proxy,
         "--no-access-log",
+        *(("--root-path", app.root_path) if app.root_path else ()),
         app.asgi,
     ]
 

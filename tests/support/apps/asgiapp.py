@@ -14,6 +14,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         "client": scope["client"][0] if scope.get("client") else None,
         "scheme": scope["scheme"],
         "path": scope["path"],
+        "root_path": scope["root_path"],
         "host": headers.get("host"),
         "prefix": headers.get("x-forwarded-prefix"),
     }).encode()
