@@ -2,8 +2,8 @@
 
 A proxy and its app must agree on four things: who the client is (X-Forwarded-For),
 the scheme and host it asked for, and where the app is mounted. This module
-says, per route, what the app has to do so that they agree; ``asgi_prefix_lines``
-is what ``portico init`` writes for an ASGI app's route.
+says, per route, what the app has to do so that they agree (``portico init`` writes
+the same advice into the config it makes: config/starter.py).
 """
 
 from __future__ import annotations
@@ -20,20 +20,6 @@ from portico.supervisor.commands import app_argv, connect_host, server_of
 # uvicorn --root-path puts the stripped prefix back in scope["path"] and sets root_path.
 _ROOT_PATH_WORKS = ("FastAPI serves {prefix}/docs, {prefix}/openapi.json and its "
                     "redirects under {prefix} once; set no root_path in the app.")
-
-
-def asgi_prefix_lines(prefix: str) -> list[str]:
-    """For ``portico init``: the lines of an ASGI app's ``[[route]]`` table after its
-    ``path`` and ``app``, comments included; none for ``/``."""
-    prefix = prefix.rstrip("/")
-    if not prefix:
-        return []
-    return [
-        f"# The prefix is stripped and portico starts uvicorn with --root-path {prefix}:",
-        f"# FastAPI serves {prefix}/docs, {prefix}/openapi.json and its redirects under",
-        f"# {prefix} once. Set no root_path in the app (docs/guide/fastapi.md).",
-        "preserve_path = false",
-    ]
 
 
 @dataclass

@@ -168,7 +168,7 @@ def test_init_refuses_to_overwrite_and_force_replaces(tmp_path: Path) -> None:
     assert 'wsgi = "app:app"' in (tmp_path / "portico.toml").read_text()
 
 
-def test_init_finds_an_asgi_app_and_leaves_the_prefix_advice_to_explain(tmp_path: Path) -> None:
+def test_init_finds_an_asgi_app_and_writes_the_prefix_advice(tmp_path: Path) -> None:
     (tmp_path / "main.py").write_text(  # read, never imported: FastAPI need not be installed
         "from fastapi import FastAPI\n\napi: FastAPI = FastAPI(title='x')\n")
     made = portico("init", "--prefix", "/api/", cwd=tmp_path)
@@ -176,7 +176,7 @@ def test_init_finds_an_asgi_app_and_leaves_the_prefix_advice_to_explain(tmp_path
     text = (tmp_path / "portico.toml").read_text()
     assert 'asgi = "main:api"' in text and 'server = "uvicorn"' in text
     assert 'path = "/api"' in text and "preserve_path = false" in text
-    assert "portico explain" in text
+    assert "--root-path /api" in text and "/api/api" not in text
     assert portico("check", "--config-only", cwd=tmp_path).returncode == 0
 
 

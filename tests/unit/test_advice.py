@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from portico.advice import asgi_prefix_lines, explain
+from portico.advice import explain
 from portico.config.compile import run_plan
 from portico.config.load import parse
 from portico.config.schema import Config
+from portico.config.starter import asgi_prefix_lines
 from portico.server.live import _fixed_fields_changed
 from portico.supervisor.commands import app_argv
 

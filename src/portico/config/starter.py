@@ -101,13 +101,16 @@ def app_name(directory: Path) -> str:
 
 
 def asgi_prefix_lines(prefix: str) -> list[str]:
-    """The ``[[route]]`` lines for an ASGI app (FastAPI, Starlette) published under
-    ``prefix``. Kept in one place: what such an app needs to serve its docs and
-    redirects under a prefix is being settled (issue 15, item 11)."""
+    """The ``[[route]]`` lines after ``path`` and ``app`` for an ASGI app (FastAPI,
+    Starlette) published under ``prefix``, comments included; none for ``/``."""
+    prefix = prefix.rstrip("/")
+    if not prefix:
+        return []
     return [
-        _commented("preserve_path = false", f"{prefix}/x reaches the app as /x"),
-        "# An ASGI app (FastAPI, Starlette) under a prefix must know it for its links,",
-        "# redirects and /docs: run `portico explain` for the settings that agree with this route.",
+        f"# The prefix is stripped and portico starts uvicorn with --root-path {prefix}:",
+        f"# FastAPI serves {prefix}/docs, {prefix}/openapi.json and its redirects under",
+        f"# {prefix} once. Set no root_path in the app (docs/guide/fastapi.md).",
+        "preserve_path = false",
     ]
 
 
@@ -158,7 +161,7 @@ def starter_text(
         "workers = 2",
         _commented('cwd = "."', "where the module is, relative to this file; on PYTHONPATH"),
         _commented('# bind = "127.0.0.1:8000"', "left out: portico picks a free loopback port"),
-        _commented('# health = "/healthz"', "a path that answers 2xx/3xx when the app is ready"),
+        _commented('# health = "/healthz"', "a path that answers below 500 when the app is up (default: /)"),
         "# env = { APP_MODE = \"prod\" }",
         "",
         "[[route]]",
