@@ -13,20 +13,6 @@ def wants_json(accept: bytes) -> bool:
     return b"application/json" in accept and b"text/html" not in accept
 
 
-def error_response(
-    status: int,
-    layer: Layer,
-    detail: str,
-    request_id: bytes,
-    *,
-    as_json: bool = False,
-    close: bool = True,
-    head_only: bool = False,
-) -> bytes:
-    head, body = error_page(status, layer, detail, request_id, as_json=as_json, close=close)
-    return head if head_only else head + body
-
-
 def error_page(
     status: int,
     layer: Layer,
@@ -36,7 +22,7 @@ def error_page(
     as_json: bool = False,
     close: bool = True,
 ) -> tuple[bytes, bytes]:
-    """The head and the body apart: the access log counts the body's bytes."""
+    """An error reply's head and body, apart: the access log counts the body's bytes."""
     reason = writer.reason_phrase(status).decode("ascii")
     rid = request_id.decode("latin-1")
     if as_json:
