@@ -161,7 +161,7 @@ def starter_text(
         "workers = 2",
         _commented('cwd = "."', "where the module is, relative to this file; on PYTHONPATH"),
         _commented('# bind = "127.0.0.1:8000"', "left out: portico picks a free loopback port"),
-        _commented('# health = "/healthz"', "a path that answers below 500 when the app is up (default: /)"),
+        _commented('# health = "/healthz"', "answers below 500 when the app is up (default: /)"),
         "# env = { APP_MODE = \"prod\" }",
         "",
         "[[route]]",
