@@ -189,6 +189,7 @@ def run(config_path: str | None) -> None:
 
     config_path = _chosen(config_path)
     config, base_dir = _load(config_path)
+    _refuse_a_second_instance(_config_file(config_path))
     problems = server_problems(config, base_dir, config_path or DEFAULT_NAME)
     if problems:  # before anything is spawned
         _print_problems(problems)
@@ -217,14 +218,16 @@ def status(config_path: str | None, as_json: bool) -> None:
     import json
 
     from portico.admin.control import fetch_status
+    from portico.admin.runtime import control_socket, runtime_dir
 
     here = _config_file(config_in_use(None)) if config_path is None else None
     instance = _find_instance(_config_file(config_path), here)
+    control = control_socket(runtime_dir(), instance.key)
     try:
-        info = asyncio.run(fetch_status(Path(instance.control)))
+        info = asyncio.run(fetch_status(control))
     except (OSError, TimeoutError, ValueError) as exc:
         err.print(f"[bold red]error[/] portico {escape(instance.describe())} does not answer "
-                  f"at {escape(instance.control)} ({escape(str(exc))})")
+                  f"at {escape(str(control))} ({escape(str(exc))})")
         sys.exit(1)
     if as_json:
         out.print(json.dumps(info, indent=2), markup=False)
@@ -259,15 +262,19 @@ def status(config_path: str | None, as_json: bool) -> None:
 def _find_instance(config_file: Path | None, here: Path | None = None) -> Instance:
     """The running portico of ``config_file``; without one, that of ``here`` (./portico.toml)
     if it runs, else the only one running; else say where we looked."""
-    from portico.admin.runtime import instance_key, record_path, running, runtime_dir
+    from portico.admin.runtime import instance_key, record_path, runtime_dir
 
     directory = runtime_dir()
-    instances = running(directory)
+    instances = _running(directory)
     if config_file is None and here is not None:
         key = instance_key(here)
         found = next((i for i in instances if i.key == key), None)
         if found is not None:
             return found
+        if len(instances) == 1:
+            err.print(f"./{here.name} is not running here; the one portico running is "
+                      f"{escape(instances[0].describe())}")
+            return instances[0]
     if config_file is not None:
         key = instance_key(config_file)
         found = next((i for i in instances if i.key == key), None)
@@ -292,6 +299,31 @@ def _find_instance(config_file: Path | None, here: Path | None = None) -> Instan
         err.print(f"start one with `portico run -c {escape(str(config_file or 'CONFIG'))}`; "
                   "PORTICO_RUNTIME_DIR or PORTICO_STATE_DIR, if set, must be the same for both")
     sys.exit(1)
+
+
+def _running(directory: Path) -> list[Instance]:
+    """The live instances in the runtime directory; exit 1 if it is not safely the user's."""
+    from portico.admin.runtime import RuntimeDirError, running
+
+    try:
+        return running(directory)
+    except RuntimeDirError as exc:
+        err.print(f"[bold red]error[/] {escape(str(exc))}")
+        sys.exit(1)
+
+
+def _refuse_a_second_instance(config_file: Path | None) -> None:
+    """Two porticos of one config would share its control socket and, with workers,
+    split its listen port between them (SO_REUSEPORT) without a word."""
+    from portico.admin.runtime import instance_key, runtime_dir
+
+    key = instance_key(config_file)
+    same = next((i for i in _running(runtime_dir()) if i.key == key), None)
+    if same is not None:
+        err.print(f"[bold red]error[/] this config is already served by portico "
+                  f"{escape(same.describe())}; stop it first, or reload it with "
+                  f"`kill -HUP {same.pid}`")
+        sys.exit(1)
 
 
 def _cert_table(certificates: list[dict[str, Any]]) -> Table:

@@ -132,6 +132,9 @@ app = "myapp"
         assert plain.status_code == 308
         assert plain.headers["location"] == f"https://my.site.com:{proxy.https_port}/myapp/x?y=1"
         assert "strict-transport-security" not in plain.headers
+        rid = plain.headers["x-request-id"]  # portico's own 308, logged under the id it sent
+        assert proxy.wait_for_log('"GET /myapp/x?y=1 HTTP/1.1" 308 0 '), proxy.log_text()
+        assert proxy.wait_for_log(f"rid={rid} "), proxy.log_text()
         no_port = client.get(f"{proxy.url}/myapp/?a=%20b", headers={"Host": "my.site.com"})
         assert no_port.headers["location"] == f"https://my.site.com:{proxy.https_port}/myapp/?a=%20b"
         followed = client.get(f"{proxy.url}/myapp/whoami.json", follow_redirects=True)

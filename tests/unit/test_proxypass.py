@@ -48,6 +48,17 @@ def test_base_path_is_honoured() -> None:
     assert reverse.location(b"/other", PUBLIC) == b"/other"
 
 
+def test_a_base_path_that_begins_like_the_prefix_is_the_upstreams() -> None:
+    # route /app -> http://backend:8000/app/v2: the app's own paths are under /app/v2.
+    reverse = ReverseMap(Upstream("http", "backend", 8000, b"/app/v2/"), b"/app", stripped=True)
+    public = b"https://pub"
+    assert reverse.location(b"http://backend:8000/app/v2/login", public) == b"https://pub/app/login"
+    assert reverse.location(b"/app/v2/login?x=1", public) == b"/app/login?x=1"
+    # Already public (a prefix-aware app): kept, never /app/app/x.
+    assert reverse.location(b"http://backend:8000/app/x", public) == b"https://pub/app/x"
+    assert reverse.location(b"/app/x", public) == b"/app/x"
+
+
 def test_default_port_is_normalised() -> None:
     reverse = ReverseMap(Upstream("http", "backend", 80, b"/"), b"/p", stripped=True)
     assert reverse.location(b"http://backend/x", PUBLIC) == PUBLIC + b"/p/x"

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from portico.admin.runtime import instance_key
+from portico.admin.runtime import control_socket, instance_key
 
 Snapshot = Callable[[], Awaitable[dict[str, Any]]]
 USE_UNIX = sys.platform != "win32"
@@ -25,7 +25,7 @@ USE_UNIX = sys.platform != "win32"
 
 def control_path(directory: Path, config_file: Path | None) -> Path:
     """One socket per config file, so several porticos can share a runtime directory."""
-    return directory / f"{instance_key(config_file)}.sock"
+    return control_socket(directory, instance_key(config_file))
 
 
 async def serve_control(path: Path, snapshot: Snapshot) -> asyncio.Server:

@@ -55,9 +55,20 @@ def prepare(directory: Path) -> Path:
         directory.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError):
             directory.mkdir(mode=0o700)
-        info = directory.lstat()
     except OSError as exc:
         raise RuntimeDirError(f"cannot make the runtime directory {directory}: "
+                              f"{exc.strerror or exc}; set PORTICO_RUNTIME_DIR") from exc
+    return owned(directory)
+
+
+def owned(directory: Path) -> Path:
+    """``directory`` if it is a real directory of the user's own (closed to others if it
+    was open); RuntimeDirError otherwise. Nothing in a directory someone else could have
+    made first (``/tmp/portico-UID``) is read, connected to or removed."""
+    try:
+        info = directory.lstat()
+    except OSError as exc:
+        raise RuntimeDirError(f"cannot read the runtime directory {directory}: "
                               f"{exc.strerror or exc}; set PORTICO_RUNTIME_DIR") from exc
     if not stat.S_ISDIR(info.st_mode):
         raise RuntimeDirError(f"the runtime directory {directory} is not a directory "
@@ -100,6 +111,11 @@ class Instance:
 
 def record_path(directory: Path, key: str) -> Path:
     return directory / f"{key}.json"
+
+
+def control_socket(directory: Path, key: str) -> Path:
+    """Where the instance ``key`` answers: derived from the key, never read from a record."""
+    return directory / f"{key}.sock"
 
 
 def write_record(directory: Path, instance: Instance) -> Path:
@@ -148,16 +164,18 @@ def running(directory: Path) -> list[Instance]:
     """The instances whose process is alive, oldest first; stale records (and their
     sockets) are removed on the way."""
     found: list[Instance] = []
-    if not directory.is_dir():
+    if not directory.exists():
         return found
+    owned(directory)
     for path in sorted(directory.glob("*.json")):
         record = _read(path)
-        if record is None:
+        if record is None or record.key != path.stem:
             continue
         if _alive(record.pid):
             found.append(record)
             continue
-        for stale in (path, Path(record.control), Path(record.control + ".port")):
+        control = control_socket(directory, record.key)
+        for stale in (path, control, control.with_name(control.name + ".port")):
             with contextlib.suppress(OSError):
                 stale.unlink()
     return sorted(found, key=lambda instance: instance.started)

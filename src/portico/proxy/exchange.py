@@ -352,7 +352,10 @@ class Exchange:
         request = self.request
         keep = self.keep_client and self.request_done and not self.gw.draining
         host = request.host or self.client.local_authority
-        self.client.write(https_redirect(host, request.target, self.gw.https_port, close=not keep))
+        self._rid = client_request_id(request) or self.gw.request_id()  # logged with it
+        self.client.write(
+            https_redirect(host, request.target, self.gw.https_port, self._rid, close=not keep)
+        )
         self.finished = True
         self.status = 308
         self.keep_client = keep

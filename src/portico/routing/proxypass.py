@@ -39,7 +39,7 @@ class ReverseMap:
         if value[:2] in (b"//", b"/\\") or value[:1] == b"\\":
             return value
         if value[:1] == b"/":
-            if not self._stripped or under_prefix(_path_of(value), self._prefix):
+            if not self._stripped or self._prefix_aware(value):
                 return value
             mapped = self._public_path(value)
             return value if mapped is None else _safe(mapped, value)
@@ -54,14 +54,23 @@ class ReverseMap:
                 rest = value[len(origin) :]
                 if rest[:1] != b"/":
                     rest = b"/" + rest
-                if self._stripped and under_prefix(_path_of(rest), self._prefix):
-                    # Prefix-aware (uvicorn --root-path): only the origin is the upstream's.
-                    return _safe(public_origin + rest, value)
+                if self._stripped and self._prefix_aware(rest):
+                    return _safe(public_origin + rest, value)  # only the origin is upstream's
                 mapped = self._public_path(rest)
                 if mapped is None:
                     return value
                 return _safe(public_origin + mapped, value)
         return value
+
+    def _prefix_aware(self, upstream_path: bytes) -> bool:
+        """A path the app already wrote under the public prefix (``ProxyFix``, uvicorn
+        ``--root-path``): kept as it is, never prefixed twice. A path under the upstream's
+        own base path is the upstream's, even where the base begins like the prefix
+        (``/app`` → ``http://backend/app/v2``: ``/app/v2/x`` is public ``/app/x``)."""
+        path = _path_of(upstream_path)
+        if self._base and under_prefix(path, self._base):
+            return False
+        return under_prefix(path, self._prefix)
 
     def _public_path(self, upstream_path: bytes) -> bytes | None:
         base = self._base
