@@ -82,8 +82,9 @@ class BuildRequestPath(build_ext):
             for ext in self.extensions:
                 Path(self.get_ext_fullpath(ext.name)).unlink(missing_ok=True)
             self.inplace = inplace
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            notice(f"the request path is not compiled ({reason}); installing pure Python")
+            compiler = getattr(self.compiler, "compiler_so", None) or ["cc"]
+            notice(f"the C compiler ({compiler[0]}) is missing or failed ({type(exc).__name__});"
+                   " installing the request path as pure Python")
             self.extensions = []
 
 
