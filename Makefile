@@ -1,5 +1,8 @@
 # make demo  - set up and serve the Apache guide's Flask app at http://127.0.0.1:8080/myapp/
-# make test  - set up and run every test (lint, types, unit, integration)
+# make test  - set up and run every test (lint, types, unit, integration), one of them
+#              from the installed wheel (make wheel)
+# make wheel - the sdist and the compiled wheel in build/dist, the wheel installed with
+#              its apps extra in build/wheel-venv
 # make bench - nginx, HAProxy and portico in front of one origin (installs what it needs)
 # make fuzz  - property tests at 20,000 examples, then the request-path fuzzer (FUZZ_SECONDS)
 # make soak  - 5 minutes of mixed traffic to a real gunicorn app: errors, RSS and fds
@@ -10,7 +13,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test test-deps lint unit bench bench-deps bench-budget fuzz soak clean
+.PHONY: setup wheel demo test test-deps lint unit bench bench-deps bench-budget fuzz soak clean
 
 $(STAMP): pyproject.toml setup.py Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +23,8 @@ $(STAMP): pyproject.toml setup.py Makefile
 
 # The request path compiled in place with mypyc (setup.py), again whenever a source
 # changes. PORTICO_PURE=1 removes the compiled modules and runs pure Python instead.
+# (`pip install -e .` alone compiles in place too; here the install above stays pure
+# so that a changed source needs only this step, not a reinstall.)
 COMPILED := src/portico/.compiled-stamp
 SOURCES  := $(wildcard src/portico/*.py src/portico/*/*.py)
 ifeq ($(PORTICO_PURE),)
@@ -36,6 +41,22 @@ FORCE:
 
 setup: $(STAMP) $(COMPILED)
 
+# The wheel as a user gets it: `python -m build` (the sdist, then the wheel built from
+# it in build isolation, compiled even under PORTICO_PURE=1, which is for the checkout)
+# into build/dist, installed with the apps extra into a venv of its own,
+# build/wheel-venv; again whenever a source or the build changes.
+# tests/integration/test_installed.py runs that copy (PORTICO_WHEEL_VENV).
+WHEEL_VENV  := build/wheel-venv
+WHEEL_STAMP := $(WHEEL_VENV)/.installed-stamp
+$(WHEEL_STAMP): $(SOURCES) src/portico/config/default.toml setup.py pyproject.toml README.md | $(STAMP)
+	rm -rf build/dist $(WHEEL_VENV)
+	env -u PORTICO_PURE $(BIN)/python -m build -q -o build/dist .
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install -q "$$(ls build/dist/*.whl)[apps]"
+	@touch $(WHEEL_STAMP)
+
+wheel: $(WHEEL_STAMP)
+
 demo: setup
 	$(BIN)/portico run
 
@@ -51,8 +72,8 @@ test-deps:
 	   apt-get install -y -qq --no-install-recommends iproute2 systemd) || \
 	  echo "make: could not install iproute2/systemd; their tests will skip"
 
-test: lint test-deps
-	$(BIN)/python -m pytest -q
+test: lint test-deps wheel
+	PORTICO_WHEEL_VENV=$(abspath $(WHEEL_VENV)) $(BIN)/python -m pytest -q
 
 # Hypothesis properties with 20,000 examples each, then the in-process request-path
 # fuzzer for FUZZ_SECONDS (default 120).

@@ -82,8 +82,18 @@ def _config_file(path: str | None) -> Path | None:
     return Path(path).resolve() if path else None
 
 
+def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    import portico
+
+    click.echo(f"portico {__version__} ({'compiled' if portico.compiled() else 'pure'})")
+    ctx.exit()
+
+
 @click.group()
-@click.version_option(__version__, prog_name="portico")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
+              help="Show the version, compiled or pure Python, and exit.")
 def main() -> None:
     """Portico: a reverse proxy and app host for Python web apps."""
 
