@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import free_port
 from tests.integration.test_supervisor import TINY, config, tiny, wait_until
 from tests.support.client import connect, read_response, read_until_quiet, send_raw
@@ -274,6 +276,37 @@ def test_a_second_sigint_kills_an_app_that_ignores_sigterm(tmp_path: Path) -> No
         kill_leftovers(family)
         proxy.stop()
     assert "stopped" in proxy.log_text()
+
+
+@pytest.mark.parametrize("server", ["", "workers = 2\n"], ids=["one-process", "workers"])
+def test_a_second_sigint_also_cuts_what_a_reload_replaced(tmp_path: Path, server: str) -> None:
+    text = config(tiny("events")).replace("tick = 0.1\n", "tick = 0.1\n" + server)
+    proxy = Portico(text, tmp_path)
+    family: set[int] = set()
+    stream = connect(proxy.port)
+    try:
+        stream.sendall(b"GET /events/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        stream.settimeout(10)
+        first_event(stream)
+        proxy.proc.send_signal(signal.SIGHUP)  # the stream stays with what it replaces
+        assert proxy.wait_for_log("reloaded", 15), proxy.log_text()
+        family = descendants(proxy.pid)
+
+        proxy.proc.send_signal(signal.SIGINT)  # counted though a reload replaced it
+        assert proxy.wait_for_log("stopping: draining 1 open request"), proxy.log_text()
+        started = time.monotonic()
+        proxy.proc.send_signal(signal.SIGINT)
+        assert proxy.proc.wait(15) == 0
+        assert time.monotonic() - started < 10  # not the old one's drain_timeout (30 s)
+        assert read_until_quiet(stream, quiet=5).closed
+        assert not any(alive(pid) for pid in family)
+    finally:
+        stream.close()
+        if proxy.proc.poll() is None:
+            family |= descendants(proxy.pid)
+            proxy.kill()
+        kill_leftovers(family)
+        proxy.stop()
 
 
 def cmdline(pid: int) -> str:
