@@ -65,7 +65,7 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
             stop.set()
         elif sig == signal.SIGINT and not hurry.is_set():
             hurry.set()
-            ctx.announce("stopping now: closing the connections still open")
+            ctx.announce("stopping now: closing the connections still open, SIGKILL to the apps")
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
