@@ -14,8 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import free_port
-from tests.integration.test_supervisor import config, tiny, wait_until
+from tests.integration.test_supervisor import TINY, config, tiny, wait_until
 from tests.support.client import connect, read_response, read_until_quiet, send_raw
 from tests.support.portico_proc import Portico
 from tests.support.procs import alive, descendants, kill_leftovers
@@ -206,7 +208,7 @@ def test_sigint_says_what_it_drains_and_a_second_one_stops_at_once(tmp_path: Pat
         family = descendants(proxy.pid)
         stream.sendall(b"GET /events/stream HTTP/1.1\r\nHost: x\r\n\r\n")
         stream.settimeout(10)
-        assert b"data: 0" in stream.recv(65536)
+        first_event(stream)
 
         proxy.proc.send_signal(signal.SIGINT)
         assert proxy.wait_for_log("stopping: draining 1 open request for up to 30s "
@@ -227,6 +229,120 @@ def test_sigint_says_what_it_drains_and_a_second_one_stops_at_once(tmp_path: Pat
         kill_leftovers(family)
         proxy.stop()
     assert "stopping now" in proxy.log_text() and "stopped" in proxy.log_text()
+
+
+def first_event(stream: socket.socket) -> None:
+    """Read until the event stream's first event (the head may come on its own)."""
+    seen = b""
+    while b"data: 0" not in seen:
+        chunk = stream.recv(65536)
+        assert chunk, seen
+        seen += chunk
+
+
+def deaf_to_sigterm(name: str, extra: str = "") -> str:
+    """tiny(name), run so that it ignores SIGTERM: only SIGKILL stops it."""
+    code = ("import runpy, signal, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            f"sys.argv = [{str(TINY)!r}, *sys.argv[1:]]; "
+            f"runpy.run_path({str(TINY)!r}, run_name='__main__')")
+    return tiny(name, extra=extra).replace(
+        json.dumps(["{python}", str(TINY), "{port}"]), json.dumps(["{python}", "-c", code, "{port}"])
+    )
+
+
+def test_a_second_sigint_kills_an_app_that_ignores_sigterm(tmp_path: Path) -> None:
+    proxy = Portico(config(deaf_to_sigterm("events", extra='stop_timeout = "30s"')), tmp_path)
+    family: set[int] = set()
+    stream = connect(proxy.port)
+    try:
+        wait_until(lambda: len(descendants(proxy.pid)) >= 1, 10, "the app")
+        family = descendants(proxy.pid)
+        stream.sendall(b"GET /events/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        stream.settimeout(10)
+        first_event(stream)
+
+        proxy.proc.send_signal(signal.SIGINT)
+        assert proxy.wait_for_log("stopping: draining 1 open request"), proxy.log_text()
+        started = time.monotonic()
+        proxy.proc.send_signal(signal.SIGINT)
+        assert proxy.proc.wait(15) == 0
+        assert time.monotonic() - started < 10  # not the app's stop_timeout (30 s)
+        assert not any(alive(pid) for pid in family), proxy.log_text()
+    finally:
+        stream.close()
+        if proxy.proc.poll() is None:
+            family |= descendants(proxy.pid)
+            proxy.kill()
+        kill_leftovers(family)
+        proxy.stop()
+    assert "stopped" in proxy.log_text()
+
+
+@pytest.mark.parametrize("server", ["", "workers = 2\n"], ids=["one-process", "workers"])
+def test_a_second_sigint_also_cuts_what_a_reload_replaced(tmp_path: Path, server: str) -> None:
+    text = config(tiny("events")).replace("tick = 0.1\n", "tick = 0.1\n" + server)
+    proxy = Portico(text, tmp_path)
+    family: set[int] = set()
+    stream = connect(proxy.port)
+    try:
+        stream.sendall(b"GET /events/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        stream.settimeout(10)
+        first_event(stream)
+        proxy.proc.send_signal(signal.SIGHUP)  # the stream stays with what it replaces
+        assert proxy.wait_for_log("reloaded", 15), proxy.log_text()
+        family = descendants(proxy.pid)
+
+        proxy.proc.send_signal(signal.SIGINT)  # counted though a reload replaced it
+        assert proxy.wait_for_log("stopping: draining 1 open request"), proxy.log_text()
+        started = time.monotonic()
+        proxy.proc.send_signal(signal.SIGINT)
+        assert proxy.proc.wait(15) == 0
+        assert time.monotonic() - started < 10  # not the old one's drain_timeout (30 s)
+        assert read_until_quiet(stream, quiet=5).closed
+        assert not any(alive(pid) for pid in family)
+    finally:
+        stream.close()
+        if proxy.proc.poll() is None:
+            family |= descendants(proxy.pid)
+            proxy.kill()
+        kill_leftovers(family)
+        proxy.stop()
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
+def test_sigint_while_an_app_starts_stops_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "portico.toml"
+    path.write_text(config(tiny("slow", "--never-listen", extra='start_timeout = "30s"')))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "portico", "run", "-c", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PORTICO_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "200"},
+    )
+    family: set[int] = set()
+    try:
+        wait_until(lambda: any("--never-listen" in cmdline(pid) for pid in descendants(proc.pid)),
+                   15, "the app to be started")
+        family = descendants(proc.pid)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+        assert time.monotonic() - started < 10, err  # not start_timeout (30 s)
+        assert proc.returncode == 0, err
+        assert "stopping: the apps were still starting" in err and "stopped" in err
+        assert "listening on" not in err
+        assert not any(alive(pid) for pid in family)
+    finally:
+        if proc.poll() is None:
+            family |= descendants(proc.pid)
+            proc.kill()
+            proc.communicate()
+        kill_leftovers(family)
 
 
 def test_stopping_with_nothing_open_says_so(start_portico: Any) -> None:

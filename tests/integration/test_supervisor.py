@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -14,6 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from portico.config.plan import AppPlan
+from portico.supervisor.logs import AppLog
+from portico.supervisor.process import AppProcess
 from tests.conftest import free_port
 from tests.support.portico_proc import Portico
 from tests.support.procs import alive, descendants, kill_leftovers
@@ -294,3 +299,41 @@ def test_a_missing_cwd_or_command_is_a_clear_start_error(tmp_path: Path) -> None
     result = run_to_exit(tmp_path, config('[[app]]\nname = "x"\ncommand = ["/no/such/binary"]\n'))
     assert result.returncode == 1 and "cannot run '/no/such/binary'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_cancelled_readiness_check_leaves_no_probe_running(tmp_path: Path) -> None:
+    """Ctrl-C during an app's start cancels its readiness check; the probe in flight
+    (to a port that accepts and never answers) goes with it."""
+    silent = ("import socket, sys, time; s = socket.socket(); "
+              "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); "
+              "print('listening', flush=True); time.sleep(3600)")
+    port = free_port()
+    app = AppPlan(
+        name="silent", wsgi=None, asgi=None, command=["{python}", "-c", silent, "{port}"],
+        server=None, workers=1, cwd=None, env={}, bind=f"127.0.0.1:{port}", health=None,
+        start_timeout=30, health_interval=10, health_timeout=30, unhealthy_after=3,
+        stop_timeout=5, max_restarts=5, restart_window=60, restart_delay_max=10,
+        request_wait=10, log_max_size=1 << 20, log_backups=1, root_path="",
+    )
+
+    async def scenario() -> list[str]:
+        process = AppProcess(app, tmp_path, AppLog("silent", tmp_path / "silent.log", 1 << 20, 1))
+        await process.spawn()
+        ready = asyncio.ensure_future(process.wait_ready())
+        try:
+            while not any("listening" in line for line in process.log.tail):
+                await asyncio.wait({ready}, timeout=0.05)
+            # A probe connects and waits for an answer that never comes (health_timeout).
+            done, _ = await asyncio.wait({ready}, timeout=1.0)
+            assert not done
+            ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ready
+            return [repr(task) for task in asyncio.all_tasks()
+                    if task.get_coro().__name__ == "probe"  # type: ignore[union-attr]
+                    and not task.done() and not task.cancelling()]
+        finally:
+            await process.stop(hurry=True)
+            process.log.close()
+
+    assert asyncio.run(scenario()) == []

@@ -50,7 +50,8 @@ class Live:
     announce: Callable[[str], None]
     lean: bool  # the config is checked by a child process (see the module's doc)
     _task: asyncio.Task[bool] | None = None
-    _draining: set[asyncio.Task[int]] = field(default_factory=set)
+    _draining: dict[asyncio.Task[int], Gateway] = field(default_factory=dict)  # replaced
+    _cut: asyncio.Event = field(default_factory=asyncio.Event)
 
     def start_reload(self) -> None:
         """SIGHUP's handler: one reload at a time; a signal during one is said and dropped."""
@@ -68,6 +69,14 @@ class Live:
         """At stop, last: gateways a reload replaced finish draining."""
         if self._draining:
             await asyncio.gather(*self._draining, return_exceptions=True)
+
+    def draining(self) -> list[Gateway]:
+        """The gateways a reload replaced that still drain their connections."""
+        return list(self._draining.values())
+
+    def cut(self) -> None:
+        """A second Ctrl-C: the replaced gateways close what they still have open."""
+        self._cut.set()
 
     async def reload(self) -> bool:
         """Read the config file again and put it in place if it is good; True if it was."""
@@ -105,12 +114,16 @@ class Live:
         gateway.start_clock()
         old.successor = gateway
         self.run, self.gateway, self.certs = run, gateway, certs
-        task = loop.create_task(drain(old, [], plan.server.drain_timeout, RELOAD_IDLE_GRACE))
-        self._draining.add(task)
-        task.add_done_callback(self._draining.discard)
+        task = loop.create_task(drain(old, [], plan.server.drain_timeout, RELOAD_IDLE_GRACE,
+                                      self._cut))
+        self._draining[task] = old
+        task.add_done_callback(self._forget)
         self.announce(f"reloaded {config_file}: {len(gateway.routes.routes)} routes"
                       + (f", {len(self.workers.workers)} new workers" if self.workers else ""))
         return True
+
+    def _forget(self, task: asyncio.Task[int]) -> None:
+        self._draining.pop(task, None)
 
     def _adopt(self, fresh: CertStore | None) -> CertStore | None:
         """The running store stays the listener's (its SNI callback is bound to it) and

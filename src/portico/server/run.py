@@ -8,7 +8,7 @@ import os
 import signal
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,7 +65,7 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
             stop.set()
         elif sig == signal.SIGINT and not hurry.is_set():
             hurry.set()
-            ctx.announce("stopping now: closing the connections still open")
+            ctx.announce("stopping now: closing the connections still open, SIGKILL to the apps")
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
@@ -101,8 +101,14 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
     control: asyncio.Server | None = None
     record: runtime.Instance | None = None
     reloader: asyncio.Task[None] | None = None
+    hurrier = loop.create_task(_hurry_when(hurry, live, workers, supervisor))
+    stopped = False  # the stop went as planned (no error): say so at the end
     try:
-        await supervisor.start_all()  # apps come up before any listener opens
+        # Apps come up before any listener opens; a stop signal cuts their start short.
+        if not await _unless_stopped(supervisor.start_all(), stop):
+            ctx.announce("stopping: the apps were still starting")
+            stopped = True
+            return 0
         if workers is None:
             servers = await _listen(run_plan, live, ctx.announce, certs)
             addresses = [(scheme, sock.getsockname()) for scheme, server in servers
@@ -138,7 +144,7 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
         await stop.wait()
         await live.reload_done()
         timeout = live.run.serving.server.drain_timeout
-        _, requests = await _open_counts(live.gateway, workers)
+        _, requests = await _open_counts(live, workers)
         ctx.announce(_stopping_line(requests, timeout))
         if workers is None:
             left = await drain(live.gateway, [server for _, server in servers], timeout,
@@ -147,11 +153,11 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
                 ctx.announce(f"drain_timeout ({timeout:g}s) reached: closed {left} "
                              "connections still open")
         else:
-            cutter = loop.create_task(_cut_when(hurry, workers))
             await workers.stop(timeout)
-            cutter.cancel()
             await drain(live.gateway, [], 0)
         await live.settled()
+        stopped = True
+        return 0
     finally:
         if reloader is not None:
             reloader.cancel()
@@ -163,8 +169,9 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
         if workers is not None:
             await workers.stop(plan.server.drain_timeout)  # if start-up failed half-way
         await supervisor.stop_all()
-    ctx.announce("stopped")
-    return 0
+        hurrier.cancel()
+        if stopped:
+            ctx.announce("stopped")
 
 
 async def watch_certificates(
@@ -197,18 +204,47 @@ def _stopping_line(requests: int, timeout: float) -> str:
             "(Ctrl-C again to stop now)")
 
 
-async def _cut_when(hurry: asyncio.Event, workers: WorkerPool) -> None:
+async def _unless_stopped(starting: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Run ``starting`` unless ``stop`` is set first (then cancel it); True if it ran."""
+    task = asyncio.ensure_future(starting)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.cancelled():
+        return False
+    task.result()  # its error, if it failed
+    return True
+
+
+async def _hurry_when(
+    hurry: asyncio.Event, live: Live, workers: WorkerPool | None, supervisor: Supervisor
+) -> None:
+    """A second Ctrl-C: cut every drain (the gateways and workers a reload replaced
+    too) and SIGKILL the apps; the stop reaps them."""
     await hurry.wait()
-    workers.cut()
+    live.cut()
+    if workers is not None:
+        workers.cut()
+    supervisor.kill_all()
 
 
-async def _open_counts(gateway: Gateway, workers: WorkerPool | None) -> tuple[int, int]:
-    """(client connections, requests in flight), summed over the workers; a worker that
-    does not answer in time counts as none."""
+async def _open_counts(live: Live, workers: WorkerPool | None) -> tuple[int, int]:
+    """(client connections, requests in flight), summed over the workers and over what
+    a reload replaced and still drains; a worker that does not answer in time counts
+    as none."""
+    counts = [open_counts(gateway) for gateway in live.draining()]
     if workers is None:
-        return open_counts(gateway)
-    counts = [c for c in await workers.counts() if c is not None]
-    return sum(c["connections"] for c in counts), sum(c["requests"] for c in counts)
+        counts.append(open_counts(live.gateway))
+    else:
+        counts += [(c["connections"], c["requests"])
+                   for c in await workers.counts(retiring=True) if c is not None]
+    return sum(c for c, _ in counts), sum(r for _, r in counts)
 
 
 async def status_snapshot(

@@ -189,7 +189,7 @@ class WorkerPool:
         self.workers = [Worker(i, self, welcome) for i in range(count)]
         self.stopping = False
         self._watchers: dict[Worker, asyncio.Task[None]] = {}
-        self._retiring: set[asyncio.Task[None]] = set()
+        self._retiring: dict[asyncio.Task[None], Worker] = {}  # a reload replaced: draining
         for gate in gates.values():
             gate.listeners.append(self._app_changed)
 
@@ -232,8 +232,11 @@ class WorkerPool:
             if watcher is not None:
                 watcher.cancel()
             task = asyncio.ensure_future(self._retire(worker, drain_timeout))
-            self._retiring.add(task)
-            task.add_done_callback(self._retiring.discard)
+            self._retiring[task] = worker
+            task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._retiring.pop(task, None)
 
     async def _retire(self, worker: Worker, drain_timeout: float) -> None:
         process = worker.process
@@ -299,12 +302,19 @@ class WorkerPool:
                 sock.close()
 
     def cut(self) -> None:
-        """Stop draining now: each worker closes what is still open and exits."""
+        """Stop draining now: each worker, and each a reload retired, closes what is
+        still open and exits."""
+        for watcher in self._watchers.values():
+            watcher.cancel()  # stopping: none is started again
         self.broadcast({"cut": True})
+        for worker in self._retiring.values():
+            worker.send({"cut": True})
 
-    async def counts(self) -> list[dict[str, Any] | None]:
-        """Per worker, its open connections and requests (None: it did not answer)."""
-        return list(await asyncio.gather(*(worker.count() for worker in self.workers)))
+    async def counts(self, retiring: bool = False) -> list[dict[str, Any] | None]:
+        """Per worker (and, with ``retiring``, per worker a reload replaced that still
+        drains), its open connections and requests (None: it did not answer)."""
+        workers = self.workers + (list(self._retiring.values()) if retiring else [])
+        return list(await asyncio.gather(*(worker.count() for worker in workers)))
 
     async def status(self) -> list[dict[str, Any]]:
         rows = []

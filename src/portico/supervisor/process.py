@@ -25,6 +25,7 @@ from portico.supervisor.health import probe
 from portico.supervisor.logs import AppLog
 
 READ_SIZE = 64 * 1024
+GROUP_EXIT_WAIT = 5.0  # seconds a SIGKILLed process group may take to be gone
 
 
 class AppStartError(Exception):
@@ -66,7 +67,7 @@ class AppProcess:
         argv = app_argv(self.app)
         if not self.cwd.is_dir():
             raise AppStartError(self.app.name, f"its cwd {self.cwd} is not a directory", [])
-        holder = bind_holder(*split_bind(self.app.bind))
+        holder = await asyncio.to_thread(bind_holder, *split_bind(self.app.bind))
         if holder is not None:
             raise AppStartError(
                 self.app.name,
@@ -74,16 +75,21 @@ class AppProcess:
                 "another bind",
                 [],
             )
+        creating = asyncio.ensure_future(asyncio.create_subprocess_exec(
+            *argv,
+            cwd=self.cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            **extra,  # type: ignore[arg-type]
+        ))
         try:
-            self.proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=self.cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                **extra,  # type: ignore[arg-type]
-            )
+            self.proc = await asyncio.shield(creating)
+        except asyncio.CancelledError:  # Ctrl-C during start-up: keep it, to be stopped
+            with contextlib.suppress(OSError):
+                self.proc = await creating
+            raise
         except OSError as exc:
             raise AppStartError(
                 self.app.name, f"cannot run {argv[0]!r}: {exc.strerror or exc}", []
@@ -106,6 +112,7 @@ class AppProcess:
         deadline = time.monotonic() + app.start_timeout
         exited = asyncio.ensure_future(self.proc.wait())
         last = "nothing listening"
+        answer: asyncio.Future[str | None] | None = None
         try:
             while True:
                 remaining = deadline - time.monotonic()
@@ -135,6 +142,8 @@ class AppProcess:
                 await asyncio.wait({exited}, timeout=0.05)
         finally:
             exited.cancel()
+            if answer is not None:
+                answer.cancel()  # a cancelled wait leaves no probe behind
 
     async def _check_listener_is_ours(self) -> None:
         """A stranger listening on the port answered the probe: refuse the app."""
@@ -153,25 +162,42 @@ class AppProcess:
     async def wait_exit(self) -> int:
         assert self.proc is not None
         code = await self.proc.wait()
-        self._signal_group(getattr(signal, "SIGKILL", signal.SIGTERM))  # sweep orphaned workers
+        await self._sweep()  # orphaned workers
         await self._drain_output()
         return code
 
-    async def stop(self) -> None:
-        """SIGTERM the process group, wait ``stop_timeout``, then SIGKILL it."""
+    async def stop(self, hurry: bool = False) -> None:
+        """SIGTERM the process group, wait ``stop_timeout``, then SIGKILL it; with
+        ``hurry`` (a second Ctrl-C), SIGKILL at once."""
         proc = self.proc
         if proc is None:
             return
-        if proc.returncode is None:
+        if proc.returncode is None and not hurry:
             self._signal_group(signal.SIGTERM)
             try:
                 await asyncio.wait_for(proc.wait(), self.app.stop_timeout)
             except TimeoutError:
                 self.log.line(f"portico: no exit {self.app.stop_timeout:g}s after SIGTERM; SIGKILL")
-                self._signal_group(getattr(signal, "SIGKILL", signal.SIGTERM))
-                await proc.wait()
         self._signal_group(getattr(signal, "SIGKILL", signal.SIGTERM))
+        await proc.wait()
+        await self._sweep()
         await self._drain_output()
+
+    def kill(self) -> None:
+        """SIGKILL the process group now (a second Ctrl-C); stop() or wait_exit() reaps."""
+        if self.proc is not None:
+            self._signal_group(getattr(signal, "SIGKILL", signal.SIGTERM))
+
+    async def _sweep(self) -> None:
+        """SIGKILL what is left of the group and wait, up to GROUP_EXIT_WAIT, until it is
+        gone: a dying worker may hold the app's port a moment longer, and a restart would
+        find it bound."""
+        self._signal_group(getattr(signal, "SIGKILL", signal.SIGTERM))
+        if sys.platform == "win32" or self.proc is None:
+            return
+        deadline = time.monotonic() + GROUP_EXIT_WAIT
+        while time.monotonic() < deadline and await asyncio.to_thread(_group_alive, self.proc.pid):
+            await asyncio.sleep(0.02)
 
     async def _drain_output(self) -> None:
         if self._pump is not None:
@@ -188,6 +214,28 @@ class AppProcess:
                 os.killpg(self.proc.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs. On Linux a zombie (dead, its
+    sockets closed, waiting for whoever adopted it to reap it) does not count."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    if not sys.platform.startswith("linux"):
+        return True
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()  # after "pid (comm)": state ppid pgrp ...
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
 
 
 def _die_with_parent() -> None:

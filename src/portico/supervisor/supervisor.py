@@ -80,6 +80,7 @@ class Supervisor:
         self.announce = announce
         self.apps = [SupervisedApp(app, base_dir, log_dir, loop, echo) for app in apps]
         self.stopping = False
+        self.hurried = False  # a second Ctrl-C: apps are SIGKILLed, no grace
 
     @property
     def gates(self) -> dict[str, AppGate]:
@@ -168,6 +169,15 @@ class Supervisor:
             exited.cancel()
             unhealthy.cancel()
 
+    def kill_all(self) -> None:
+        """A second Ctrl-C: SIGKILL every app's process group now, none restarted; a
+        stop_all() under way or to come reaps them without waiting out a grace."""
+        self.stopping = True
+        self.hurried = True
+        for entry in self.apps:
+            if entry.process is not None:
+                entry.process.kill()
+
     async def stop_all(self) -> None:
         """Stop apps in reverse order: SIGTERM, grace, SIGKILL; wait for every one."""
         self.stopping = True
@@ -178,7 +188,7 @@ class Supervisor:
                     await entry.watcher
             entry.gate.set(AppState.STOPPED)
             if entry.process is not None:
-                await entry.process.stop()
+                await entry.process.stop(hurry=self.hurried)
             entry.log.close()
 
     def status(self) -> list[dict[str, Any]]:
