@@ -9,13 +9,18 @@ server would). ``deep`` also imports each server's entry module, so a server
 installed without one of its own dependencies is caught too (``portico check``;
 ``portico run`` keeps to the quick look-up before it spawns anything).
 
+The child runs in a session of its own, so one that hangs is killed with
+anything it started.
+
 Each problem is one line naming the app, the package and the extra to install.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -24,7 +29,7 @@ from pathlib import Path
 
 from portico.config.schema import App
 from portico.errors import ConfigError
-from portico.supervisor.commands import default_server
+from portico.supervisor.commands import app_env, server_name
 
 DISTRIBUTION = "portico-proxy"
 PROBE_TIMEOUT = 30.0  # for all apps together; importing gevent or uvicorn takes ~0.5 s
@@ -62,6 +67,7 @@ for name, entry in json.loads(sys.argv[1]):
         verdicts[name] = ["failed", type(exc).__name__ + ": " + str(exc)]
 sys.stdout.write("\\n" + json.dumps(verdicts) + "\\n")
 """
+KILLED_WAIT = 5.0  # for the pipes to close once a hung child (and its group) is killed
 
 
 @dataclass(frozen=True)
@@ -73,9 +79,7 @@ class AppToProbe:
 
 def server_of(app: App) -> str:
     """The server that runs a ``wsgi``/``asgi`` app (as supervisor/commands.py chooses)."""
-    if app.asgi is not None:
-        return "uvicorn"
-    return app.server or default_server()
+    return server_name(app.command, app.asgi, app.server)
 
 
 def install_hint(package: str) -> str:
@@ -103,8 +107,7 @@ def import_problems(
         try:
             out, _ = child.communicate(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            child.kill()
-            child.communicate()
+            _kill(child)
             problems.append(ConfigError(file, _target_key(probe), (
                 f"importing the server and module of app '{probe.app.name}' took over "
                 f"{PROBE_TIMEOUT:g}s; does importing its package start something?")))
@@ -130,12 +133,27 @@ def _target_key(probe: AppToProbe) -> str:
 
 
 def _start(probe: AppToProbe, names: list[tuple[str, str]]) -> subprocess.Popen[str]:
-    env = {**os.environ, **probe.app.env}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(probe.cwd), env.get("PYTHONPATH")]))
     return subprocess.Popen(
-        [sys.executable, "-c", _PROBE, json.dumps(names)], cwd=probe.cwd, env=env,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [sys.executable, "-c", _PROBE, json.dumps(names)], cwd=probe.cwd,
+        env=app_env(probe.app.env, probe.cwd), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        start_new_session=sys.platform != "win32",
     )
+
+
+def _kill(child: subprocess.Popen[str]) -> None:
+    """Kill a hung child and, on POSIX, its session's process group: whatever it started
+    (holding its stdout) dies with it. Never waits more than KILLED_WAIT for the pipes."""
+    if sys.platform != "win32":
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+    child.kill()
+    try:
+        child.communicate(timeout=KILLED_WAIT)
+    except subprocess.TimeoutExpired:  # a grandchild outside the group still holds stdout
+        if child.stdout is not None:
+            child.stdout.close()
+        child.wait()
 
 
 def _verdicts(out: str) -> dict[str, list[str] | None] | None:
