@@ -7,7 +7,6 @@ Without ``-c``, every command reads ``./portico.toml``; where there is none, ``r
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
 import shutil
 import subprocess
@@ -22,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from portico import __version__
+from portico.admin.runtime import state_dir
 from portico.config.compile import upstream_of
 from portico.config.load import DEFAULT_FILE, config_in_use, load
 from portico.config.plan import DEFAULT_NAME
@@ -68,14 +68,6 @@ def _print_problems(problems: list[ConfigError]) -> None:
     """One ``file: key: what to change`` line each (no markup: extras look like it)."""
     for problem in problems:
         err.print(str(problem), markup=False)
-
-
-def state_dir() -> Path:
-    explicit = os.environ.get("PORTICO_STATE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base) / "portico"
 
 
 def _config_file(path: str | None) -> Path | None:

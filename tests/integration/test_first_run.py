@@ -294,6 +294,51 @@ def test_a_missing_server_package_is_one_line_in_check_and_run_before_anything_s
     assert "listening on" not in ran.stderr and not (tmp_path / ".state").exists()
 
 
+def one_app_config(directory: Path, target: str) -> None:
+    (directory / "portico.toml").write_text(
+        '[server]\nlisten = ["http://127.0.0.1:0"]\n\n'
+        f'[[app]]\nname = "myapp"\nwsgi = "{target}"\n\n'
+        '[[route]]\npath = "/myapp"\napp = "myapp"\n')
+
+
+def test_check_reports_a_syntax_error_in_the_app_module_with_its_line(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(FLASK_APP + "\n\ndef broken(:\n    pass\n")
+    one_app_config(tmp_path, "app:app")
+    result = portico("check", cwd=tmp_path)
+    assert result.returncode == 1
+    assert ("portico.toml: app[0].wsgi: app.py line 11: SyntaxError: invalid syntax"
+            in result.stderr.splitlines()), result.stderr
+    assert "1 problem" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_check_reports_an_attribute_the_app_module_does_not_bind(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(FLASK_APP)
+    one_app_config(tmp_path, "app:aplication")
+    result = portico("check", cwd=tmp_path)
+    assert result.returncode == 1
+    assert ("portico.toml: app[0].wsgi: module app has no top-level 'aplication' "
+            "(it defines: Flask, app, hello)" in result.stderr.splitlines()), result.stderr
+
+
+def test_check_passes_a_valid_app_module_and_never_runs_it(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(
+        FLASK_APP + "\nopen('ran', 'w').close()  # compiled by check, never run\n")
+    one_app_config(tmp_path, "app:app")
+    result = portico("check", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+def test_check_passes_an_app_a_module_imports_from_another(tmp_path: Path) -> None:
+    (tmp_path / "mysite").mkdir()
+    (tmp_path / "mysite" / "__init__.py").write_text("")
+    (tmp_path / "mysite" / "factory.py").write_text(FLASK_APP)
+    (tmp_path / "mysite" / "wsgi.py").write_text("from .factory import app\n")
+    one_app_config(tmp_path, "mysite.wsgi:app")
+    result = portico("check", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
 # -- the examples and the guide -------------------------------------------------------------
 
 @pytest.mark.parametrize("example", ["apache-guide", "iis-guide"])

@@ -14,6 +14,9 @@ and ``KEY.json``, a small record: pid, config file, listen URLs, start time, log
 directory. ``KEY`` names the config file: its stem and a hash of its full path, so
 two configs of the same name in different directories never meet. ``portico status``
 reads the records; one whose pid is gone is stale and removed.
+
+The state directory (``state_dir``: logs, issued certificates) is also read here,
+so the two agree on ``PORTICO_STATE_DIR``.
 """
 
 from __future__ import annotations
@@ -35,13 +38,26 @@ class RuntimeDirError(Exception):
     """The runtime directory cannot be made, or is not safely the user's."""
 
 
+def explicit_state_dir() -> Path | None:
+    """``$PORTICO_STATE_DIR``, when it is set (and not empty)."""
+    state = os.environ.get("PORTICO_STATE_DIR")
+    return Path(state) if state else None
+
+
+def state_dir() -> Path:
+    """Where portico keeps what outlives a run (logs, issued certificates):
+    ``$PORTICO_STATE_DIR``, else ``$XDG_STATE_HOME/portico`` (``~/.local/state/portico``)."""
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return explicit_state_dir() or Path(base) / "portico"
+
+
 def runtime_dir() -> Path:
     explicit = os.environ.get("PORTICO_RUNTIME_DIR")
     if explicit:
         return Path(explicit)
-    state = os.environ.get("PORTICO_STATE_DIR")
-    if state:
-        return Path(state) / "run"
+    state = explicit_state_dir()
+    if state is not None:
+        return state / "run"
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg and Path(xdg).is_dir():
         return Path(xdg) / "portico"

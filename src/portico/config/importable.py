@@ -4,18 +4,29 @@ Asked of that interpreter itself (``sys.executable``, as supervisor/commands.py
 starts every server), in a child per app, with the app's ``cwd`` as its working
 directory and on ``PYTHONPATH`` and the app's ``env``, as supervisor/process.py
 starts it. The child looks modules up with ``importlib.util.find_spec``, which
-reads no user code (but imports the parent packages of a dotted module, as the
+runs no user code (but imports the parent packages of a dotted module, as the
 server would). ``deep`` also imports each server's entry module, so a server
 installed without one of its own dependencies is caught too (``portico check``;
 ``portico run`` keeps to the quick look-up before it spawns anything).
+
+With ``modules`` (``portico check``), the app module's source (a ``.py`` file) is
+also compiled, never run: a SyntaxError is reported with its line, and the
+attribute of ``module:attr`` must have a top-level binding (an assignment, a
+``def`` or ``class``, an import) unless the module could bind it out of sight
+(``from x import *``, a module ``__getattr__``, ``globals()``, ``setattr``...).
+
+The child runs in a session of its own, so one that hangs is killed with
+anything it started.
 
 Each problem is one line naming the app, the package and the extra to install.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -24,7 +35,7 @@ from pathlib import Path
 
 from portico.config.schema import App
 from portico.errors import ConfigError
-from portico.supervisor.commands import default_server
+from portico.supervisor.commands import app_env, server_name
 
 DISTRIBUTION = "portico-proxy"
 PROBE_TIMEOUT = 30.0  # for all apps together; importing gevent or uvicorn takes ~0.5 s
@@ -43,25 +54,104 @@ ENTRY_MODULE = {
     "uvicorn": "uvicorn.main",
 }
 
-# The child: [name, module to import after it is found, or ""] pairs in argv[1];
-# prints one JSON line, {name: null | ["missing", module] | ["failed", message]}.
+# The child: [name, module to import after it is found or "", attribute its source must
+# bind or ""] triples in argv[1]; prints one JSON line, {name: null | ["missing", module]
+# | ["failed", message] | ["source", message] | ["unbound", attribute, names it binds]}.
 _PROBE = """\
-import importlib, importlib.util, json, sys
-verdicts = {}
-for name, entry in json.loads(sys.argv[1]):
+import ast, importlib, importlib.util, json, os, sys
+
+HIDDEN = {"globals", "vars", "setattr", "exec", "eval", "__import__", "locals"}
+
+
+def bindings(tree, attr):
+    # The names bound at module level, in order, or None if attr may be bound unseen
+    # (as by sys.modules[__name__].attr = ...).
+    names, todo, seen = [], list(tree.body), 0
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and (
+                node.attr == attr):
+            return None
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            return None
+        if isinstance(node, ast.Global):
+            names += [(node.lineno, node.col_offset, name) for name in node.names]
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
+                node.func.id in HIDDEN):
+            return None
+    while seen < len(todo):
+        node, seen = todo[seen], seen + 1
+        at = (getattr(node, "lineno", 0), getattr(node, "col_offset", 0))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append((*at, node.name))
+            todo += node.decorator_list
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names += [(*at, a.asname or a.name.partition(".")[0]) for a in node.names]
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.append((*at, node.id))
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.append((*at, node.name))
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            names.append((*at, node.name))
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            names.append((*at, node.rest))
+        todo += ast.iter_child_nodes(node)
+    names = [name for _, _, name in sorted(names)]
+    return None if "__getattr__" in names else names
+
+
+def look_at_source(spec, attr):
+    # None, or the verdict on the module's source, which is compiled and never run.
+    origin = spec.origin or ""
+    if not origin.endswith(".py") or not os.path.isfile(origin):
+        return None
     try:
-        if importlib.util.find_spec(name) is None:
+        shown = os.path.relpath(origin)
+    except ValueError:  # another drive
+        shown = origin
+    if shown.startswith(".."):
+        shown = origin
+    with open(origin, "rb") as file:
+        source = file.read()
+    try:
+        tree = compile(source, origin, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        compile(tree, origin, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        where = f" line {exc.lineno}" if exc.lineno else ""
+        return ["source", f"{shown}{where}: {type(exc).__name__}: {exc.msg}"]
+    except ValueError as exc:
+        return ["source", f"{shown}: {type(exc).__name__}: {exc}"]
+    if not attr:
+        return None
+    names = bindings(tree, attr)
+    if names is None or attr in names:
+        return None
+    for place in spec.submodule_search_locations or ():
+        if any(os.path.exists(os.path.join(place, attr + end)) for end in ("", ".py")):
+            return None  # a submodule, which the package may import
+    shown = [n for n in dict.fromkeys(names) if not n.startswith("_")]
+    return ["unbound", attr, ", ".join(shown)]
+
+
+verdicts = {}
+for name, entry, attr in json.loads(sys.argv[1]):
+    try:
+        spec = importlib.util.find_spec(name)
+        if spec is None:
             verdicts[name] = ["missing", name]
             continue
         if entry:
             importlib.import_module(entry)
-        verdicts[name] = None
+        verdicts[name] = look_at_source(spec, attr) if attr is not None else None
     except ModuleNotFoundError as exc:
         verdicts[name] = ["missing", exc.name or name]
     except BaseException as exc:
         verdicts[name] = ["failed", type(exc).__name__ + ": " + str(exc)]
 sys.stdout.write("\\n" + json.dumps(verdicts) + "\\n")
 """
+KILLED_WAIT = 5.0  # for the pipes to close once a hung child (and its group) is killed
 
 
 @dataclass(frozen=True)
@@ -73,9 +163,7 @@ class AppToProbe:
 
 def server_of(app: App) -> str:
     """The server that runs a ``wsgi``/``asgi`` app (as supervisor/commands.py chooses)."""
-    if app.asgi is not None:
-        return "uvicorn"
-    return app.server or default_server()
+    return server_name(app.command, app.asgi, app.server)
 
 
 def install_hint(package: str) -> str:
@@ -92,10 +180,11 @@ def import_problems(
     for probe in apps:
         if probe.app.command is not None:
             continue
-        names = [(name, ENTRY_MODULE[name] if deep else "")
-                 for name in SERVER_NEEDS[server_of(probe.app)]]
+        names: list[tuple[str, str, str | None]] = [
+            (name, ENTRY_MODULE[name] if deep else "", None)
+            for name in SERVER_NEEDS[server_of(probe.app)]]
         if modules:
-            names.append((_module_of(probe.app), ""))
+            names.append((_module_of(probe.app), "", _attribute_of(probe.app)))
         started.append((probe, _start(probe, names)))
     problems = []
     deadline = time.monotonic() + PROBE_TIMEOUT
@@ -103,8 +192,7 @@ def import_problems(
         try:
             out, _ = child.communicate(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            child.kill()
-            child.communicate()
+            _kill(child)
             problems.append(ConfigError(file, _target_key(probe), (
                 f"importing the server and module of app '{probe.app.name}' took over "
                 f"{PROBE_TIMEOUT:g}s; does importing its package start something?")))
@@ -125,17 +213,44 @@ def _module_of(app: App) -> str:
     return target.partition(":")[0]
 
 
+def _attribute_of(app: App) -> str:
+    """The top-level name ``module:attr`` looks up ("" when there is none to check, as
+    for gunicorn's default ``application``)."""
+    target = app.wsgi or app.asgi
+    assert target is not None
+    _, colon, attr = target.partition(":")
+    name = attr.strip().partition(".")[0].partition("(")[0].strip()
+    return name if colon and name.isidentifier() else ""
+
+
 def _target_key(probe: AppToProbe) -> str:
     return f"app[{probe.index}].{'asgi' if probe.app.asgi is not None else 'wsgi'}"
 
 
-def _start(probe: AppToProbe, names: list[tuple[str, str]]) -> subprocess.Popen[str]:
-    env = {**os.environ, **probe.app.env}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(probe.cwd), env.get("PYTHONPATH")]))
+def _start(
+    probe: AppToProbe, names: list[tuple[str, str, str | None]]
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", _PROBE, json.dumps(names)], cwd=probe.cwd, env=env,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [sys.executable, "-c", _PROBE, json.dumps(names)], cwd=probe.cwd,
+        env=app_env(probe.app.env, probe.cwd), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        start_new_session=sys.platform != "win32",
     )
+
+
+def _kill(child: subprocess.Popen[str]) -> None:
+    """Kill a hung child and, on POSIX, its session's process group: whatever it started
+    (holding its stdout) dies with it. Never waits more than KILLED_WAIT for the pipes."""
+    if sys.platform != "win32":
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+    child.kill()
+    try:
+        child.communicate(timeout=KILLED_WAIT)
+    except subprocess.TimeoutExpired:  # a grandchild outside the group still holds stdout
+        if child.stdout is not None:
+            child.stdout.close()
+        child.wait()
 
 
 def _verdicts(out: str) -> dict[str, list[str] | None] | None:
@@ -170,9 +285,15 @@ def _describe(
     module = _module_of(probe.app)
     verdict = verdicts.get(module)
     if verdict is not None:
-        kind, detail = verdict
+        kind, detail = verdict[0], verdict[1]
         target = probe.app.wsgi or probe.app.asgi
-        if kind == "missing" and (module == detail or module.startswith(detail + ".")):
+        if kind == "source":
+            message = detail
+        elif kind == "unbound":
+            defined = verdict[2]
+            message = (f"module {module} has no top-level {detail!r} "
+                       f"({f'it defines: {defined}' if defined else 'it defines nothing'})")
+        elif kind == "missing" and (module == detail or module.startswith(detail + ".")):
             message = (f"module '{module}' (of {target!r}) is not found for app '{name}' in "
                        f"{probe.cwd} (its cwd, also on PYTHONPATH): check the spelling, or set "
                        "cwd to the directory that holds it")

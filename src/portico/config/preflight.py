@@ -19,10 +19,10 @@ from pathlib import Path
 
 from portico.config.importable import AppToProbe, import_problems
 from portico.config.listen import parse_listen
-from portico.config.schema import App, Config
+from portico.config.schema import Config
 from portico.errors import ConfigError
 from portico.ports import holder_of
-from portico.supervisor.commands import split_bind
+from portico.supervisor.commands import app_cwd, split_bind
 
 
 def preflight(config: Config, base_dir: Path, file: str) -> list[ConfigError]:
@@ -31,7 +31,7 @@ def preflight(config: Config, base_dir: Path, file: str) -> list[ConfigError]:
     problems += port_problems(config, file)
     probes = []
     for index, app in enumerate(config.app):
-        cwd = _cwd_of(app, base_dir)
+        cwd = app_cwd(base_dir, app.cwd)
         if cwd.is_dir():
             probes.append(AppToProbe(index, app, cwd))
         else:
@@ -47,13 +47,8 @@ def server_problems(config: Config, base_dir: Path, file: str) -> list[ConfigErr
     (and gevent, for gunicorn) installed for the interpreter that runs it? A missing
     ``cwd`` is left to the supervisor, which names it when it starts the app."""
     probes = [AppToProbe(index, app, cwd) for index, app in enumerate(config.app)
-              if app.command is None and (cwd := _cwd_of(app, base_dir)).is_dir()]
+              if app.command is None and (cwd := app_cwd(base_dir, app.cwd)).is_dir()]
     return import_problems(probes, file, modules=False, deep=False)
-
-
-def _cwd_of(app: App, base_dir: Path) -> Path:
-    """As supervisor/supervisor.py resolves it."""
-    return (base_dir / app.cwd).resolve() if app.cwd else base_dir
 
 
 def certificate_problems(config: Config, base_dir: Path, file: str) -> list[ConfigError]:

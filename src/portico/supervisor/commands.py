@@ -9,7 +9,9 @@ never ``*``. An ``asgi`` app routed under one stripped prefix is started with
 from __future__ import annotations
 
 import functools
+import os
 import sys
+from pathlib import Path
 
 from portico.config.plan import AppPlan
 
@@ -18,13 +20,31 @@ def default_server() -> str:
     return "waitress" if sys.platform == "win32" else "gunicorn"
 
 
-def server_of(app: AppPlan) -> str:
-    """``gunicorn``, ``waitress``, ``uvicorn`` or ``command``."""
-    if app.command is not None:
+def server_name(command: object, asgi: str | None, server: str | None) -> str:
+    """``gunicorn``, ``waitress``, ``uvicorn`` or ``command``: what serves an app with
+    these settings (its ``[[app]]`` entry or its plan)."""
+    if command is not None:
         return "command"
-    if app.asgi is not None:
+    if asgi is not None:
         return "uvicorn"
-    return app.server or default_server()
+    return server or default_server()
+
+
+def server_of(app: AppPlan) -> str:
+    return server_name(app.command, app.asgi, app.server)
+
+
+def app_cwd(base_dir: Path, cwd: str | None) -> Path:
+    """An app's working directory: its ``cwd``, relative to the config's directory."""
+    return (base_dir / cwd).resolve() if cwd else base_dir
+
+
+def app_env(env: dict[str, str], cwd: Path) -> dict[str, str]:
+    """The environment an app runs in: portico's own, the app's ``env`` over it, and
+    ``cwd`` first on ``PYTHONPATH`` (so ``module:attr`` is found there)."""
+    merged = {**os.environ, **env}
+    merged["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), merged.get("PYTHONPATH")]))
+    return merged
 
 
 def split_bind(bind: str) -> tuple[str, int]:

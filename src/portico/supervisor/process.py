@@ -20,7 +20,7 @@ from pathlib import Path
 
 from portico.config.plan import AppPlan
 from portico.ports import bind_holder, foreign_listener
-from portico.supervisor.commands import app_argv, connect_host, split_bind
+from portico.supervisor.commands import app_argv, app_env, connect_host, split_bind
 from portico.supervisor.health import probe
 from portico.supervisor.logs import AppLog
 
@@ -54,8 +54,7 @@ class AppProcess:
         return self.proc is not None and self.proc.returncode is None
 
     async def spawn(self) -> None:
-        env = {**os.environ, **self.app.env}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.cwd), env.get("PYTHONPATH")]))
+        env = app_env(self.app.env, self.cwd)
         env.setdefault("PYTHONUNBUFFERED", "1")
         extra: dict[str, object] = {}
         if sys.platform == "win32":

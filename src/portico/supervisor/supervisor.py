@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from portico.config.plan import AppPlan
-from portico.supervisor.commands import server_of
+from portico.supervisor.commands import app_cwd, server_of
 from portico.supervisor.gate import AppGate, AppState
 from portico.supervisor.health import until_unhealthy
 from portico.supervisor.logs import AppLog, Echo
@@ -36,7 +36,7 @@ class SupervisedApp:
         echo: Echo | None,
     ) -> None:
         self.app = app
-        self.cwd = (base_dir / app.cwd).resolve() if app.cwd else base_dir
+        self.cwd = app_cwd(base_dir, app.cwd)
         self.log = AppLog(app.name, log_dir / f"{app.name}.log", app.log_max_size,
                           app.log_backups, echo)
         self.gate = AppGate(app.name, loop, app.request_wait)
