@@ -83,6 +83,10 @@ class Gateway:
         return b"%s%08x" % (self._rid_base, self._rid_count)
 
     def start_clock(self) -> None:
+        """Deadlines are ``now`` plus a timeout, and ``now`` moves only with the clock:
+        it starts at the time of the start, not of the gateway's build (apps may have
+        taken seconds to come up in between: a first request's deadline would be early)."""
+        self.now = self.loop.time()
         self._ticker = self.loop.call_later(self.tick_interval, self._tick)
 
     def stop_clock(self) -> None:
