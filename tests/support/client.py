@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+import weakref
 from dataclasses import dataclass
 
 
@@ -79,21 +80,28 @@ def send_raw(port: int, data: bytes, quiet: float = 1.0) -> Reply:
         return read_until_quiet(sock, quiet)
 
 
+# Bytes read past one response (a pipelined next one, coalesced into the same recv):
+# kept for the next read_response on that socket.
+_unread: weakref.WeakKeyDictionary[socket.socket, bytes] = weakref.WeakKeyDictionary()
+
+
 def read_response(sock: socket.socket, timeout: float = 10.0) -> Reply:
-    """One Content-Length-framed response, without waiting for a close."""
+    """One Content-Length-framed response, without waiting for a close; the bytes of a
+    next response that arrived with it are kept for the next call on ``sock``."""
     sock.settimeout(timeout)
-    data = b""
+    data = _unread.pop(sock, b"")
     while b"\r\n\r\n" not in data:
         piece = sock.recv(65536)
         if not piece:
             return Reply(data, True)
         data += piece
-    reply = Reply(data, False)
-    length = int(reply.header(b"content-length") or 0)
-    while len(reply.body) < length:
+    head_end = data.index(b"\r\n\r\n") + 4
+    length = int(Reply(data[:head_end], False).header(b"content-length") or 0)
+    while len(data) < head_end + length:
         piece = sock.recv(65536)
         if not piece:
             return Reply(data, True)
         data += piece
-        reply = Reply(data, False)
-    return reply
+    if len(data) > head_end + length:
+        _unread[sock] = data[head_end + length:]
+    return Reply(data[: head_end + length], False)
