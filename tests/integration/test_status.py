@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -199,28 +201,14 @@ def test_two_configs_with_the_same_app_name_log_to_different_files(tmp_path: Pat
 
 # -- stopping ---------------------------------------------------------------------------------
 
-def test_sigint_says_what_it_drains_and_a_second_one_stops_at_once(tmp_path: Path) -> None:
-    proxy = Portico(config(tiny("events")), tmp_path)
+@contextlib.contextmanager
+def stopped_in_the_end(proxy: Portico) -> Iterator[tuple[socket.socket, set[int]]]:
+    """A client connection to ``proxy`` and the set of its app processes (fill it in);
+    whatever a test leaves, the proxy and every process in the set are ended."""
     family: set[int] = set()
     stream = connect(proxy.port)
     try:
-        wait_until(lambda: len(descendants(proxy.pid)) >= 1, 10, "the app")
-        family = descendants(proxy.pid)
-        stream.sendall(b"GET /events/stream HTTP/1.1\r\nHost: x\r\n\r\n")
-        stream.settimeout(10)
-        first_event(stream)
-
-        proxy.proc.send_signal(signal.SIGINT)
-        assert proxy.wait_for_log("stopping: draining 1 open request for up to 30s "
-                                  "(Ctrl-C again to stop now)"), proxy.log_text()
-        assert proxy.proc.poll() is None  # still draining: the stream stays open
-
-        started = time.monotonic()
-        proxy.proc.send_signal(signal.SIGINT)
-        assert proxy.proc.wait(15) == 0
-        assert time.monotonic() - started < 10  # well before drain_timeout (30 s)
-        assert read_until_quiet(stream, quiet=5).closed
-        wait_until(lambda: not any(alive(pid) for pid in family), 5, "the app to exit")
+        yield stream, family
     finally:
         stream.close()
         if proxy.proc.poll() is None:
@@ -228,6 +216,37 @@ def test_sigint_says_what_it_drains_and_a_second_one_stops_at_once(tmp_path: Pat
             proxy.kill()
         kill_leftovers(family)
         proxy.stop()
+
+
+def open_event_stream(stream: socket.socket) -> None:
+    """Ask the tiny app's endless event stream, and read up to its first event."""
+    stream.sendall(b"GET /events/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    stream.settimeout(10)
+    first_event(stream)
+
+
+def two_sigints(proxy: Portico, first_says: str) -> None:
+    """SIGINT: the drain is announced and portico waits; SIGINT again: it ends at once
+    (well inside every drain_timeout and stop_timeout the tests set: 30 s)."""
+    proxy.proc.send_signal(signal.SIGINT)
+    assert proxy.wait_for_log(first_says), proxy.log_text()
+    assert proxy.proc.poll() is None  # still draining: the stream stays open
+    started = time.monotonic()
+    proxy.proc.send_signal(signal.SIGINT)
+    assert proxy.proc.wait(15) == 0
+    assert time.monotonic() - started < 10
+
+
+def test_sigint_says_what_it_drains_and_a_second_one_stops_at_once(tmp_path: Path) -> None:
+    proxy = Portico(config(tiny("events")), tmp_path)
+    with stopped_in_the_end(proxy) as (stream, family):
+        wait_until(lambda: len(descendants(proxy.pid)) >= 1, 10, "the app")
+        family |= descendants(proxy.pid)
+        open_event_stream(stream)
+        two_sigints(proxy, "stopping: draining 1 open request for up to 30s "
+                           "(Ctrl-C again to stop now)")
+        assert read_until_quiet(stream, quiet=5).closed
+        wait_until(lambda: not any(alive(pid) for pid in family), 5, "the app to exit")
     assert "stopping now" in proxy.log_text() and "stopped" in proxy.log_text()
 
 
@@ -252,29 +271,12 @@ def deaf_to_sigterm(name: str, extra: str = "") -> str:
 
 def test_a_second_sigint_kills_an_app_that_ignores_sigterm(tmp_path: Path) -> None:
     proxy = Portico(config(deaf_to_sigterm("events", extra='stop_timeout = "30s"')), tmp_path)
-    family: set[int] = set()
-    stream = connect(proxy.port)
-    try:
+    with stopped_in_the_end(proxy) as (stream, family):
         wait_until(lambda: len(descendants(proxy.pid)) >= 1, 10, "the app")
-        family = descendants(proxy.pid)
-        stream.sendall(b"GET /events/stream HTTP/1.1\r\nHost: x\r\n\r\n")
-        stream.settimeout(10)
-        first_event(stream)
-
-        proxy.proc.send_signal(signal.SIGINT)
-        assert proxy.wait_for_log("stopping: draining 1 open request"), proxy.log_text()
-        started = time.monotonic()
-        proxy.proc.send_signal(signal.SIGINT)
-        assert proxy.proc.wait(15) == 0
-        assert time.monotonic() - started < 10  # not the app's stop_timeout (30 s)
+        family |= descendants(proxy.pid)
+        open_event_stream(stream)
+        two_sigints(proxy, "stopping: draining 1 open request")  # not its 30 s stop_timeout
         assert not any(alive(pid) for pid in family), proxy.log_text()
-    finally:
-        stream.close()
-        if proxy.proc.poll() is None:
-            family |= descendants(proxy.pid)
-            proxy.kill()
-        kill_leftovers(family)
-        proxy.stop()
     assert "stopped" in proxy.log_text()
 
 
@@ -282,31 +284,15 @@ def test_a_second_sigint_kills_an_app_that_ignores_sigterm(tmp_path: Path) -> No
 def test_a_second_sigint_also_cuts_what_a_reload_replaced(tmp_path: Path, server: str) -> None:
     text = config(tiny("events")).replace("tick = 0.1\n", "tick = 0.1\n" + server)
     proxy = Portico(text, tmp_path)
-    family: set[int] = set()
-    stream = connect(proxy.port)
-    try:
-        stream.sendall(b"GET /events/stream HTTP/1.1\r\nHost: x\r\n\r\n")
-        stream.settimeout(10)
-        first_event(stream)
+    with stopped_in_the_end(proxy) as (stream, family):
+        open_event_stream(stream)
         proxy.proc.send_signal(signal.SIGHUP)  # the stream stays with what it replaces
         assert proxy.wait_for_log("reloaded", 15), proxy.log_text()
-        family = descendants(proxy.pid)
-
-        proxy.proc.send_signal(signal.SIGINT)  # counted though a reload replaced it
-        assert proxy.wait_for_log("stopping: draining 1 open request"), proxy.log_text()
-        started = time.monotonic()
-        proxy.proc.send_signal(signal.SIGINT)
-        assert proxy.proc.wait(15) == 0
-        assert time.monotonic() - started < 10  # not the old one's drain_timeout (30 s)
+        family |= descendants(proxy.pid)
+        # Counted though a reload replaced it; cut well before the old one's drain_timeout.
+        two_sigints(proxy, "stopping: draining 1 open request")
         assert read_until_quiet(stream, quiet=5).closed
         assert not any(alive(pid) for pid in family)
-    finally:
-        stream.close()
-        if proxy.proc.poll() is None:
-            family |= descendants(proxy.pid)
-            proxy.kill()
-        kill_leftovers(family)
-        proxy.stop()
 
 
 def cmdline(pid: int) -> str:
