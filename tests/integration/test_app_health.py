@@ -92,6 +92,21 @@ def test_an_app_whose_port_is_served_outside_its_process_group_is_refused(
             os.kill(server, 9)
 
 
+def test_listener_check_false_serves_an_app_that_hands_its_port_to_another_process(
+    start_portico: Any,
+) -> None:
+    proxy = start_portico(config(tiny("tiny", "--serve-from-own-session",
+                                      extra="listener_check = false")))
+    served_by = re.search(r"serving from pid (\d+)", proxy.log_text())
+    assert served_by is not None, proxy.log_text()
+    server = int(served_by.group(1))
+    try:
+        assert httpx.get(f"{proxy.url}/tiny/").text == f"tiny pid={server}\n"
+    finally:
+        if alive(server):
+            os.kill(server, 9)
+
+
 @pytest.mark.skipif(not LINUX, reason="listeners are matched to processes through /proc")
 def test_listeners_are_matched_to_their_process_through_proc() -> None:
     with socket.socket() as sock:

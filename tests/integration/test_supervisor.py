@@ -311,7 +311,8 @@ def test_a_cancelled_readiness_check_leaves_no_probe_running(tmp_path: Path) -> 
     app = AppPlan(
         name="silent", wsgi=None, asgi=None, command=["{python}", "-c", silent, "{port}"],
         server=None, workers=1, cwd=None, env={}, bind=f"127.0.0.1:{port}", health=None,
-        start_timeout=30, health_interval=10, health_timeout=30, unhealthy_after=3,
+        start_timeout=30, listener_check=True, health_interval=10, health_timeout=30,
+        unhealthy_after=3,
         stop_timeout=5, max_restarts=5, restart_window=60, restart_delay_max=10,
         request_wait=10, log_max_size=1 << 20, log_backups=1, root_path="",
     )

@@ -106,6 +106,7 @@ def app_plan(app: App, routes: list[RouteConfig]) -> AppPlan:
         command=list(app.command) if app.command is not None else None,
         server=app.server, workers=app.workers, cwd=app.cwd, env=dict(app.env), bind=app.bind,
         health=app.health, start_timeout=app.start_timeout, stop_timeout=app.stop_timeout,
+        listener_check=app.listener_check,
         health_interval=app.health_interval, health_timeout=app.health_timeout,
         unhealthy_after=app.unhealthy_after,
         max_restarts=app.max_restarts, restart_window=app.restart_window,

@@ -112,6 +112,7 @@ class AppPlan:
     bind: str
     health: str | None
     start_timeout: float
+    listener_check: bool
     health_interval: float
     health_timeout: float
     unhealthy_after: int

@@ -300,6 +300,11 @@ class App(_Table):
     start_timeout: Duration = 30.0
     """How long the app may take to become ready: listening on ``bind`` (its own
     processes, not another program's) and answering the health path below 500."""
+    listener_check: bool = True
+    """On Linux, once the app answers, every socket listening on ``bind`` must be held by
+    the app's own processes (its process group), so another program that took the port
+    is never routed to. ``false`` for an app whose port is served by a process it hands
+    it to: ``docker run -p`` (docker-proxy), a server that daemonizes."""
     health_interval: Duration = 10.0
     """Once up, the app is probed this often (one GET, ``Connection: close``)."""
     health_timeout: Duration = 5.0

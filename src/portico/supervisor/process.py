@@ -135,7 +135,8 @@ class AppProcess:
                     )
                 failure = answer.result()
                 if failure is None:
-                    await self._check_listener_is_ours()
+                    if app.listener_check:
+                        await self._check_listener_is_ours()
                     return
                 last = failure
                 await asyncio.wait({exited}, timeout=0.05)
