@@ -1,4 +1,4 @@
-"""admin/runtime.py: one reading of PORTICO_STATE_DIR, for the state directory (cli.py)
+"""admin/runtime.py: one reading of PORTICO_STATE_DIR, for the state directory (cli/)
 and the runtime directory under it."""
 
 from __future__ import annotations
