@@ -5,12 +5,25 @@ from __future__ import annotations
 import html
 import json
 
-from portico.errors import Layer
+from portico.errors import Layer, ProxyError
 from portico.http import writer
+from portico.http.events import Request
 
 
 def wants_json(accept: bytes) -> bool:
     return b"application/json" in accept and b"text/html" not in accept
+
+
+def error_reply(
+    error: ProxyError, request_id: bytes, request: Request, keep: bool
+) -> tuple[bytes, int]:
+    """What to write for ``error`` in answer to ``request``, and how many of those bytes
+    are body (the access log's count): a HEAD gets the head alone."""
+    head, body = error_page(error.status, error.layer, str(error), request_id,
+                            as_json=wants_json(request.get(b"accept")), close=not keep)
+    if request.method == b"HEAD":
+        return head, 0
+    return head + body, len(body)
 
 
 def error_page(

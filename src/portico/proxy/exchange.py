@@ -26,7 +26,7 @@ from portico.http.events import END, Body, Data, Event, Rejected, Request, Respo
 from portico.policy.context import RequestFacts, client_request_id, public_port
 from portico.policy.redirect import https_redirect
 from portico.proxy.accesslog import Fields
-from portico.proxy.errorpage import error_page, wants_json
+from portico.proxy.errorpage import error_reply
 from portico.proxy.framing import connection_field, frame_request, frame_response, may_retry
 from portico.proxy.route_policy import RoutePolicy
 from portico.routing.table import Route, RouteMatch
@@ -352,10 +352,8 @@ class Exchange:
         request = self.request
         keep = self.keep_client and self.request_done and not self.gw.draining
         host = request.host or self.client.local_authority
-        self._rid = client_request_id(request) or self.gw.request_id()  # logged with it
-        self.client.write(
-            https_redirect(host, request.target, self.gw.https_port, self._rid, close=not keep)
-        )
+        rid = self._own_request_id()
+        self.client.write(https_redirect(host, request.target, self.gw.https_port, rid, not keep))
         self.finished = True
         self.status = 308
         self.keep_client = keep
@@ -425,26 +423,18 @@ class Exchange:
         keep = self.keep_client and self.request_done and not self.gw.draining
         if error.status in (400, 408, 413, 414, 431, 505):
             keep = False
-        if self.facts is not None:
-            request_id = self.facts.request_id
-        else:  # refused before routing (no route, a redirect loop...): logged with this id
-            request_id = self._rid = client_request_id(self.request) or self.gw.request_id()
-        head, body = error_page(
-            error.status,
-            error.layer,
-            str(error),
-            request_id,
-            as_json=wants_json(self.request.get(b"accept")),
-            close=not keep,
-        )
-        if self.request.method == b"HEAD":
-            self.client.write(head)
-        else:
-            self.client.write(head + body)
-            self.sent = len(body)
+        request_id = self.facts.request_id if self.facts is not None else self._own_request_id()
+        data, self.sent = error_reply(error, request_id, self.request, keep)
+        self.client.write(data)
         self.keep_client = keep
         self._log()
         self.client.exchange_finished(self, keep)
+
+    def _own_request_id(self) -> bytes:
+        """The id of an answer portico makes before routing (no route, a redirect to https):
+        the client's own, else a new one; the access log shows it too."""
+        self._rid = client_request_id(self.request) or self.gw.request_id()
+        return self._rid
 
     def abort(self) -> None:
         """The client went away: drop the upstream side too, never pooled."""
