@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).parents[2] / "README.md"
+REPO = Path(__file__).parents[2]
+# The README and the hand-written pages of docs/: each TOML block in them is a whole config
+# a reader may copy (docs/reference/ is generated from the schema and tested with it).
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")),
+        *sorted((REPO / "docs" / "guide").glob("*.md"))]
 
 
 def portico(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -71,16 +75,26 @@ def test_builtin_default_checks(tmp_path: Path) -> None:
     assert result.returncode == 0 and "/myapp" in result.stdout and "app myapp" in result.stdout
 
 
-def readme_configs() -> list[str]:
-    text = README.read_text()
-    blocks = text.split("```toml\n")[1:]
-    return [block.split("```", 1)[0] for block in blocks]
+def docs_configs() -> list[tuple[str, str]]:
+    """(where, block) for every ```toml block in the README and docs/, where = file:index."""
+    configs = []
+    for doc in DOCS:
+        blocks = doc.read_text().split("```toml\n")[1:]
+        for index, block in enumerate(blocks):
+            configs.append((f"{doc.relative_to(REPO)}:{index}", block.split("```", 1)[0]))
+    return configs
 
 
-@pytest.mark.parametrize("index", range(len(readme_configs())))
-def test_every_config_in_the_readme_is_valid(tmp_path: Path, index: int) -> None:
+def test_the_docs_show_configs() -> None:
+    # the parametrised test below would pass with none found
+    where = {name.split(":")[0] for name, _ in docs_configs()}
+    assert {"README.md", "docs/guide/apps.md", "docs/guide/https.md"} <= where
+
+
+@pytest.mark.parametrize(("where", "text"), docs_configs(), ids=[name for name, _ in docs_configs()])
+def test_every_config_in_the_readme_and_docs_is_valid(tmp_path: Path, where: str, text: str) -> None:
     path = tmp_path / "readme.toml"
-    path.write_text(readme_configs()[index])
+    path.write_text(text)
     # the file alone: its certificate files, cwd and ports are the reader's, not this machine's
     result = portico("check", "--config-only", "-c", str(path), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, f"{where}: {result.stderr}"

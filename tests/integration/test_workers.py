@@ -55,8 +55,9 @@ def worker_pids(proxy: Portico) -> list[int]:
 
 
 def readme_workers_config() -> str:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    blocks = [piece.split("```", 1)[0] for piece in readme.split("```toml\n")[1:]]
+    # the README's workers example, moved to the operations guide
+    guide = (Path(__file__).parents[2] / "docs" / "guide" / "operations.md").read_text()
+    blocks = [piece.split("```", 1)[0] for piece in guide.split("```toml\n")[1:]]
     block = next(b for b in blocks if "workers = 2" in b and "[[app]]" not in b)
     return block.replace('"http://127.0.0.1:8080"', '"http://127.0.0.1:0"')
 

@@ -147,7 +147,7 @@ def starter_text(
     lines = [
         "# portico.toml, written by `portico init`. `portico check` checks it here (files,",
         "# ports, imports); `portico run` serves it. Both read ./portico.toml when no -c is given.",
-        "# Every key: docs/guide/first-run.md and the README's Reference.",
+        "# Every key: docs/reference/config.md; the first run: docs/guide/first-run.md.",
         "",
         "[server]",
         "# Where clients connect; for HTTPS add \"https://0.0.0.0:8443\" and a [[tls.certificate]]",
