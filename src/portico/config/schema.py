@@ -22,6 +22,10 @@ from pydantic import (
 from portico.config.listen import parse_listen
 from portico.config.units import Duration, Size
 from portico.policy.header_ops import Template, check_name
+from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
+
+# The runtime types' defaults are the schema's: each is written once (portico/settings.py).
+_HEAD, _CLIENT, _ROUTE, _POOL = HeadLimits(), ClientTimeouts(), RouteLimits(), PoolSettings()
 
 
 class _Table(BaseModel):
@@ -31,36 +35,36 @@ class _Table(BaseModel):
 class Limits(_Table):
     """``[server.limits]``: defaults for every route."""
 
-    max_request_line: Size = 8 * 1024
+    max_request_line: Size = _HEAD.max_request_line
     """Longest request line; beyond it the reply is 414."""
-    max_header_size: Size = 8 * 1024
+    max_header_size: Size = _HEAD.max_header_size
     """Longest single header field (name and value); beyond it 431."""
-    max_head_size: Size = 32 * 1024
+    max_head_size: Size = _HEAD.max_head_size
     """All header fields together; beyond it 431."""
-    max_headers: int = Field(100, ge=1)
+    max_headers: int = Field(_HEAD.max_headers, ge=1)
     """Most header fields in one request; beyond it 431."""
-    max_body_size: Size = 10 * 2**20
+    max_body_size: Size = _ROUTE.max_body_size
     """Largest request body; beyond it 413 (decided from Content-Length when given)."""
-    head_timeout: Duration = 10.0
+    head_timeout: Duration = _CLIENT.head_timeout
     """The whole request head must arrive within this, from its first byte (408)."""
-    body_timeout: Duration = 30.0
+    body_timeout: Duration = _ROUTE.body_timeout
     """Longest pause between pieces of a request body (408)."""
-    keepalive_timeout: Duration = 30.0
+    keepalive_timeout: Duration = _CLIENT.keepalive_timeout
     """An idle keep-alive client connection is closed after this."""
-    max_keepalive_requests: int = Field(1000, ge=1)
+    max_keepalive_requests: int = Field(_CLIENT.max_keepalive_requests, ge=1)
     """Requests served on one client connection before it is closed."""
-    connect_timeout: Duration = 5.0
+    connect_timeout: Duration = _ROUTE.connect_timeout
     """Connecting to an upstream: refused is 502 at once, a timeout 504."""
-    response_timeout: Duration = 60.0
+    response_timeout: Duration = _ROUTE.response_timeout
     """Waiting for the upstream's response head, and between its body reads (504)."""
-    send_timeout: Duration = 60.0
+    send_timeout: Duration = _CLIENT.send_timeout
     """A client that takes nothing of a response for this long is disconnected."""
-    max_connections: int | None = Field(None, ge=1)
+    max_connections: int | None = Field(_CLIENT.max_connections, ge=1)
     """Client connections open at once; beyond it new ones are closed at once.
     Default: half of RLIMIT_NOFILE (a proxied request holds two descriptors), less 16."""
 
 
-class RouteLimits(_Table):
+class RouteLimitOverrides(_Table):
     """``limits`` in a ``[[route]]``: overrides of the server defaults."""
 
     max_body_size: Size | None = None
@@ -72,9 +76,9 @@ class RouteLimits(_Table):
 class Pool(_Table):
     """``[server.pool]``: upstream keep-alive connections."""
 
-    max_idle: int = Field(64, ge=0)
+    max_idle: int = Field(_POOL.max_idle, ge=0)
     """Idle connections kept per upstream."""
-    idle_timeout: Duration = 1.5
+    idle_timeout: Duration = _POOL.idle_timeout
     """Close idle upstream connections after this; keep it below the backend's
     keep-alive (gunicorn's is 2 s) so the backend never closes one under us."""
 
@@ -134,7 +138,7 @@ class Route(_Table):
     """Send the client's Host upstream instead of the upstream's own."""
     request_headers: HeaderRules = HeaderRules()
     response_headers: HeaderRules = HeaderRules()
-    limits: RouteLimits = RouteLimits()
+    limits: RouteLimitOverrides = RouteLimitOverrides()
     verify: bool = True
     """For an https upstream: check its certificate and name (``false`` warns at start)."""
     ca: str | None = None
