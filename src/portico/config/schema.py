@@ -29,11 +29,12 @@ _HEAD, _CLIENT, _ROUTE, _POOL = HeadLimits(), ClientTimeouts(), RouteLimits(), P
 
 
 class _Table(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Limits(_Table):
-    """``[server.limits]``: defaults for every route."""
+    """``[server.limits]``: limits on every client connection and request; the body and
+    upstream ones are defaults that a route's ``limits`` may override."""
 
     max_request_line: Size = _HEAD.max_request_line
     """Longest request line; beyond it the reply is 414."""
@@ -68,9 +69,13 @@ class RouteLimitOverrides(_Table):
     """``limits`` in a ``[[route]]``: overrides of the server defaults."""
 
     max_body_size: Size | None = None
+    """This route's ``max_body_size``; left out, ``[server.limits]``'s."""
     body_timeout: Duration | None = None
+    """This route's ``body_timeout``; left out, ``[server.limits]``'s."""
     connect_timeout: Duration | None = None
+    """This route's ``connect_timeout``; left out, ``[server.limits]``'s."""
     response_timeout: Duration | None = None
+    """This route's ``response_timeout``; left out, ``[server.limits]``'s."""
 
 
 class Pool(_Table):
@@ -84,14 +89,18 @@ class Pool(_Table):
 
 
 class HeaderRules(_Table):
-    """``request_headers`` / ``response_headers`` of a route.
+    """``request_headers`` / ``response_headers`` of a route: header fields to set, add
+    or remove.
 
     Values may use ``{scheme}``, ``{host}``, ``{remote_addr}``, ``{prefix}``, ``{request_id}``.
     """
 
     set: dict[str, str] = {}
+    """Fields set to these values, replacing any of the same name."""
     add: dict[str, str | list[str]] = {}
+    """Fields added (a list: one field per value), beside any of the same name."""
     remove: list[str] = []
+    """Names of fields removed."""
 
     @field_validator("set", "add")
     @classmethod
@@ -137,7 +146,9 @@ class Route(_Table):
     preserve_host: bool = False
     """Send the client's Host upstream instead of the upstream's own."""
     request_headers: HeaderRules = HeaderRules()
+    """Changes to the request's header fields on the way to the upstream."""
     response_headers: HeaderRules = HeaderRules()
+    """Changes to the response's header fields on the way to the client."""
     limits: RouteLimitOverrides = RouteLimitOverrides()
     verify: bool = True
     """For an https upstream: check its certificate and name (``false`` warns at start)."""
@@ -206,7 +217,8 @@ def parse_upstream(url: str) -> tuple[str, str, int, str]:
 
 
 class Server(_Table):
-    """``[server]``."""
+    """``[server]``: the listeners, whom to trust for forwarded headers, logging and
+    shutdown."""
 
     listen: list[str] = ["http://127.0.0.1:8080"]
     """Addresses to serve, ``http://HOST:PORT``; port 0 picks a free one."""
@@ -217,6 +229,7 @@ class Server(_Table):
     access_log: str = "-"
     """``-`` for stdout, a file path, or ``off``."""
     log_format: Literal["combined", "json"] = "combined"
+    """Access log lines in Apache's combined format, or one JSON object each."""
     workers: int | Literal["auto"] = 1
     """Proxy processes sharing the listeners (SO_REUSEPORT); ``"auto"``: one per core."""
     drain_timeout: Duration = 30.0
@@ -280,6 +293,7 @@ class App(_Table):
     """``[[app]]``: an app portico starts, keeps up and stops with itself."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """What routes (``app = "..."``), the status and the logs call it."""
     wsgi: str | None = None
     """``module:callable`` of a WSGI app, e.g. ``server:app``."""
     asgi: str | None = None
@@ -292,9 +306,12 @@ class App(_Table):
     """gunicorn with gevent workers (POSIX default for ``wsgi``), waitress (Windows
     default), or uvicorn (the default, and only choice, for ``asgi``)."""
     workers: int = Field(2, ge=1)
+    """Worker processes of gunicorn or uvicorn; waitress runs twice as many threads
+    (at least 4). Not used for ``command``."""
     cwd: str | None = None
     """Working directory, relative to the config file; also put on PYTHONPATH."""
     env: dict[str, str] = {}
+    """Environment variables added to portico's own for the app."""
     bind: str | None = None
     """Where the app listens, ``HOST:PORT``; left out, portico picks a free loopback port."""
     health: str | None = None
@@ -322,6 +339,7 @@ class App(_Table):
     max_restarts: int = Field(5, ge=0)
     """Crashes allowed within ``restart_window``; one more and the app is marked failed."""
     restart_window: Duration = 60.0
+    """The window in which ``max_restarts`` crashes are counted."""
     restart_delay_max: Duration = 30.0
     """Restarts back off exponentially from 0.25 s up to this."""
     request_wait: Duration = 5.0
@@ -419,7 +437,7 @@ class Certificate(_Table):
 
 
 class Tls(_Table):
-    """``[tls]``."""
+    """``[tls]``: the certificates of the https listeners."""
 
     certificate: list[Certificate] = []
     reload_interval: Duration = 60.0
