@@ -83,7 +83,7 @@ class Recording:
 loop = asyncio.new_event_loop()
 loop_errors: list[dict[str, Any]] = []
 loop.set_exception_handler(lambda _loop, context: loop_errors.append(context))
-gateway = build_gateway(serving_plan(parse(CONFIG, "fuzz"), Path.cwd(), Path.cwd(), print), loop)
+gateway = build_gateway(serving_plan(parse(CONFIG, "fuzz"), Path.cwd(), Path.cwd()), loop)
 counts = {"examples": 0, "upstream requests": 0, "client bytes": 0}
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
-from portico.config.compile import app_plan, assign_ports
+from portico.config.acquire import free_ports
+from portico.config.compile import app_plan, with_binds
 from portico.config.plan import AppPlan
 from portico.config.schema import Config
 from portico.config.schema import Route as RouteConfig
@@ -29,7 +30,7 @@ class Advice:
 
 
 def explain(config: Config) -> list[Advice]:
-    config = assign_ports(config)
+    config = with_binds(config, free_ports(config))
     apps = {app.name: app_plan(app, config.route) for app in config.app}
     out = [_route_advice(route, apps.get(route.app or ""), config) for route in config.route]
     for app in apps.values():

@@ -28,6 +28,25 @@ class ConfigError(Exception):
         where = f"{file}: {key}" if key else file
         super().__init__(f"{where}: {message}")
 
+    @classmethod
+    def at(cls, loc: tuple[int | str, ...], message: str, file: str = "") -> ConfigError:
+        """The error at the key ``loc`` names: ``("route", 0, "ca")`` is ``route[0].ca``."""
+        return cls(file, key_path(loc), message)
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    """('route', 0, 'limits', 'max_body_size') → ``route[0].limits.max_body_size``: the one
+    spelling of a key path in messages (pydantic's error locations have the same shape)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif out:
+            out += f".{part}"
+        else:
+            out = str(part)
+    return out
+
 
 class ProtocolError(Exception):
     """The peer broke HTTP/1.1; ``status`` is the reply we owe a client for it."""

@@ -28,33 +28,15 @@ def check(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
     return portico("check", "-c", str(path))
 
 
-@pytest.mark.parametrize(
-    ("text", "key", "hint"),
-    [
-        ("[server]\nlisten = ['http://127.0.0.1:8080']\nlisen = 1\n", "server.lisen",
-         "valid keys here: listen, trusted_proxies"),
-        ("[[route]]\npath = '/myapp'\nupstream = 'ftp://x/'\n", "route[0].upstream", "http://host:port/"),
-        ("[[route]]\npath = 'myapp'\nupstream = 'http://127.0.0.1:8000/'\n", "route[0].path", "must start with '/'"),
-        ("[[route]]\npath = '/myapp'\nupstream = 'http://127.0.0.1:8000/'\nlimits.max_body_size = '10 potatoes'\n",
-         "route[0].limits.max_body_size", "KiB, MiB, GiB"),
-        ("[[route]]\npath = '/a'\nupstream = 'http://127.0.0.1:8000/'\nrequest_headers.set = { 'X-A' = \"a\\r\\nB: c\" }\n",
-         "route[0].request_headers.set", "CR, LF or NUL"),
-        ("[[route]]\npath = '/a'\nupstream = 'http://127.0.0.1:8000/'\nrequest_headers.set = { 'X-A' = '{nope}' }\n",
-         "route[0].request_headers.set", "{prefix}"),
-        ("[server]\ntrusted_proxies = ['0.0.0.0/0']\n", "server.trusted_proxies", "trusts every address"),
-        ("[server]\nlog_format = 'xml'\n", "server.log_format", "'combined' or 'json'"),
-        ("[server.limits]\nhead_timeout = 'soon'\n", "server.limits.head_timeout", "e.g. \"30s\""),
-        ("[[route]]\npath = '/a'\n", "route[0]", "exactly one of 'upstream' or 'app'"),
-        ("not toml = = 1", "", "not valid TOML"),
-    ],
-)
-def test_bad_config_is_one_clear_message_and_exit_2(tmp_path: Path, text: str, key: str, hint: str) -> None:
-    result = check(tmp_path, text)
+def test_bad_config_is_one_clear_message_and_exit_2(tmp_path: Path) -> None:
+    # One real `portico check` on a bad file; every kind of bad file is in
+    # tests/unit/test_config_errors.py, in-process.
+    result = check(tmp_path, "[server]\nlisten = ['http://127.0.0.1:8080']\nlisen = 1\n")
     assert result.returncode == 2
     message = result.stderr
     assert "Traceback" not in message
     assert str(tmp_path / "bad.toml") in message.replace("\n", "")
-    assert key in message and hint in message.replace("\n", ""), message
+    assert "server.lisen" in message and "valid keys here: listen, trusted_proxies" in message
 
 
 def test_run_refuses_bad_config_the_same_way(tmp_path: Path) -> None:
@@ -62,11 +44,6 @@ def test_run_refuses_bad_config_the_same_way(tmp_path: Path) -> None:
     path.write_text("[server]\nnope = 1\n")
     result = portico("run", "-c", str(path))
     assert result.returncode == 2 and "server.nope" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_missing_file_is_named(tmp_path: Path) -> None:
-    result = portico("check", "-c", str(tmp_path / "absent.toml"))
-    assert result.returncode == 2 and "absent.toml" in result.stderr and "cannot read" in result.stderr
 
 
 def test_builtin_default_checks(tmp_path: Path) -> None:

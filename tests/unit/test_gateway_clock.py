@@ -24,7 +24,7 @@ def test_the_clock_reads_the_time_it_is_started_not_the_time_of_the_build() -> N
     # time and could time out at once (504 after 0.09 s for a 1 s response_timeout).
     loop = asyncio.new_event_loop()
     try:
-        plan = serving_plan(parse(CONFIG, "clock"), Path.cwd(), Path.cwd(), print)
+        plan = serving_plan(parse(CONFIG, "clock"), Path.cwd(), Path.cwd())
         gateway = build_gateway(plan, loop)
         gateway.now -= 5.0  # as if the apps took five seconds to come up
         gateway.start_clock()

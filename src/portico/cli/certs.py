@@ -66,23 +66,14 @@ def cert_create(hosts: tuple[str, ...], out_dir: str | None, force: bool) -> Non
 @config_option
 def cert_show(config_path: str | None) -> None:
     """List the config's certificates (and those made under the state dir) with expiry."""
-    from portico.tls.authority import leaf_stem
+    from portico.config.compile import certificate_sources
     from portico.tls.store import CertError, CertSource, load, status_row
 
     config, base_dir = load_config(config_in_use(config_path))
     rows: list[dict[str, Any]] = []
     seen: set[Path] = set()
-    sources = []
-    for index, spec in enumerate(config.tls.certificate):
-        if spec.self_signed:
-            stem = leaf_stem(spec.hosts)
-            cert_file = state_dir() / "tls" / f"{stem}.pem"
-            key_file = state_dir() / "tls" / f"{stem}.key"
-        else:
-            assert spec.cert is not None and spec.key is not None
-            cert_file, key_file = base_dir / spec.cert, base_dir / spec.key
-        sources.append(CertSource(tuple(spec.hosts), cert_file, key_file,
-                                  f"tls.certificate[{index}]"))
+    # The plan's paths, self-signed ones included, without issuing them.
+    sources = certificate_sources(config, base_dir, state_dir())
     for made in sorted((state_dir() / "tls").glob("*.pem")):
         if made.name != "ca.pem" and made not in {s.cert for s in sources}:
             sources.append(CertSource(("(made by portico cert create)",), made,

@@ -1,21 +1,29 @@
-"""Schema → RunPlan: ports assigned, upstreams resolved, limits merged, certificates
-issued and checked.
+"""Schema → RunPlan: upstreams resolved, limits merged, certificate paths known.
 
 This runs where the config is checked (``portico run`` before it hands over to
 the serving process, and the child that checks a reload: config/prepare.py); it
-needs pydantic's models and, for certificates, ``cryptography``.
+needs pydantic's models. ``compile_plan`` is pure: the same config, directories
+and app ports give the same plan (tests/golden). ``run_plan`` wraps it in the
+steps that touch the machine (config/acquire.py): picking free ports before it,
+issuing self-signed certificates and checking every certificate after it.
 config/provision.py turns the plan into the runtime objects, in the main process
 and in every worker.
+
+Each runtime value type (portico/settings.py) is built from the table of the
+same field names (``_take``): a setting keeps the config key's name throughout.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
+from portico.config.acquire import checked_certificates, free_ports, issue_self_signed
 from portico.config.plan import (
     AppPlan,
     HeaderRulesPlan,
@@ -26,12 +34,14 @@ from portico.config.plan import (
 )
 from portico.config.schema import App, Config, HeaderRules, parse_upstream
 from portico.config.schema import Route as RouteConfig
-from portico.errors import ConfigError
+from portico.errors import ConfigError, key_path
 from portico.routing.table import Upstream
+from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
 from portico.supervisor.commands import connect_host, split_bind
-from portico.tls.store import CertError, CertFacts, CertSource, check
+from portico.tls.store import CertSource
 
 Log = Callable[[str], None]
+T = TypeVar("T")
 
 
 def run_plan(
@@ -44,10 +54,24 @@ def run_plan(
 ) -> RunPlan:
     """The checked config as ``portico run`` serves it. ``binds`` (a reload) keeps the
     running apps' ports; otherwise an app without ``bind`` gets a free loopback port."""
-    config = assign_ports(source, binds or {})
-    serving = serving_plan(config, base_dir, state_dir, log)
+    plan = compile_plan(source, base_dir, state_dir, config_file, free_ports(source, binds))
+    issue_self_signed(source, plan.serving.certificates, state_dir, log)
+    return dataclasses.replace(
+        plan, cert_facts=checked_certificates(plan.serving.certificates))
+
+
+def compile_plan(
+    source: Config,
+    base_dir: Path,
+    state_dir: Path,
+    config_file: Path | None,
+    binds: Mapping[str, str],
+) -> RunPlan:
+    """The plan, certificates not yet checked (``cert_facts`` empty). ``binds``: the
+    port of each app that sets no ``bind``, by name."""
+    config = with_binds(source, binds)
     return RunPlan(
-        serving=serving,
+        serving=serving_plan(config, base_dir, state_dir),
         apps=[app_plan(app, config.route) for app in config.app],
         listen=list(config.server.listen),
         workers=config.server.workers,
@@ -62,58 +86,23 @@ def run_plan(
             **{f"route.path of app {app.name!r} (uvicorn --root-path)":
                asgi_root_path(app, source.route) for app in source.app if app.asgi},
         },
-        cert_facts=checked_certificates(serving.certificates),
+        cert_facts=[],
     )
 
 
-def checked_certificates(sources: list[CertSource]) -> list[CertFacts]:
-    """``check`` each; an unfit one is a ConfigError naming its key."""
-    facts = []
-    for index, source in enumerate(sources):
-        try:
-            facts.append(check(source))
-        except CertError as exc:
-            field = "key" if exc.path == source.key else "cert"
-            raise ConfigError("", f"tls.certificate[{index}].{field}", str(exc)) from None
-    return facts
-
-
-def assign_ports(config: Config, binds: dict[str, str] | None = None) -> Config:
-    """Fill in every app's ``bind`` left out: from ``binds`` by app name, else a free
-    loopback port."""
+def with_binds(config: Config, binds: Mapping[str, str]) -> Config:
+    """``config`` with every app's ``bind`` set: its own, else ``binds``'s."""
     if all(app.bind is not None for app in config.app):
         return config
-    known = binds or {}
-    apps = [
-        app if app.bind is not None else app.model_copy(
-            update={"bind": known.get(app.name) or f"127.0.0.1:{_free_port()}"})
-        for app in config.app
-    ]
+    apps = [app if app.bind is not None else app.model_copy(update={"bind": binds[app.name]})
+            for app in config.app]
     return config.model_copy(update={"app": apps})
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def app_plan(app: App, routes: list[RouteConfig]) -> AppPlan:
     """``app`` as the supervisor runs it (its port assigned); ``routes``: the config's."""
     assert app.bind is not None, "ports are assigned first"
-    return AppPlan(
-        name=app.name, wsgi=app.wsgi, asgi=app.asgi,
-        command=list(app.command) if app.command is not None else None,
-        server=app.server, workers=app.workers, cwd=app.cwd, env=dict(app.env), bind=app.bind,
-        health=app.health, start_timeout=app.start_timeout, stop_timeout=app.stop_timeout,
-        listener_check=app.listener_check,
-        health_interval=app.health_interval, health_timeout=app.health_timeout,
-        unhealthy_after=app.unhealthy_after,
-        max_restarts=app.max_restarts, restart_window=app.restart_window,
-        restart_delay_max=app.restart_delay_max, request_wait=app.request_wait,
-        log_max_size=app.log_max_size, log_backups=app.log_backups,
-        root_path=asgi_root_path(app, routes),
-    )
+    return AppPlan(**app.model_dump(), root_path=asgi_root_path(app, routes))
 
 
 def asgi_root_path(app: App, routes: list[RouteConfig]) -> str:
@@ -148,17 +137,15 @@ def upstream_of(route: RouteConfig, config: Config) -> Upstream:
     return Upstream(scheme, host, port, base.encode("latin-1"))
 
 
-def serving_plan(config: Config, base_dir: Path, state_dir: Path, log: Log) -> ServingPlan:
-    """What every serving process needs; a missing CA file or bad certificate is a
-    ConfigError naming its key."""
+def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan:
+    """What every serving process needs; a missing CA file is a ConfigError naming its key."""
     server, limits = config.server, config.server.limits
     routes = []
     for index, route in enumerate(config.route):
         scheme, host, port, base = upstream_address(route, config)
         ca = (base_dir / route.ca) if route.ca else None
         if ca is not None and not ca.is_file():
-            raise ConfigError("", f"route[{index}].ca", f"{ca}: no such file")
-        overrides = route.limits
+            raise ConfigError.at(("route", index, "ca"), f"{ca}: no such file")
         routes.append(RoutePlan(
             index=index,
             path=route.path,
@@ -174,67 +161,56 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path, log: Log) -> S
             preserve_host=route.preserve_host,
             request_headers=_rules(route.request_headers),
             response_headers=_rules(route.response_headers),
-            max_body_size=_pick(overrides.max_body_size, limits.max_body_size),
-            body_timeout=_pick(overrides.body_timeout, limits.body_timeout),
-            connect_timeout=_pick(overrides.connect_timeout, limits.connect_timeout),
-            response_timeout=_pick(overrides.response_timeout, limits.response_timeout),
+            limits=RouteLimits(**{
+                name: _pick(getattr(route.limits, name), getattr(limits, name))
+                for name in _field_names(RouteLimits)}),
         ))
     return ServingPlan(
-        server=ServerPlan(
-            hsts=server.hsts,
-            redirect_to_https=server.redirect_to_https,
+        server=_take(
+            ServerPlan, server,
             trusted_proxies=list(server.trusted_proxies),
-            forwarded=server.forwarded,
-            access_log=server.access_log,
-            log_format=server.log_format,
-            tick=server.tick,
-            drain_timeout=server.drain_timeout,
-            max_request_line=limits.max_request_line,
-            max_header_size=limits.max_header_size,
-            max_head_size=limits.max_head_size,
-            max_headers=limits.max_headers,
-            head_timeout=limits.head_timeout,
-            keepalive_timeout=limits.keepalive_timeout,
-            max_keepalive_requests=limits.max_keepalive_requests,
-            send_timeout=limits.send_timeout,
-            max_connections=limits.max_connections,
-            pool_max_idle=server.pool.max_idle,
-            pool_idle_timeout=server.pool.idle_timeout,
+            head_limits=_take(HeadLimits, limits),
+            client_timeouts=_take(ClientTimeouts, limits),
+            pool=_take(PoolSettings, server.pool),
         ),
         routes=routes,
         app_waits={app.name: app.request_wait for app in config.app},
-        certificates=certificate_sources(config, base_dir, state_dir, log),
+        certificates=certificate_sources(config, base_dir, state_dir),
         tls_reload_interval=config.tls.reload_interval,
     )
 
 
-def certificate_sources(
-    config: Config, base_dir: Path, state_dir: Path, log: Log
-) -> list[CertSource]:
-    """The listener's certificate files; ``self_signed`` ones are issued now (once)."""
+def certificate_sources(config: Config, base_dir: Path, state_dir: Path) -> list[CertSource]:
+    """The listener's certificate files: a ``self_signed`` one's where
+    ``issue_self_signed`` puts it (under the state dir), without issuing it."""
     sources = []
     for index, spec in enumerate(config.tls.certificate):
-        where = f"tls.certificate[{index}]"
         if spec.self_signed:
-            from portico.tls.authority import issue  # cryptography: only loaded when needed
+            from portico.tls.authority import leaf_stem  # cryptography: only when needed
 
-            issued = issue(state_dir / "tls", spec.hosts)
-            if issued.created:
-                log(f"tls: {where}: made a certificate for {', '.join(spec.hosts)} from the "
-                    f"local CA {issued.ca} (trust it: see `portico cert create --help`)")
-            cert, key = issued.cert, issued.key
+            stem = state_dir / "tls" / leaf_stem(spec.hosts)
+            cert, key = stem.with_name(f"{stem.name}.pem"), stem.with_name(f"{stem.name}.key")
         else:
             assert spec.cert is not None and spec.key is not None
             cert, key = base_dir / spec.cert, base_dir / spec.key
+        where = key_path(("tls", "certificate", index))
         sources.append(CertSource(tuple(spec.hosts), cert, key, where))
     return sources
 
 
+def _take(kind: type[T], table: BaseModel, **derived: Any) -> T:
+    """A ``kind`` (a dataclass) with each field the table's of the same name, but those
+    given in ``derived``."""
+    given = {name: getattr(table, name) for name in _field_names(kind) if name not in derived}
+    return kind(**given, **derived)
+
+
+def _field_names(kind: type[Any]) -> list[str]:
+    return [field.name for field in dataclasses.fields(kind)]
+
+
 def _rules(rules: HeaderRules) -> HeaderRulesPlan:
     return HeaderRulesPlan(dict(rules.set), dict(rules.add), list(rules.remove))
-
-
-T = TypeVar("T")
 
 
 def _pick(override: T | None, default: T) -> T:

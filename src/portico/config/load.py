@@ -50,20 +50,7 @@ def parse(text: str, name: str) -> Config:
         return Config.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
-        raise ConfigError(name, key_path(error["loc"]), describe(error, data)) from None
-
-
-def key_path(loc: tuple[int | str, ...]) -> str:
-    """('route', 0, 'limits', 'max_body_size') → ``route[0].limits.max_body_size``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif out:
-            out += f".{part}"
-        else:
-            out = str(part)
-    return out
+        raise ConfigError.at(error["loc"], describe(error, data), name) from None
 
 
 def describe(error: Any, data: dict[str, Any]) -> str:

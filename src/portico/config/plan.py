@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
 from portico.tls.store import CertFacts, CertSource
 
 DEFAULT_NAME = "<built-in default>"  # how messages name the built-in config
@@ -50,10 +51,7 @@ class RoutePlan:
     preserve_host: bool
     request_headers: HeaderRulesPlan
     response_headers: HeaderRulesPlan
-    max_body_size: int  # the route's limits, the server's where the route sets none
-    body_timeout: float
-    connect_timeout: float
-    response_timeout: float
+    limits: RouteLimits  # the route's limits, the server's where the route sets none
 
 
 @dataclass(frozen=True)
@@ -66,17 +64,9 @@ class ServerPlan:
     log_format: str
     tick: float
     drain_timeout: float
-    max_request_line: int
-    max_header_size: int
-    max_head_size: int
-    max_headers: int
-    head_timeout: float
-    keepalive_timeout: float
-    max_keepalive_requests: int
-    send_timeout: float
-    max_connections: int | None
-    pool_max_idle: int
-    pool_idle_timeout: float
+    head_limits: HeadLimits  # from [server.limits]
+    client_timeouts: ClientTimeouts  # from [server.limits]
+    pool: PoolSettings  # [server.pool]
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING
 
 from portico.config.plan import HeaderRulesPlan, RoutePlan, ServingPlan
 from portico.errors import ConfigError
-from portico.http.limits import HeadLimits
 from portico.policy.forwarded import OWN_REQUEST_HEADERS, Forwarding, Trust
 from portico.policy.header_ops import HeaderOps
 from portico.proxy.accesslog import AccessLog
-from portico.proxy.gateway import ClientTimeouts, Gateway
-from portico.proxy.route_policy import RouteLimits, RoutePolicy
+from portico.proxy.gateway import Gateway
+from portico.proxy.route_policy import RoutePolicy
 from portico.routing.proxypass import ReverseMap
 from portico.routing.table import Route, RouteTable, Upstream
 from portico.supervisor.gate import AppGate
@@ -26,7 +25,7 @@ from portico.tls.contexts import upstream_context
 from portico.upstream.pool import UpstreamPool
 
 if TYPE_CHECKING:
-    from portico.tls.store import CertFacts, CertStore
+    from portico.tls.store import CertError, CertFacts, CertSource, CertStore
 
 
 def build_upstream(route: RoutePlan) -> Upstream:
@@ -37,8 +36,8 @@ def build_upstream(route: RoutePlan) -> Upstream:
     try:
         context = upstream_context(route.verify, route.ca)
     except ssl.SSLError as exc:
-        raise ConfigError(
-            "", f"route[{route.index}].ca", f"{route.ca}: not a PEM CA file ({exc})"
+        raise ConfigError.at(
+            ("route", route.index, "ca"), f"{route.ca}: not a PEM CA file ({exc})"
         ) from None
     label = f"verify={route.verify};ca={route.ca}"
     return Upstream(route.scheme, route.upstream_host, route.upstream_port, base, context, label)
@@ -50,12 +49,7 @@ def build_routes(plan: ServingPlan, gates: dict[str, AppGate] | None = None) -> 
         upstream = build_upstream(route)
         prefix = b"" if route.path == "/" else route.path.encode("ascii")
         policy = RoutePolicy(
-            limits=RouteLimits(
-                max_body_size=route.max_body_size,
-                body_timeout=route.body_timeout,
-                connect_timeout=route.connect_timeout,
-                response_timeout=route.response_timeout,
-            ),
+            limits=route.limits,
             request_ops=_ops(route.request_headers, OWN_REQUEST_HEADERS),
             response_ops=_ops(route.response_headers),
             reverse=ReverseMap(upstream, prefix, stripped=bool(prefix) and not route.preserve_path),
@@ -87,20 +81,9 @@ def build_gateway(
         hsts=server.hsts.encode("latin-1") if server.hsts else None,
         redirect_to_https=server.redirect_to_https,
         forwarding=Forwarding(Trust(server.trusted_proxies), rfc7239=server.forwarded),
-        head_limits=HeadLimits(
-            max_request_line=server.max_request_line,
-            max_header_size=server.max_header_size,
-            max_head_size=server.max_head_size,
-            max_headers=server.max_headers,
-        ),
-        timeouts=ClientTimeouts(
-            head=server.head_timeout,
-            keepalive=server.keepalive_timeout,
-            max_requests=server.max_keepalive_requests,
-            send=server.send_timeout,
-            max_connections=server.max_connections or default_max_connections(),
-        ),
-        pool=UpstreamPool(loop, server.pool_max_idle, server.pool_idle_timeout),
+        head_limits=server.head_limits,
+        timeouts=server.client_timeouts,
+        pool=UpstreamPool(loop, server.pool.max_idle, server.pool.idle_timeout),
         access_log=AccessLog(server.access_log, server.log_format),
         tick_interval=server.tick,
     )
@@ -116,26 +99,17 @@ def build_cert_store(
         return None
     from portico.tls.store import CertError, CertStore
 
-    sources = plan.certificates
     try:
-        return CertStore(sources, log, facts)
+        return CertStore(plan.certificates, log, facts)
     except CertError as exc:
-        index = next(i for i, s in enumerate(sources) if exc.path in (s.cert, s.key))
-        field = "key" if exc.path == sources[index].key else "cert"
-        raise ConfigError("", f"tls.certificate[{index}].{field}", str(exc)) from None
+        source = next(s for s in plan.certificates if exc.path in (s.cert, s.key))
+        raise cert_config_error(source, exc) from None
 
 
-def default_max_connections() -> int:
-    """Half the file-descriptor limit (each proxied request holds two), less a margin."""
-    try:
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    except (ImportError, OSError, ValueError):
-        return 10_000
-    if soft == resource.RLIM_INFINITY:
-        return 10_000
-    return max(8, min(soft // 2 - 16, 100_000))
+def cert_config_error(source: CertSource, exc: CertError) -> ConfigError:
+    """``exc``, about ``source``'s cert or key file, as a ConfigError at that key."""
+    field = "key" if exc.path == source.key else "cert"
+    return ConfigError.at((source.where, field), str(exc))
 
 
 def _ops(rules: HeaderRulesPlan, own: dict[bytes, bytes] | None = None) -> HeaderOps:

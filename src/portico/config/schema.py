@@ -22,72 +22,85 @@ from pydantic import (
 from portico.config.listen import parse_listen
 from portico.config.units import Duration, Size
 from portico.policy.header_ops import Template, check_name
+from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
+
+# The runtime types' defaults are the schema's: each is written once (portico/settings.py).
+_HEAD, _CLIENT, _ROUTE, _POOL = HeadLimits(), ClientTimeouts(), RouteLimits(), PoolSettings()
 
 
 class _Table(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Limits(_Table):
-    """``[server.limits]``: defaults for every route."""
+    """``[server.limits]``: limits on every client connection and request; the body and
+    upstream ones are defaults that a route's ``limits`` may override."""
 
-    max_request_line: Size = 8 * 1024
+    max_request_line: Size = _HEAD.max_request_line
     """Longest request line; beyond it the reply is 414."""
-    max_header_size: Size = 8 * 1024
+    max_header_size: Size = _HEAD.max_header_size
     """Longest single header field (name and value); beyond it 431."""
-    max_head_size: Size = 32 * 1024
+    max_head_size: Size = _HEAD.max_head_size
     """All header fields together; beyond it 431."""
-    max_headers: int = Field(100, ge=1)
+    max_headers: int = Field(_HEAD.max_headers, ge=1)
     """Most header fields in one request; beyond it 431."""
-    max_body_size: Size = 10 * 2**20
+    max_body_size: Size = _ROUTE.max_body_size
     """Largest request body; beyond it 413 (decided from Content-Length when given)."""
-    head_timeout: Duration = 10.0
+    head_timeout: Duration = _CLIENT.head_timeout
     """The whole request head must arrive within this, from its first byte (408)."""
-    body_timeout: Duration = 30.0
+    body_timeout: Duration = _ROUTE.body_timeout
     """Longest pause between pieces of a request body (408)."""
-    keepalive_timeout: Duration = 30.0
+    keepalive_timeout: Duration = _CLIENT.keepalive_timeout
     """An idle keep-alive client connection is closed after this."""
-    max_keepalive_requests: int = Field(1000, ge=1)
+    max_keepalive_requests: int = Field(_CLIENT.max_keepalive_requests, ge=1)
     """Requests served on one client connection before it is closed."""
-    connect_timeout: Duration = 5.0
+    connect_timeout: Duration = _ROUTE.connect_timeout
     """Connecting to an upstream: refused is 502 at once, a timeout 504."""
-    response_timeout: Duration = 60.0
+    response_timeout: Duration = _ROUTE.response_timeout
     """Waiting for the upstream's response head, and between its body reads (504)."""
-    send_timeout: Duration = 60.0
+    send_timeout: Duration = _CLIENT.send_timeout
     """A client that takes nothing of a response for this long is disconnected."""
-    max_connections: int | None = Field(None, ge=1)
+    max_connections: int | None = Field(_CLIENT.max_connections, ge=1)
     """Client connections open at once; beyond it new ones are closed at once.
     Default: half of RLIMIT_NOFILE (a proxied request holds two descriptors), less 16."""
 
 
-class RouteLimits(_Table):
+class RouteLimitOverrides(_Table):
     """``limits`` in a ``[[route]]``: overrides of the server defaults."""
 
     max_body_size: Size | None = None
+    """This route's ``max_body_size``; left out, ``[server.limits]``'s."""
     body_timeout: Duration | None = None
+    """This route's ``body_timeout``; left out, ``[server.limits]``'s."""
     connect_timeout: Duration | None = None
+    """This route's ``connect_timeout``; left out, ``[server.limits]``'s."""
     response_timeout: Duration | None = None
+    """This route's ``response_timeout``; left out, ``[server.limits]``'s."""
 
 
 class Pool(_Table):
     """``[server.pool]``: upstream keep-alive connections."""
 
-    max_idle: int = Field(64, ge=0)
+    max_idle: int = Field(_POOL.max_idle, ge=0)
     """Idle connections kept per upstream."""
-    idle_timeout: Duration = 1.5
+    idle_timeout: Duration = _POOL.idle_timeout
     """Close idle upstream connections after this; keep it below the backend's
     keep-alive (gunicorn's is 2 s) so the backend never closes one under us."""
 
 
 class HeaderRules(_Table):
-    """``request_headers`` / ``response_headers`` of a route.
+    """``request_headers`` / ``response_headers`` of a route: header fields to set, add
+    or remove.
 
     Values may use ``{scheme}``, ``{host}``, ``{remote_addr}``, ``{prefix}``, ``{request_id}``.
     """
 
     set: dict[str, str] = {}
+    """Fields set to these values, replacing any of the same name."""
     add: dict[str, str | list[str]] = {}
+    """Fields added (a list: one field per value), beside any of the same name."""
     remove: list[str] = []
+    """Names of fields removed."""
 
     @field_validator("set", "add")
     @classmethod
@@ -133,8 +146,10 @@ class Route(_Table):
     preserve_host: bool = False
     """Send the client's Host upstream instead of the upstream's own."""
     request_headers: HeaderRules = HeaderRules()
+    """Changes to the request's header fields on the way to the upstream."""
     response_headers: HeaderRules = HeaderRules()
-    limits: RouteLimits = RouteLimits()
+    """Changes to the response's header fields on the way to the client."""
+    limits: RouteLimitOverrides = RouteLimitOverrides()
     verify: bool = True
     """For an https upstream: check its certificate and name (``false`` warns at start)."""
     ca: str | None = None
@@ -202,7 +217,8 @@ def parse_upstream(url: str) -> tuple[str, str, int, str]:
 
 
 class Server(_Table):
-    """``[server]``."""
+    """``[server]``: the listeners, whom to trust for forwarded headers, logging and
+    shutdown."""
 
     listen: list[str] = ["http://127.0.0.1:8080"]
     """Addresses to serve, ``http://HOST:PORT``; port 0 picks a free one."""
@@ -213,6 +229,7 @@ class Server(_Table):
     access_log: str = "-"
     """``-`` for stdout, a file path, or ``off``."""
     log_format: Literal["combined", "json"] = "combined"
+    """Access log lines in Apache's combined format, or one JSON object each."""
     workers: int | Literal["auto"] = 1
     """Proxy processes sharing the listeners (SO_REUSEPORT); ``"auto"``: one per core."""
     drain_timeout: Duration = 30.0
@@ -276,6 +293,7 @@ class App(_Table):
     """``[[app]]``: an app portico starts, keeps up and stops with itself."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """What routes (``app = "..."``), the status and the logs call it."""
     wsgi: str | None = None
     """``module:callable`` of a WSGI app, e.g. ``server:app``."""
     asgi: str | None = None
@@ -288,9 +306,12 @@ class App(_Table):
     """gunicorn with gevent workers (POSIX default for ``wsgi``), waitress (Windows
     default), or uvicorn (the default, and only choice, for ``asgi``)."""
     workers: int = Field(2, ge=1)
+    """Worker processes of gunicorn or uvicorn; waitress runs twice as many threads
+    (at least 4). Not used for ``command``."""
     cwd: str | None = None
     """Working directory, relative to the config file; also put on PYTHONPATH."""
     env: dict[str, str] = {}
+    """Environment variables added to portico's own for the app."""
     bind: str | None = None
     """Where the app listens, ``HOST:PORT``; left out, portico picks a free loopback port."""
     health: str | None = None
@@ -318,6 +339,7 @@ class App(_Table):
     max_restarts: int = Field(5, ge=0)
     """Crashes allowed within ``restart_window``; one more and the app is marked failed."""
     restart_window: Duration = 60.0
+    """The window in which ``max_restarts`` crashes are counted."""
     restart_delay_max: Duration = 30.0
     """Restarts back off exponentially from 0.25 s up to this."""
     request_wait: Duration = 5.0
@@ -415,7 +437,7 @@ class Certificate(_Table):
 
 
 class Tls(_Table):
-    """``[tls]``."""
+    """``[tls]``: the certificates of the https listeners."""
 
     certificate: list[Certificate] = []
     reload_interval: Duration = 60.0

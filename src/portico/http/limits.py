@@ -1,17 +1,14 @@
-"""Size limits on a message head, enforced by every parser adapter."""
+"""Size limits on a message head, enforced by every parser adapter.
+
+``HeadLimits`` is declared with the other settings in portico/settings.py; a
+response from an upstream gets the wider ``RESPONSE_LIMITS``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from portico.settings import HeadLimits
 
-
-@dataclass(frozen=True, slots=True)
-class HeadLimits:
-    max_request_line: int = 8 * 1024  # beyond it: 414
-    max_header_size: int = 8 * 1024  # one field, name and value: 431
-    max_head_size: int = 32 * 1024  # all fields together: 431
-    max_headers: int = 100  # field count: 431
-
+__all__ = ["RESPONSE_LIMITS", "HeadLimits"]
 
 RESPONSE_LIMITS = HeadLimits(
     max_request_line=8 * 1024, max_header_size=64 * 1024, max_head_size=64 * 1024, max_headers=200

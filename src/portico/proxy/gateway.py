@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from portico import memory
@@ -13,19 +12,11 @@ from portico.http.limits import HeadLimits
 from portico.policy.forwarded import Forwarding
 from portico.proxy.accesslog import AccessLog
 from portico.routing.table import RouteTable
+from portico.settings import ClientTimeouts, default_max_connections
 from portico.upstream.pool import UpstreamPool
 
 if TYPE_CHECKING:
     from portico.server.protocol import ClientConnection
-
-
-@dataclass(frozen=True, slots=True)
-class ClientTimeouts:
-    head: float = 10.0  # whole request head, from its first byte: 408
-    keepalive: float = 30.0  # idle between requests: silent close
-    max_requests: int = 1000  # per client connection
-    send: float = 60.0  # a client that reads nothing of a response this long is dropped
-    max_connections: int = 10_000  # beyond it, new connections are closed at once
 
 
 class Gateway:
@@ -53,6 +44,7 @@ class Gateway:
         self.forwarding = forwarding
         self.head_limits = head_limits
         self.timeouts = timeouts
+        self.max_connections = timeouts.max_connections or default_max_connections()
         self.pool = pool
         self.access_log = access_log
         self.tick_interval = tick_interval
@@ -75,7 +67,7 @@ class Gateway:
         self.refused += 1
         if self.now - self._refused_said > 60:
             self._refused_said = self.now
-            print(f"portico: max_connections ({self.timeouts.max_connections}) reached; "
+            print(f"portico: max_connections ({self.max_connections}) reached; "
                   f"refusing new connections ({self.refused} so far)", file=sys.stderr, flush=True)
 
     def request_id(self) -> bytes:

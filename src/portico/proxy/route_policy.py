@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from portico.errors import Layer, ProxyError
 from portico.http.events import Headers
 from portico.http.headers import FRAMING, HOP_BY_HOP, connection_named
 from portico.policy.context import RequestFacts
 from portico.policy.forwarded import VIA
 from portico.policy.header_ops import HeaderOps
 from portico.routing.proxypass import LOCATION_HEADERS, ReverseMap
+from portico.settings import RouteLimits
 from portico.supervisor.gate import AppGate
 
 # What a response field needs, by lower-case name; absent: passed on as it is.
@@ -23,18 +23,6 @@ _RESPONSE_FIELD_KIND: Final[dict[bytes, int]] = {
     b"set-cookie": _COOKIE,
     **{name: _DROP for name in HOP_BY_HOP | FRAMING},
 }
-
-
-@dataclass(frozen=True, slots=True)
-class RouteLimits:
-    max_body_size: int
-    body_timeout: float
-    connect_timeout: float
-    response_timeout: float
-
-    def body_too_large(self) -> ProxyError:
-        return ProxyError(413, Layer.PROXY, "request body larger than this route allows "
-                          f"({self.max_body_size} bytes; limits.max_body_size)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,7 @@ class ClientConnection(asyncio.Protocol):
                 gw = gw.successor
             self.gw = gw
             self.parser = RequestParser(gw.head_limits)
-        if len(self.gw.connections) >= self.gw.timeouts.max_connections:
+        if len(self.gw.connections) >= self.gw.max_connections:
             self._closing = True  # over max_connections: refuse quickly, keep serving the rest
             self.gw.over_capacity()
             transport.abort()
@@ -79,14 +79,14 @@ class ClientConnection(asyncio.Protocol):
             host = f"[{host}]" if ":" in host else host
             self.local_authority = f"{host}:{local[1]}".encode("ascii")
         self.gw.connections.add(self)
-        self._idle_deadline = self.gw.now + self.gw.timeouts.head
+        self._idle_deadline = self.gw.now + self.gw.timeouts.head_timeout
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
         events = self.parser.feed(data)
         if self.parser.in_head and not self._head_deadline:
-            self._head_deadline = self.gw.now + self.gw.timeouts.head
+            self._head_deadline = self.gw.now + self.gw.timeouts.head_timeout
         if not events:
             return
         if (
@@ -182,7 +182,7 @@ class ClientConnection(asyncio.Protocol):
         self._head_deadline = 0.0
         self._requests += 1
         exchange = Exchange(self, request, self.gw)
-        if self._requests >= self.gw.timeouts.max_requests:
+        if self._requests >= self.gw.timeouts.max_keepalive_requests:
             exchange.keep_client = False  # the last one: its response says Connection: close
         self.exchange = exchange
         self._reading = exchange
@@ -210,19 +210,19 @@ class ClientConnection(asyncio.Protocol):
         if (
             not keep_alive
             or self.gw.draining
-            or self._requests >= self.gw.timeouts.max_requests
+            or self._requests >= self.gw.timeouts.max_keepalive_requests
             or (self.parser.finished and not self._pending)
         ):
             self.close()
             return
-        self._idle_deadline = self.gw.now + self.gw.timeouts.keepalive
+        self._idle_deadline = self.gw.now + self.gw.timeouts.keepalive_timeout
         paused = self._paused_for
         if paused and (len(paused) > 1 or _PIPELINE not in paused):
             paused.intersection_update((_PIPELINE,))  # reasons left by the finished exchange
             if not paused and self.transport is not None:
                 self.transport.resume_reading()
         if self.parser.in_head:
-            self._head_deadline = self.gw.now + self.gw.timeouts.head
+            self._head_deadline = self.gw.now + self.gw.timeouts.head_timeout
         if not self._dispatching and self._pending:
             self._dispatch()
         else:
@@ -280,7 +280,7 @@ class ClientConnection(asyncio.Protocol):
     def check(self, now: float) -> None:
         if self._closing:
             return
-        if self._write_paused and now - self._write_paused_at > self.gw.timeouts.send:
+        if self._write_paused and now - self._write_paused_at > self.gw.timeouts.send_timeout:
             self.abort()  # the client stopped reading (catalogue 55)
             return
         exchange = self.exchange

@@ -311,7 +311,8 @@ async def _listen(
             backlog=1024,
             reuse_address=True,
             ssl=tls,
-            ssl_handshake_timeout=run_plan.serving.server.head_timeout if tls else None,
+            ssl_handshake_timeout=(
+                run_plan.serving.server.client_timeouts.head_timeout if tls else None),
         )
         for sock in server.sockets:
             announce(f"listening on {_url(scheme, sock.getsockname())}")

@@ -67,7 +67,7 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
             lambda label=label: ClientConnection(gateway, label),
             sock=socket.socket(fileno=fd),
             ssl=tls,
-            ssl_handshake_timeout=plan.server.head_timeout if tls else None,
+            ssl_handshake_timeout=plan.server.client_timeouts.head_timeout if tls else None,
         )
         if scheme == "https" and gateway.https_port == 443:
             gateway.https_port = server.sockets[0].getsockname()[1]
