@@ -28,6 +28,7 @@ from portico.supervisor.logs import Echo
 from portico.supervisor.supervisor import Supervisor
 
 if TYPE_CHECKING:
+    from portico.proxy.gateway import Gateway
     from portico.tls.store import CertStore
 
 Announce = Callable[[str], None]
@@ -53,22 +54,7 @@ def run(plan: RunPlan, ctx: RunContext) -> int:
 
 async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()  # SIGTERM or SIGINT: drain, then stop
-    hurry = asyncio.Event()  # SIGINT while draining: cut what is still open, stop now
-
-    def on_signal(sig: int) -> None:
-        if not stop.is_set():
-            stop.set()
-        elif sig == signal.SIGINT and not hurry.is_set():
-            hurry.set()
-            ctx.announce("stopping now: closing the connections still open, SIGKILL to the apps")
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, on_signal, sig)
-        except (NotImplementedError, RuntimeError):  # Windows' proactor loop
-            signal.signal(sig, lambda s, _: loop.call_soon_threadsafe(on_signal, s))
-
+    stop, hurry = _stop_signals(loop, ctx.announce)
     plan = run_plan.serving
     runtime_dir = runtime.prepare(runtime.runtime_dir())
     key = runtime.instance_key(run_plan.config_file)
@@ -108,12 +94,7 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
             else InProcess(state, bound, plan.server.head_timeout)
         )
         await listeners.start()
-        listening = [_url(scheme, address) for scheme, address in listeners.addresses()]
-        for url in listening:
-            ctx.announce(f"listening on {url}{listeners.describe()}")
-        for route in gateway.routes.routes:
-            ctx.announce(f"route {route.label} -> {route.upstream.scheme}://"
-                         f"{route.upstream.authority.decode()}{route.upstream.base_path.decode()}")
+        listening = _announce_listening(listeners, gateway, ctx.announce)
         reloader = Reloader(run_plan, state, listeners, ctx.announce, ctx.lean)
         record = runtime.Instance(
             key, os.getpid(), str(run_plan.config_file) if run_plan.config_file else None,
@@ -162,6 +143,40 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
         hurrier.cancel()
         if stopped:
             ctx.announce("stopped")
+
+
+def _stop_signals(
+    loop: asyncio.AbstractEventLoop, announce: Announce
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """``stop`` (SIGTERM or SIGINT: drain, then stop) and ``hurry`` (SIGINT while
+    draining: cut what is still open, stop now)."""
+    stop = asyncio.Event()
+    hurry = asyncio.Event()
+
+    def on_signal(sig: int) -> None:
+        if not stop.is_set():
+            stop.set()
+        elif sig == signal.SIGINT and not hurry.is_set():
+            hurry.set()
+            announce("stopping now: closing the connections still open, SIGKILL to the apps")
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig)
+        except (NotImplementedError, RuntimeError):  # Windows' proactor loop
+            signal.signal(sig, lambda s, _: loop.call_soon_threadsafe(on_signal, s))
+    return stop, hurry
+
+
+def _announce_listening(listeners: Listeners, gateway: Gateway, announce: Announce) -> list[str]:
+    """Say where portico listens and where each route goes; the listen URLs."""
+    listening = [_url(scheme, address) for scheme, address in listeners.addresses()]
+    for url in listening:
+        announce(f"listening on {url}{listeners.describe()}")
+    for route in gateway.routes.routes:
+        announce(f"route {route.label} -> {route.upstream.scheme}://"
+                 f"{route.upstream.authority.decode()}{route.upstream.base_path.decode()}")
+    return listening
 
 
 async def watch_certificates(

@@ -65,7 +65,7 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
         if isinstance(message, channel.Serve):  # a reload
             try:
                 runtime.swap(runtime.build(message.plan))
-            except ConfigError as exc:
+            except (ConfigError, OSError) as exc:  # the main process built it: rare
                 answer(channel.Serving(message.generation, str(exc)))
             else:
                 answer(channel.Serving(message.generation))

@@ -84,6 +84,7 @@ class Worker:
         listen = ",".join(f"{scheme}:{fd}" for (scheme, _), fd in
                           zip(self.pool.bound, fds, strict=True))
         self.generation = 0
+        self.error = ""
         self.starts += 1
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "portico.server.worker", str(theirs.fileno()), listen,
@@ -148,8 +149,10 @@ class Worker:
             while line := await reader.readline():
                 message = channel.decode(line)
                 if isinstance(message, channel.Serving):
-                    self.generation = message.generation
-                    self.error = message.error
+                    if message.error:
+                        self.error = message.error  # it serves the plan before, still
+                    else:
+                        self.generation = message.generation
                     self.changed.set()
                 elif isinstance(message, channel.Counts):
                     waiter = self._counts.pop(message.seq, None)
@@ -201,6 +204,8 @@ class WorkerPool:
         (it is then started again, with the plan in force before)."""
         previous = self.serve
         self.serve = channel.Serve(previous.generation + 1, previous.https_port, plan)
+        for worker in self.workers:
+            worker.error = ""
         self.broadcast(self.serve)
         failed: list[Worker] = []
         errors: list[str] = []
