@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from portico.config.plan import RunPlan, ServingPlan
 from portico.config.prepare import reload_plan
@@ -40,6 +40,7 @@ from portico.server.workers import WorkerStartError
 from portico.supervisor.gate import AppGate
 
 if TYPE_CHECKING:
+    from portico.server.listeners import Listeners
     from portico.tls.store import CertFacts, CertStore
 
 Say = Callable[[str], None]
@@ -145,19 +146,13 @@ class Runtime:
         return self.certs
 
 
-class Servers(Protocol):
-    """What a reload needs of the listeners (server/listeners.py)."""
-
-    async def reload(self, plan: ServingPlan) -> None: ...
-
-
 @dataclass
 class Reloader:
     """SIGHUP: check the config file again and, if it is good, put it in place."""
 
     run: RunPlan
     runtime: Runtime
-    servers: Servers
+    listeners: Listeners  # a reload reaches the workers through them
     announce: Say
     lean: bool  # the config is checked by a child process (see the module's doc)
     _task: asyncio.Task[bool] | None = field(default=None)
@@ -192,7 +187,7 @@ class Reloader:
                 raise ConfigError(str(config_file), fixed, "changed; this takes a restart "
                                   "(a reload changes routes, headers, limits, log and TLS)")
             built = self.runtime.build(run.serving, run.cert_facts)
-            await self.servers.reload(run.serving)
+            await self.listeners.reload(run.serving)
         except (ConfigError, WorkerStartError) as exc:
             if built is not None:
                 built.discard()
