@@ -14,7 +14,7 @@ from portico.config.compile import run_plan
 from portico.config.load import parse
 from portico.config.schema import Config
 from portico.config.starter import asgi_prefix_lines
-from portico.server.live import _fixed_fields_changed
+from portico.server.reload import fixed_fields_changed
 from portico.supervisor.commands import app_argv
 
 APP = '[[app]]\nname = "api"\nasgi = "main:app"\nbind = "127.0.0.1:9001"\n'
@@ -59,10 +59,10 @@ def test_no_root_path_where_one_prefix_cannot_be_it(routes: list[str], says: str
 def test_a_route_that_moves_an_asgi_app_takes_a_restart() -> None:
     before = run_plan(config(route("/api")), Path.cwd(), Path.cwd(), None, print)
     after = run_plan(config(route("/v2")), Path.cwd(), Path.cwd(), None, print)
-    assert _fixed_fields_changed(before, after) == "route.path of app 'api' (uvicorn --root-path)"
+    assert fixed_fields_changed(before, after) == "route.path of app 'api' (uvicorn --root-path)"
     headers = run_plan(config(route("/api", 'request_headers.set = { X-A = "1" }')),
                        Path.cwd(), Path.cwd(), None, print)
-    assert _fixed_fields_changed(before, headers) == ""
+    assert fixed_fields_changed(before, headers) == ""
 
 
 def test_init_lines_give_the_same_root_path() -> None:

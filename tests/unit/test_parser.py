@@ -7,11 +7,11 @@ from collections.abc import Callable
 import pytest
 
 from portico.http.events import END, Body, Data, Event, Rejected, Request, Response
-from portico.http.h11_parser import H11RequestParser
 from portico.http.limits import RESPONSE_LIMITS, HeadLimits
 from portico.http.parser import RequestParser
 from portico.http.response_parser import ResponseParser
 from tests.support.events import simplify
+from tests.support.h11_parser import H11RequestParser
 
 Parser = Callable[..., RequestParser | H11RequestParser]
 

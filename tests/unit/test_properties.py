@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 from portico.errors import ProxyError
 from portico.http import writer
 from portico.http.events import END, Data, Event, Request
-from portico.http.h11_parser import H11RequestParser
 from portico.http.parser import RequestParser
 from portico.routing.path import decode_path, remove_dot_segments, under_prefix
 from portico.routing.proxypass import ReverseMap
 from portico.routing.table import Route, RouteTable, Upstream
 from tests.support.events import simplify
+from tests.support.h11_parser import H11RequestParser
 
 # Example counts come from the profile: "default" (300, in make test) or "fuzz" (make fuzz).
 SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])

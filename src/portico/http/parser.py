@@ -15,6 +15,8 @@ Rules of both:
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import httptools
 
 from portico.errors import ProtocolError
@@ -184,7 +186,7 @@ class RequestParser:
             events += self._feed(data[left:])
         return events
 
-    def _fail(self, exc: ProtocolError) -> None:
+    def _fail(self, exc: ProtocolError) -> NoReturn:
         self._error = exc
         raise exc
 

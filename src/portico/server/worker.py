@@ -1,9 +1,10 @@
 """One worker process of ``workers = N`` (started by server/workers.py, never by hand).
 
 ``python -m portico.server.worker CHANNEL_FD SCHEME:FD[,SCHEME:FD...]``: serve
-the inherited listening sockets with the plan the main process sends, keep
-each app's state as the main process reports it, and swap a certificate in
-when the main process has checked the new file.
+the inherited listening sockets with the plan the main process sends (and the
+next one, at a reload, in place: server/reload.py), keep each app's state as
+the main process reports it, swap a certificate in when the main process has
+checked the new file, and say how busy it is when asked (server/channel.py).
 
 A worker imports the request path and nothing of the config schema, the CLI
 or ``cryptography`` (config/plan.py says why); tests/integration/test_workers.py
@@ -15,21 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import json
 import os
 import signal
 import socket
 import sys
 
 from portico import memory
-from portico.config.plan import ServingPlan
-from portico.config.provision import build_cert_store, build_gateway
-from portico.server.drain import RELOAD_IDLE_GRACE, drain, open_counts
+from portico.errors import ConfigError
+from portico.server import channel
+from portico.server.listeners import serve
 from portico.server.loops import loop_factory
-from portico.server.protocol import ClientConnection
+from portico.server.reload import Runtime
 from portico.supervisor.gate import AppGate, AppState
-
-PLAN_LINE_LIMIT = 64 * 2**20
 
 
 def _die_with_parent() -> None:
@@ -45,64 +43,61 @@ def _say(text: str) -> None:
 async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    cut = asyncio.Event()  # the main process says: stop draining now
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     for sig in (signal.SIGINT, signal.SIGHUP):  # the main process decides
         loop.add_signal_handler(sig, lambda: None)
-    # The plan is one JSON line; asyncio's default 64 KiB line limit is far too small for
-    # a config of a few hundred routes.
     reader, writer = await asyncio.open_connection(sock=socket.socket(fileno=channel_fd),
-                                                   limit=PLAN_LINE_LIMIT)
-    plan = ServingPlan.from_json(await reader.readline())
-
+                                                   limit=channel.PLAN_LINE_LIMIT)
+    first = channel.decode(await reader.readline())
+    assert isinstance(first, channel.Serve), first
+    plan = first.plan
     gates = {name: AppGate(name, loop, wait) for name, wait in plan.app_waits.items()}
-    certs = build_cert_store(plan, _say)
-    gateway = build_gateway(plan, loop, gates)
-    servers = []
-    tasks: list[asyncio.Task[None]] = []
-    for scheme, fd in listen:
-        tls = certs.listener if scheme == "https" and certs is not None else None
-        label = scheme.encode("ascii")
-        server = await loop.create_server(
-            lambda label=label: ClientConnection(gateway, label),
-            sock=socket.socket(fileno=fd),
-            ssl=tls,
-            ssl_handshake_timeout=plan.server.client_timeouts.head_timeout if tls else None,
-        )
-        if scheme == "https" and gateway.https_port == 443:
-            gateway.https_port = server.sockets[0].getsockname()[1]
-        servers.append(server)
+    runtime = Runtime(loop, gates, _say)
+    runtime.set_https_port(first.https_port)
+    gateway = runtime.open(runtime.build(plan))
+    servers = await serve(runtime, [(scheme, socket.socket(fileno=fd)) for scheme, fd in listen],
+                          plan.server.client_timeouts.head_timeout)
+
+    def answer(message: channel.Message) -> None:
+        writer.write(channel.encode(message))
+
+    def handle(message: channel.Message) -> None:
+        if isinstance(message, channel.Serve):  # a reload
+            try:
+                runtime.swap(runtime.build(message.plan))
+            except (ConfigError, OSError) as exc:  # the main process built it: rare
+                answer(channel.Serving(message.generation, str(exc)))
+            else:
+                answer(channel.Serving(message.generation))
+        elif isinstance(message, channel.AppChanged):
+            if message.app in gates:
+                gates[message.app].set(AppState(message.state))
+        elif isinstance(message, channel.ReloadCertificates):
+            if runtime.certs is not None:
+                runtime.certs.reload(only=message.indices)
+        elif isinstance(message, channel.CountQuery):
+            connections, requests = runtime.counts()
+            answer(channel.Counts(message.seq, connections, requests))
+        elif isinstance(message, channel.Cut):
+            runtime.cut()
+            stop.set()
 
     async def follow_main() -> None:
         try:
             while line := await reader.readline():
-                message = json.loads(line)
-                if "app" in message and message["app"] in gates:
-                    gates[message["app"]].set(AppState(message["state"]))
-                elif "tls_reload" in message and certs is not None:
-                    certs.reload(only=message["tls_reload"])
-                elif "count" in message:
-                    connections, requests = open_counts(gateway)
-                    writer.write(json.dumps({"count": message["count"], "connections":
-                                             connections, "requests": requests}).encode() + b"\n")
-                elif message.get("cut"):
-                    stop.set()
-                    cut.set()
-                elif message.get("retire"):  # replaced by a reload: drain gently
-                    grace[0] = RELOAD_IDLE_GRACE
-                    stop.set()
-        except OSError:
-            pass
+                handle(channel.decode(line))
+        except (OSError, ValueError) as exc:  # ValueError: a ChannelError
+            _say(f"the channel to the main process broke: {exc}")
         stop.set()  # the main process is gone: drain and exit
 
-    grace = [0.0]  # set by a retire message
-    tasks.append(loop.create_task(follow_main()))
+    follower = loop.create_task(follow_main())
     gateway.start_clock()
-    writer.write(b'{"ready": true}\n')
+    answer(channel.Serving(first.generation))
     memory.settle()
     await stop.wait()
 
-    await drain(gateway, servers, plan.server.drain_timeout, grace[0], cut)
+    await runtime.stop(servers)
+    follower.cancel()
     return 0
 
 

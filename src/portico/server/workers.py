@@ -1,48 +1,45 @@
 """``workers = N``: N proxy processes behind one set of listening addresses.
 
 The main process keeps everything that must exist once: the apps and their
-supervisor, the control socket, and the listening sockets. It binds each
-listener N times with ``SO_REUSEPORT`` (the kernel spreads new connections
-over the N sockets) or, where that option is missing, once, shared by all.
-Each worker gets its sockets as inherited descriptors plus one end of a
-socket pair, over which the main process sends newline-delimited JSON:
+supervisor, the control socket, and the listening sockets (server/listeners.py
+binds each listener N times with ``SO_REUSEPORT``, or once, shared, where that
+option is missing). Each worker gets its sockets as inherited descriptors plus
+one end of a socket pair, the channel: typed messages, one JSON line each
+(server/channel.py).
 
-    main -> worker   the ServingPlan (config/plan.py)        once, first
-                     {"app": NAME, "state": STATE}            on every change
-                     {"tls_reload": [INDEX, ...]}             certificates the main checked
-                     {"retire": true}                         a reload replaced it: drain
-                     {"count": SEQ}                           how busy are you? (status)
-                     {"cut": true}                            stop draining now (Ctrl-C twice)
-    worker -> main   {"ready": true}                          once, when serving
-                     {"count": SEQ, "connections": N, "requests": M}   the answer
-
-A worker that dies is started again (after a pause that doubles up to 10 s);
-a reload starts a new set and retires the old one (server/live.py); on
-SIGTERM the workers drain first and the apps stop after them.
+A worker that dies is started again (after a pause that doubles up to 10 s)
+with the plan in force; a reload sends each worker the new plan and it swaps
+in place, as one process does (server/reload.py); on SIGTERM the workers drain
+first and the apps stop after them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
 import sys
 from itertools import count as counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from portico.config.listen import parse_listen
 from portico.config.plan import ServingPlan
+from portico.server import channel
+from portico.server.listeners import close
 from portico.supervisor.gate import AppGate, AppState
+
+if TYPE_CHECKING:
+    from portico.server.listeners import Bound
+    from portico.server.reload import Runtime
 
 RESTART_DELAY_MAX = 10.0
 COUNT_TIMEOUT = 0.5  # a worker too busy to say how busy it is counts as unknown
+SERVE_TIMEOUT = 30.0  # for a worker to serve a plan, at start or at a reload
 _sequence = counter(1)
 
 
 class WorkerStartError(Exception):
-    """A worker exited, or stayed silent, before it served."""
+    """A worker exited, stayed silent or could not serve a plan."""
 
 
 def worker_count(setting: int | str) -> int:
@@ -55,45 +52,20 @@ def worker_count(setting: int | str) -> int:
     return int(setting)
 
 
-def bind_listeners(listen: list[str], count: int) -> list[tuple[str, list[socket.socket]]]:
-    """Per listen URL, ``count`` SO_REUSEPORT sockets on one address (or one shared)."""
-    reuse_port = hasattr(socket, "SO_REUSEPORT")
-    bound: list[tuple[str, list[socket.socket]]] = []
-    for url in listen:
-        scheme, host, port = parse_listen(url)
-        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, _, _, _, address = info[0]
-        sockets: list[socket.socket] = []
-        for _ in range(count if reuse_port else 1):
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            # Port 0 picks a free port once; the other sockets join it.
-            sock.bind(sockets[0].getsockname() if sockets else address)
-            sock.listen(1024)
-            sock.set_inheritable(True)
-            sockets.append(sock)
-        bound.append((scheme, sockets))
-    return bound
-
-
 class Worker:
     """One worker process, started again whenever it dies unasked."""
 
-    def __init__(self, index: int, pool: WorkerPool, welcome: bytes) -> None:
+    def __init__(self, index: int, pool: WorkerPool) -> None:
         self.index = index
         self.pool = pool
-        self.welcome = welcome  # the plan this worker serves, as its first line
-        self.retired = False  # replaced by a reload: draining, never started again
         self.process: asyncio.subprocess.Process | None = None
         self.channel: asyncio.StreamWriter | None = None
-        self.ready = asyncio.Event()
+        self.generation = 0  # of the plan it serves (channel.Serving)
+        self.changed = asyncio.Event()  # set on every Serving
+        self.error = ""  # why the last Serve failed
         self.starts = 0
         self._reader: asyncio.Task[None] | None = None
-        self._counts: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._counts: dict[int, asyncio.Future[channel.Counts]] = {}
 
     @property
     def pid(self) -> int | None:
@@ -101,18 +73,18 @@ class Worker:
 
     def fds(self) -> list[int]:
         mine = []
-        for _, sockets in self.pool.listeners:
+        for _, sockets in self.pool.bound:
             sock = sockets[self.index] if len(sockets) > 1 else sockets[0]
             mine.append(sock.fileno())
         return mine
 
     async def start(self) -> None:
         ours, theirs = socket.socketpair()
-        theirs.set_inheritable(True)
         fds = self.fds()
         listen = ",".join(f"{scheme}:{fd}" for (scheme, _), fd in
-                          zip(self.pool.listeners, fds, strict=True))
-        self.ready.clear()
+                          zip(self.pool.bound, fds, strict=True))
+        self.generation = 0
+        self.error = ""
         self.starts += 1
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "portico.server.worker", str(theirs.fileno()), listen,
@@ -120,157 +92,161 @@ class Worker:
             start_new_session=False,
         )
         theirs.close()
-        reader, channel = await asyncio.open_connection(sock=ours)
-        self.channel = channel
-        channel.write(self.welcome)
+        reader, writer = await asyncio.open_connection(sock=ours)
+        self.channel = writer
+        self.send(self.pool.serve)  # first: the plan in force
         for name, gate in self.pool.gates.items():
-            self.send({"app": name, "state": str(gate.state)})
-        self._reader = asyncio.get_running_loop().create_task(self._listen(reader, channel))
+            self.send(channel.AppChanged(name, str(gate.state)))
+        self._reader = asyncio.get_running_loop().create_task(self._listen(reader, writer))
 
-    async def wait_ready(self, timeout: float) -> None:
-        """Until the worker says ready; WorkerStartError if it exits or takes too long."""
+    async def serving(self, generation: int, timeout: float) -> None:
+        """Until the worker serves the plan of ``generation``; WorkerStartError if it
+        exits, takes too long or cannot."""
         assert self.process is not None
-        ready = asyncio.ensure_future(self.ready.wait())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         exited = asyncio.ensure_future(self.process.wait())
-        await asyncio.wait({ready, exited}, timeout=timeout,
-                           return_when=asyncio.FIRST_COMPLETED)
-        ready.cancel()
-        exited.cancel()
-        if not self.ready.is_set():
-            code = self.process.returncode
-            why = f"exited with {code}" if code is not None else f"was not ready in {timeout:g}s"
-            raise WorkerStartError(f"worker {self.index} (pid {self.pid}) {why}; "
-                                   "see its output above")
+        try:
+            while self.generation < generation and not self.error:
+                self.changed.clear()
+                changed = asyncio.ensure_future(self.changed.wait())
+                await asyncio.wait({changed, exited}, timeout=deadline - loop.time(),
+                                   return_when=asyncio.FIRST_COMPLETED)
+                changed.cancel()
+                if exited.done() or loop.time() >= deadline:
+                    break
+        finally:
+            exited.cancel()
+        if self.generation >= generation:
+            return
+        code = self.process.returncode
+        why = (f"cannot serve the plan: {self.error}" if self.error else
+               f"exited with {code}" if code is not None else f"did not serve in {timeout:g}s")
+        raise WorkerStartError(f"worker {self.index} (pid {self.pid}) {why}; "
+                               "see its output above")
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: channel.Message) -> None:
         if self.channel is not None and not self.channel.is_closing():
-            self.channel.write(json.dumps(message).encode() + b"\n")
+            self.channel.write(channel.encode(message))
 
-    async def count(self) -> dict[str, Any] | None:
+    async def count(self) -> tuple[int, int] | None:
         """This worker's open connections and requests; None if it cannot say in time."""
         if self.channel is None or self.channel.is_closing():
             return None
         seq = next(_sequence)
         waiter = self._counts[seq] = asyncio.get_running_loop().create_future()
-        self.send({"count": seq})
+        self.send(channel.CountQuery(seq))
         try:
-            return await asyncio.wait_for(waiter, COUNT_TIMEOUT)
+            answer = await asyncio.wait_for(waiter, COUNT_TIMEOUT)
         except TimeoutError:
             return None
         finally:
             self._counts.pop(seq, None)
+        return answer.connections, answer.requests
 
-    async def _listen(self, reader: asyncio.StreamReader, channel: asyncio.StreamWriter) -> None:
+    async def _listen(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
-                if line.strip() == b'{"ready": true}':
-                    self.ready.set()
-                    continue
-                message = json.loads(line)
-                waiter = self._counts.pop(message.get("count", 0), None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(message)
+                message = channel.decode(line)
+                if isinstance(message, channel.Serving):
+                    if message.error:
+                        self.error = message.error  # it serves the plan before, still
+                    else:
+                        self.generation = message.generation
+                    self.changed.set()
+                elif isinstance(message, channel.Counts):
+                    waiter = self._counts.pop(message.seq, None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(message)
         except (OSError, ValueError):
             pass  # the worker died with bytes unread: its watcher reports and restarts it
-        channel.close()  # this process's end of the pair; a restart makes a new one
-        if self.channel is channel:
+        writer.close()  # this process's end of the pair; a restart makes a new one
+        if self.channel is writer:
             self.channel = None
 
 
 class WorkerPool:
-    """The main process's side: bind, start, watch, signal and stop the workers."""
+    """The main process's side: start, watch, reload, signal and stop the workers."""
 
     def __init__(
-        self, plan: ServingPlan, listen: list[str], count: int, gates: dict[str, AppGate]
+        self, runtime: Runtime, plan: ServingPlan, bound: Bound, count: int,
+        gates: dict[str, AppGate],
     ) -> None:
-        welcome = plan.to_json().encode() + b"\n"
+        self.runtime = runtime  # the main process's own: built, never serving
+        self.serve = channel.Serve(1, runtime.https_port, plan)  # what a (re)start gets
         self.gates = gates
-        self.listeners = bind_listeners(listen, count)
-        self.workers = [Worker(i, self, welcome) for i in range(count)]
+        self.bound = bound
+        for _, sockets in bound:
+            for sock in sockets:
+                sock.set_inheritable(True)
+        self.workers = [Worker(i, self) for i in range(count)]
         self.stopping = False
         self._watchers: dict[Worker, asyncio.Task[None]] = {}
-        self._retiring: dict[asyncio.Task[None], Worker] = {}  # a reload replaced: draining
         for gate in gates.values():
             gate.listeners.append(self._app_changed)
 
     def addresses(self) -> list[tuple[str, Any]]:
-        return [(scheme, sockets[0].getsockname()) for scheme, sockets in self.listeners]
+        return [(scheme, sockets[0].getsockname()) for scheme, sockets in self.bound]
 
-    async def start(self, timeout: float = 30.0) -> None:
+    def describe(self) -> str:
+        return f" ({len(self.workers)} workers)"
+
+    async def start(self, timeout: float = SERVE_TIMEOUT) -> None:
         for worker in self.workers:
             await worker.start()
         for worker in self.workers:
-            await worker.wait_ready(timeout)
-        self._watch_all(self.workers)
-
-    def _watch_all(self, workers: list[Worker]) -> None:
-        for worker in workers:
+            await worker.serving(self.serve.generation, timeout)
+        for worker in self.workers:
             self._watchers[worker] = asyncio.ensure_future(self._watch(worker))
 
-    async def rotate(self, plan: ServingPlan, drain_timeout: float, timeout: float = 30.0) -> None:
-        """A reload: start a new set of workers with ``plan``; once every one is ready the
-        old set drains and exits. WorkerStartError (the old set serving on) if one fails."""
-        welcome = plan.to_json().encode() + b"\n"
-        fresh = [Worker(worker.index, self, welcome) for worker in self.workers]
-        try:
-            for worker in fresh:
-                await worker.start()
-            for worker in fresh:
-                await worker.wait_ready(timeout)
-        except WorkerStartError:
-            for worker in fresh:
-                worker.retired = True
+    async def reload(self, plan: ServingPlan, timeout: float = SERVE_TIMEOUT) -> None:
+        """Each worker swaps ``plan`` in, in place; WorkerStartError if one could not
+        (it is then started again, with the plan in force before)."""
+        previous = self.serve
+        self.serve = channel.Serve(previous.generation + 1, previous.https_port, plan)
+        for worker in self.workers:
+            worker.error = ""
+        self.broadcast(self.serve)
+        failed: list[Worker] = []
+        errors: list[str] = []
+        for worker in self.workers:
+            try:
+                await worker.serving(self.serve.generation, timeout)
+            except WorkerStartError as exc:
+                failed.append(worker)
+                errors.append(str(exc))
+        if failed:
+            self.serve = previous
+            for worker in failed:  # its watcher starts it again with ``previous``
                 if worker.process is not None and worker.process.returncode is None:
                     worker.process.kill()
-                    await worker.process.wait()
-            raise
-        old, self.workers = self.workers, fresh
-        self._watch_all(fresh)
-        for worker in old:
-            worker.retired = True
-            watcher = self._watchers.pop(worker, None)
-            if watcher is not None:
-                watcher.cancel()
-            task = asyncio.ensure_future(self._retire(worker, drain_timeout))
-            self._retiring[task] = worker
-            task.add_done_callback(self._forget)
+            for worker in self.workers:
+                if worker not in failed:
+                    worker.send(self.serve)  # back to the plan in force
+            raise WorkerStartError("; ".join(errors))
 
-    def _forget(self, task: asyncio.Task[None]) -> None:
-        self._retiring.pop(task, None)
-
-    async def _retire(self, worker: Worker, drain_timeout: float) -> None:
-        process = worker.process
-        if process is None or process.returncode is not None:
-            return
-        if worker.channel is not None and not worker.channel.is_closing():
-            worker.send({"retire": True})  # drains like SIGTERM, idle connections gently
-        else:
-            process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), drain_timeout + 5)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+    def reload_certificates(self, indices: list[int]) -> None:
+        self.broadcast(channel.ReloadCertificates(indices))
 
     async def _watch(self, worker: Worker) -> None:
         delay = 0.25
         while True:
             assert worker.process is not None
             code = await worker.process.wait()
-            if self.stopping or worker.retired:
+            if self.stopping:
                 return
             print(f"portico: worker {worker.index} (pid {worker.pid}) exited with {code}; "
                   f"starting it again in {delay:g}s", file=sys.stderr, flush=True)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RESTART_DELAY_MAX)
-            if self.stopping or worker.retired:
+            if self.stopping:
                 return
             await worker.start()
 
     def _app_changed(self, name: str, state: AppState) -> None:
-        self.broadcast({"app": name, "state": str(state)})
+        self.broadcast(channel.AppChanged(name, str(state)))
 
-    def broadcast(self, message: dict[str, Any]) -> None:
+    def broadcast(self, message: channel.Message) -> None:
         for worker in self.workers:
             worker.send(message)
 
@@ -279,10 +255,11 @@ class WorkerPool:
             if worker.process is not None and worker.process.returncode is None:
                 worker.process.send_signal(signum)
 
-    async def stop(self, drain_timeout: float) -> None:
-        """SIGTERM: each worker drains and exits; SIGKILL for one that outlives the drain."""
+    async def stop(self, timeout: float) -> int:
+        """SIGTERM: each worker drains and exits; SIGKILL for one that outlives the drain.
+        The connections a worker cut at its drain timeout are its own to say: 0 here."""
         if self.stopping:
-            return
+            return 0
         self.stopping = True
         for watcher in self._watchers.values():
             watcher.cancel()
@@ -291,35 +268,30 @@ class WorkerPool:
             if worker.process is None:
                 continue
             try:
-                await asyncio.wait_for(worker.process.wait(), drain_timeout + 5)
+                await asyncio.wait_for(worker.process.wait(), timeout + 5)
             except TimeoutError:
                 worker.process.kill()
                 await worker.process.wait()
-        if self._retiring:  # workers a reload replaced, still draining
-            await asyncio.gather(*self._retiring, return_exceptions=True)
-        for _, sockets in self.listeners:
-            for sock in sockets:
-                sock.close()
+        close(self.bound)
+        await self.runtime.stop([], 0)
+        return 0
 
     def cut(self) -> None:
-        """Stop draining now: each worker, and each a reload retired, closes what is
-        still open and exits."""
+        """Stop draining now: each worker closes what is still open (the gateways a
+        reload replaced included) and exits."""
         for watcher in self._watchers.values():
             watcher.cancel()  # stopping: none is started again
-        self.broadcast({"cut": True})
-        for worker in self._retiring.values():
-            worker.send({"cut": True})
+        self.broadcast(channel.Cut())
+        self.runtime.cut()
 
-    async def counts(self, retiring: bool = False) -> list[dict[str, Any] | None]:
-        """Per worker (and, with ``retiring``, per worker a reload replaced that still
-        drains), its open connections and requests (None: it did not answer)."""
-        workers = self.workers + (list(self._retiring.values()) if retiring else [])
-        return list(await asyncio.gather(*(worker.count() for worker in workers)))
+    async def counts(self) -> list[tuple[int, int] | None]:
+        """Per worker, its open connections and requests (None: it did not answer)."""
+        return list(await asyncio.gather(*(worker.count() for worker in self.workers)))
 
     async def status(self) -> list[dict[str, Any]]:
         rows = []
         for worker, counts in zip(self.workers, await self.counts(), strict=True):
             rows.append({"index": worker.index, "pid": worker.pid, "starts": worker.starts,
-                         "connections": counts["connections"] if counts else None,
-                         "requests": counts["requests"] if counts else None})
+                         "connections": counts[0] if counts else None,
+                         "requests": counts[1] if counts else None})
         return rows
