@@ -40,6 +40,7 @@ REQUEST_PATH = [
     "src/portico/routing/proxypass.py",
     "src/portico/routing/table.py",
     "src/portico/server/protocol.py",
+    "src/portico/upstream/backend.py",
     "src/portico/upstream/connection.py",
     "src/portico/upstream/pool.py",
 ]

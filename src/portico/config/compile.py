@@ -27,9 +27,9 @@ from portico.config.plan import (
 from portico.config.schema import App, Config, HeaderRules, parse_upstream
 from portico.config.schema import Route as RouteConfig
 from portico.errors import ConfigError
-from portico.routing.table import Upstream
 from portico.supervisor.commands import connect_host, split_bind
 from portico.tls.store import CertError, CertFacts, CertSource, check
+from portico.upstream.backend import Backend
 
 Log = Callable[[str], None]
 
@@ -142,10 +142,10 @@ def upstream_address(route: RouteConfig, config: Config) -> tuple[str, str, int,
     return "http", connect_host(app.bind), split_bind(app.bind)[1], "/"
 
 
-def upstream_of(route: RouteConfig, config: Config) -> Upstream:
-    """The route's upstream, without a TLS context (for ``portico check``)."""
+def upstream_of(route: RouteConfig, config: Config) -> tuple[Backend, str]:
+    """The route's backend, without a TLS context, and its base path (``portico check``)."""
     scheme, host, port, base = upstream_address(route, config)
-    return Upstream(scheme, host, port, base.encode("latin-1"))
+    return Backend(scheme, host, port), base
 
 
 def serving_plan(config: Config, base_dir: Path, state_dir: Path, log: Log) -> ServingPlan:

@@ -20,20 +20,20 @@ from portico.proxy.accesslog import AccessLog
 from portico.proxy.gateway import ClientTimeouts, Gateway
 from portico.proxy.route_policy import RouteLimits, RoutePolicy
 from portico.routing.proxypass import ReverseMap
-from portico.routing.table import Route, RouteTable, Upstream
+from portico.routing.table import Route, RouteTable
 from portico.supervisor.gate import AppGate
 from portico.tls.contexts import upstream_context
+from portico.upstream.backend import Backend
 from portico.upstream.pool import UpstreamPool
 
 if TYPE_CHECKING:
     from portico.tls.store import CertFacts, CertStore
 
 
-def build_upstream(route: RoutePlan) -> Upstream:
-    """The route's upstream; an https one gets its TLS context (a bad CA file: ConfigError)."""
-    base = route.base_path.encode("latin-1")
+def build_backend(route: RoutePlan) -> Backend:
+    """The route's backend; an https one gets its TLS context (a bad CA file: ConfigError)."""
     if route.scheme != "https":
-        return Upstream(route.scheme, route.upstream_host, route.upstream_port, base)
+        return Backend(route.scheme, route.upstream_host, route.upstream_port)
     try:
         context = upstream_context(route.verify, route.ca)
     except ssl.SSLError as exc:
@@ -41,13 +41,18 @@ def build_upstream(route: RoutePlan) -> Upstream:
             "", f"route[{route.index}].ca", f"{route.ca}: not a PEM CA file ({exc})"
         ) from None
     label = f"verify={route.verify};ca={route.ca}"
-    return Upstream(route.scheme, route.upstream_host, route.upstream_port, base, context, label)
+    return Backend(route.scheme, route.upstream_host, route.upstream_port, context, label)
 
 
-def build_routes(plan: ServingPlan, gates: dict[str, AppGate] | None = None) -> RouteTable:
+def build_routes(
+    plan: ServingPlan, pool: UpstreamPool, gates: dict[str, AppGate] | None = None
+) -> RouteTable:
+    """The routes, their backends taken from ``pool`` (the one already there for an
+    address it knows)."""
     routes = []
     for route in plan.routes:
-        upstream = build_upstream(route)
+        backend = pool.backend(build_backend(route))
+        base_path = route.base_path.encode("latin-1")
         prefix = b"" if route.path == "/" else route.path.encode("ascii")
         policy = RoutePolicy(
             limits=RouteLimits(
@@ -58,7 +63,8 @@ def build_routes(plan: ServingPlan, gates: dict[str, AppGate] | None = None) -> 
             ),
             request_ops=_ops(route.request_headers, OWN_REQUEST_HEADERS),
             response_ops=_ops(route.response_headers),
-            reverse=ReverseMap(upstream, prefix, stripped=bool(prefix) and not route.preserve_path),
+            reverse=ReverseMap(backend, base_path, prefix,
+                               stripped=bool(prefix) and not route.preserve_path),
             app=(gates or {}).get(route.app) if route.app else None,
         )
         routes.append(
@@ -66,7 +72,8 @@ def build_routes(plan: ServingPlan, gates: dict[str, AppGate] | None = None) -> 
                 index=route.index,
                 prefix=prefix,
                 host=route.host,
-                upstream=upstream,
+                backend=backend,
+                base_path=base_path,
                 preserve_path=route.preserve_path,
                 preserve_host=route.preserve_host,
                 policy=policy,
@@ -79,11 +86,16 @@ def build_gateway(
     plan: ServingPlan,
     loop: asyncio.AbstractEventLoop,
     gates: dict[str, AppGate] | None = None,
+    pool: UpstreamPool | None = None,
 ) -> Gateway:
+    """``pool``: the serving process's (a reload's gateway shares it, and with it the
+    warm connections); a new one if None."""
     server = plan.server
+    if pool is None:
+        pool = UpstreamPool(loop, server.pool_max_idle, server.pool_idle_timeout)
     return Gateway(
         loop=loop,
-        routes=build_routes(plan, gates),
+        routes=build_routes(plan, pool, gates),
         hsts=server.hsts.encode("latin-1") if server.hsts else None,
         redirect_to_https=server.redirect_to_https,
         forwarding=Forwarding(Trust(server.trusted_proxies), rfc7239=server.forwarded),
@@ -100,7 +112,8 @@ def build_gateway(
             send=server.send_timeout,
             max_connections=server.max_connections or default_max_connections(),
         ),
-        pool=UpstreamPool(loop, server.pool_max_idle, server.pool_idle_timeout),
+        pool=pool,
+        pool_limits=(server.pool_max_idle, server.pool_idle_timeout),
         access_log=AccessLog(server.access_log, server.log_format),
         tick_interval=server.tick,
     )

@@ -44,6 +44,7 @@ class Gateway:
         timeouts: ClientTimeouts,
         pool: UpstreamPool,
         access_log: AccessLog,
+        pool_limits: tuple[int, float] | None = None,
         tick_interval: float = 0.5,
         hsts: bytes | None = None,
         redirect_to_https: bool = False,
@@ -53,7 +54,8 @@ class Gateway:
         self.forwarding = forwarding
         self.head_limits = head_limits
         self.timeouts = timeouts
-        self.pool = pool
+        self.pool = pool  # the serving process's: shared with the gateways a reload builds
+        self.pool_limits = pool_limits or (pool.max_idle, pool.idle_timeout)  # max idle, timeout
         self.access_log = access_log
         self.tick_interval = tick_interval
         self.hsts = hsts  # Strict-Transport-Security for https responses
@@ -114,7 +116,15 @@ class Gateway:
         for conn in list(self.connections):
             conn.close_if_idle(idle_grace)
 
+    def serve_backends(self) -> None:
+        """This gateway now serves (a reload put it in place): the pool keeps its
+        backends, with its limits, and closes those no route of it names."""
+        self.pool.retain([route.backend for route in self.routes.routes], *self.pool_limits)
+
     def abort_all(self) -> None:
+        """Close every connection; the pool's idle ones too, unless a reload's gateway
+        took the pool over."""
         for conn in list(self.connections):
             conn.abort()
-        self.pool.close_all()
+        if self.successor is None:
+            self.pool.close_all()

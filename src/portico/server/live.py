@@ -97,7 +97,7 @@ class Live:
                                   "(a reload changes routes, headers, limits, log and TLS)")
             plan = run.serving
             loop = self.gateway.loop
-            gateway = build_gateway(plan, loop, self.gates)
+            gateway = build_gateway(plan, loop, self.gates, pool=self.gateway.pool)
             fresh = build_cert_store(plan, self.announce, run.cert_facts)
             if self.workers is not None:
                 await self.workers.rotate(plan, plan.server.drain_timeout)
@@ -112,6 +112,7 @@ class Live:
         old = self.gateway
         gateway.https_port = old.https_port
         gateway.start_clock()
+        gateway.serve_backends()
         old.successor = gateway
         self.run, self.gateway, self.certs = run, gateway, certs
         task = loop.create_task(drain(old, [], plan.server.drain_timeout, RELOAD_IDLE_GRACE,
