@@ -14,6 +14,7 @@ from portico.config.compile import serving_plan
 from portico.config.load import parse
 from portico.config.provision import build_gateway
 from portico.proxy.gateway import Gateway
+from portico.upstream.availability import Availability
 from portico.upstream.backend import Backend
 from portico.upstream.connection import UpstreamConnection
 from portico.upstream.pool import UpstreamPool
@@ -140,3 +141,21 @@ def test_the_pool_limit_of_the_serving_config_applies(loop: asyncio.AbstractEven
     first, first_transport = pooled(backend, new.pool)
     _, second_transport = pooled(backend, new.pool)
     assert backend.idle == [first] and second_transport.aborted and not first_transport.aborted
+
+
+def test_a_supervised_app_gates_its_backend(loop: asyncio.AbstractEventLoop) -> None:
+    text = config("http://127.0.0.1:9001/").replace("[[route]]", """[[app]]
+name = "api"
+command = ["python3", "-m", "http.server", "{port}"]
+bind = "127.0.0.1:9005"
+[[route]]
+path = "/api"
+app = "api"
+[[route]]""", 1)
+    plan = serving_plan(parse(text, "test"), Path.cwd(), Path.cwd(), print)
+    gates = {"api": Availability("api", loop, 5.0)}
+    built = build_gateway(plan, loop, gates)
+    BUILT.append(built)
+    app, plain, _ = built.routes.routes
+    assert app.backend.gate is gates["api"] and app.backend.key == ("http", "127.0.0.1", 9005, "")
+    assert plain.backend.gate is None

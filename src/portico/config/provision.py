@@ -21,8 +21,8 @@ from portico.proxy.gateway import ClientTimeouts, Gateway
 from portico.proxy.route_policy import RouteLimits, RoutePolicy
 from portico.routing.proxypass import ReverseMap
 from portico.routing.table import Route, RouteTable
-from portico.supervisor.gate import AppGate
 from portico.tls.contexts import upstream_context
+from portico.upstream.availability import Availability
 from portico.upstream.backend import Backend
 from portico.upstream.pool import UpstreamPool
 
@@ -45,13 +45,16 @@ def build_backend(route: RoutePlan) -> Backend:
 
 
 def build_routes(
-    plan: ServingPlan, pool: UpstreamPool, gates: dict[str, AppGate] | None = None
+    plan: ServingPlan, pool: UpstreamPool, gates: dict[str, Availability] | None = None
 ) -> RouteTable:
     """The routes, their backends taken from ``pool`` (the one already there for an
     address it knows)."""
     routes = []
     for route in plan.routes:
         backend = pool.backend(build_backend(route))
+        gate = (gates or {}).get(route.app) if route.app else None
+        if gate is not None:
+            backend.gate = gate
         base_path = route.base_path.encode("latin-1")
         prefix = b"" if route.path == "/" else route.path.encode("ascii")
         policy = RoutePolicy(
@@ -65,7 +68,7 @@ def build_routes(
             response_ops=_ops(route.response_headers),
             reverse=ReverseMap(backend, base_path, prefix,
                                stripped=bool(prefix) and not route.preserve_path),
-            app=(gates or {}).get(route.app) if route.app else None,
+            app=gate,
         )
         routes.append(
             Route(
@@ -85,7 +88,7 @@ def build_routes(
 def build_gateway(
     plan: ServingPlan,
     loop: asyncio.AbstractEventLoop,
-    gates: dict[str, AppGate] | None = None,
+    gates: dict[str, Availability] | None = None,
     pool: UpstreamPool | None = None,
 ) -> Gateway:
     """``pool``: the serving process's (a reload's gateway shares it, and with it the

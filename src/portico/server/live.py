@@ -32,7 +32,7 @@ from portico.errors import ConfigError
 from portico.proxy.gateway import Gateway
 from portico.server.drain import RELOAD_IDLE_GRACE, drain
 from portico.server.workers import WorkerPool, WorkerStartError
-from portico.supervisor.gate import AppGate
+from portico.upstream.availability import Availability
 
 if TYPE_CHECKING:
     from portico.tls.store import CertStore
@@ -46,7 +46,7 @@ class Live:
     gateway: Gateway
     certs: CertStore | None
     workers: WorkerPool | None
-    gates: dict[str, AppGate]
+    gates: dict[str, Availability]
     announce: Callable[[str], None]
     lean: bool  # the config is checked by a child process (see the module's doc)
     _task: asyncio.Task[bool] | None = None

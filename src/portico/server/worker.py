@@ -27,7 +27,7 @@ from portico.config.provision import build_cert_store, build_gateway
 from portico.server.drain import RELOAD_IDLE_GRACE, drain, open_counts
 from portico.server.loops import loop_factory
 from portico.server.protocol import ClientConnection
-from portico.supervisor.gate import AppGate, AppState
+from portico.upstream.availability import Availability, BackendState
 
 PLAN_LINE_LIMIT = 64 * 2**20
 
@@ -55,7 +55,7 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
                                                    limit=PLAN_LINE_LIMIT)
     plan = ServingPlan.from_json(await reader.readline())
 
-    gates = {name: AppGate(name, loop, wait) for name, wait in plan.app_waits.items()}
+    gates = {name: Availability(name, loop, wait) for name, wait in plan.app_waits.items()}
     certs = build_cert_store(plan, _say)
     gateway = build_gateway(plan, loop, gates)
     servers = []
@@ -78,7 +78,7 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
             while line := await reader.readline():
                 message = json.loads(line)
                 if "app" in message and message["app"] in gates:
-                    gates[message["app"]].set(AppState(message["state"]))
+                    gates[message["app"]].set(BackendState(message["state"]))
                 elif "tls_reload" in message and certs is not None:
                     certs.reload(only=message["tls_reload"])
                 elif "count" in message:

@@ -34,7 +34,7 @@ from typing import Any
 
 from portico.config.listen import parse_listen
 from portico.config.plan import ServingPlan
-from portico.supervisor.gate import AppGate, AppState
+from portico.upstream.availability import Availability, BackendState
 
 RESTART_DELAY_MAX = 10.0
 COUNT_TIMEOUT = 0.5  # a worker too busy to say how busy it is counts as unknown
@@ -181,7 +181,7 @@ class WorkerPool:
     """The main process's side: bind, start, watch, signal and stop the workers."""
 
     def __init__(
-        self, plan: ServingPlan, listen: list[str], count: int, gates: dict[str, AppGate]
+        self, plan: ServingPlan, listen: list[str], count: int, gates: dict[str, Availability]
     ) -> None:
         welcome = plan.to_json().encode() + b"\n"
         self.gates = gates
@@ -267,7 +267,7 @@ class WorkerPool:
                 return
             await worker.start()
 
-    def _app_changed(self, name: str, state: AppState) -> None:
+    def _app_changed(self, name: str, state: BackendState) -> None:
         self.broadcast({"app": name, "state": str(state)})
 
     def broadcast(self, message: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import ssl
 
+    from portico.upstream.availability import Availability
     from portico.upstream.connection import UpstreamConnection
 
 Key = tuple[str, str, int, str]  # scheme, host, port, TLS identity label
@@ -29,6 +30,7 @@ class Backend:
         "address",
         "authority",
         "failures",
+        "gate",
         "host",
         "idle",
         "in_flight",
@@ -63,6 +65,7 @@ class Backend:
         self.failures = 0  # connects failed in a row
         self.address: tuple[str, int] | None = None  # resolved, for connecting
         self.retired = False  # no route names it any more: nothing is pooled again
+        self.gate: Availability | None = None  # set for a supervised app (by its supervisor)
 
     def lent(self, conn: UpstreamConnection) -> UpstreamConnection:
         """Count ``conn`` as in use by a request until it is returned or dropped."""
