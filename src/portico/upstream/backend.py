@@ -9,6 +9,8 @@ that does not change the address.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ class Backend:
         "key",
         "label",
         "port",
+        "resolve_at",
         "retired",
         "scheme",
         "tls",
@@ -63,7 +66,11 @@ class Backend:
         self.idle: list[UpstreamConnection] = []  # pooled, most recently used last
         self.in_flight = 0  # connections lent to requests
         self.failures = 0  # connects failed in a row
-        self.address: tuple[str, int] | None = None  # resolved, for connecting
+        # Where to connect, and when to look the name up again (an IP literal: never).
+        self.address: tuple[str, int] | None = None
+        self.resolve_at = 0.0
+        if _is_ip(host):
+            self.address, self.resolve_at = (host, port), math.inf
         self.retired = False  # no route names it any more: nothing is pooled again
         self.gate: Availability | None = None  # set for a supervised app (by its supervisor)
 
@@ -108,3 +115,11 @@ class Backend:
         if self.port == default:
             forms.append(f"{self.scheme}://{host}")
         return tuple(form.lower().encode("ascii") for form in forms)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

@@ -16,9 +16,12 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Iterable
+from typing import Final
 
 from portico.upstream.backend import Backend, Key
 from portico.upstream.connection import UpstreamConnection
+
+DNS_TTL: Final = 30.0  # seconds a backend's name is used as last resolved
 
 
 class UpstreamPool:
@@ -28,6 +31,7 @@ class UpstreamPool:
         self._loop = loop
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout
+        self.dns_ttl = DNS_TTL
         self.backends: dict[Key, Backend] = {}
 
     def backend(self, made: Backend) -> Backend:
@@ -106,13 +110,23 @@ class UpstreamPool:
         return backend.lent(conn)
 
     async def _resolve(self, backend: Backend) -> tuple[str, int]:
-        """Names are looked up once and kept; IP literals skip the resolver."""
+        """A name is looked up at most every ``dns_ttl`` seconds, by a connect that
+        needs it (not by a timer); if a lookup fails, the last answer serves until the
+        next. An IP literal never goes to the resolver."""
         known = backend.address
-        if known is not None:
+        now = self._loop.time()
+        if known is not None and now < backend.resolve_at:
             return known
-        infos = await self._loop.getaddrinfo(
-            backend.host, backend.port, type=socket.SOCK_STREAM
-        )
+        backend.resolve_at = now + self.dns_ttl
+        try:
+            infos = await self._loop.getaddrinfo(
+                backend.host, backend.port, type=socket.SOCK_STREAM
+            )
+        except OSError:
+            if known is None:
+                backend.resolve_at = 0.0
+                raise
+            return known
         address = backend.address = (str(infos[0][4][0]), backend.port)
         return address
 
