@@ -41,6 +41,7 @@ REQUEST_PATH = [
     "src/portico/routing/table.py",
     "src/portico/server/protocol.py",
     "src/portico/settings.py",
+    "src/portico/upstream/backend.py",
     "src/portico/upstream/connection.py",
     "src/portico/upstream/pool.py",
 ]

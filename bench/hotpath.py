@@ -79,7 +79,7 @@ def main() -> None:
     gateway = build_gateway(plan, loop)
     client = ClientConnection(gateway)
     client.connection_made(FakeTransport(("127.0.0.1", 50000), ("127.0.0.1", 8080)))  # type: ignore[arg-type]
-    upstream = UpstreamConnection(gateway.pool, gateway.routes.routes[0].upstream.key)
+    upstream = UpstreamConnection(gateway.routes.routes[0].backend)
     upstream.connection_made(FakeTransport(("127.0.0.1", 9), ("127.0.0.1", 40000)))  # type: ignore[arg-type]
     gateway.pool.release(upstream, 0.0)
 

@@ -93,7 +93,7 @@ def run_one(data: bytes, cuts: list[int]) -> None:
     client.connection_made(client_side)  # type: ignore[arg-type]
     upstreams = []
     for route in gateway.routes.routes:
-        upstream = UpstreamConnection(gateway.pool, route.upstream.key)
+        upstream = UpstreamConnection(route.backend)
         side = Recording(("127.0.0.1", 9))
         upstream.connection_made(side)  # type: ignore[arg-type]
         gateway.pool.release(upstream, gateway.now)

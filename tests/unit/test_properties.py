@@ -20,7 +20,8 @@ from portico.http.events import END, Data, Event, Request
 from portico.http.parser import RequestParser
 from portico.routing.path import decode_path, remove_dot_segments, under_prefix
 from portico.routing.proxypass import ReverseMap
-from portico.routing.table import Route, RouteTable, Upstream
+from portico.routing.table import Route, RouteTable
+from portico.upstream.backend import Backend
 from tests.support.events import simplify
 from tests.support.h11_parser import H11RequestParser
 
@@ -125,7 +126,7 @@ def test_what_the_writer_writes_parses_back(method: bytes, path: bytes, headers:
 
 # -- routing ------------------------------------------------------------------------------------
 PREFIXES = [b"/myapp", b"/myapp/api", b"/a", b"/my"]
-TABLE = RouteTable([Route(index=i, prefix=p, host=None, upstream=Upstream("http", "127.0.0.1", 8000 + i, b"/"))
+TABLE = RouteTable([Route(index=i, prefix=p, host=None, backend=Backend("http", "127.0.0.1", 8000 + i))
                     for i, p in enumerate(PREFIXES)])
 segments = st.sampled_from([b"myapp", b"myapp", b"my", b"a", b"api", b"..", b".", b"%2e", b"%2E%2e",
                             b"%2f", b"%252e", b";x", b"x", b"%00", b"%20", b"\\", b"app", b""])
@@ -151,9 +152,9 @@ def test_routing_stays_inside_whole_segments(target: bytes, query: bytes) -> Non
 
 
 # -- Location and Set-Cookie rewriting ---------------------------------------------------------
-UPSTREAM = Upstream("http", "127.0.0.1", 8000, b"/")
-MAPS = [ReverseMap(UPSTREAM, b"/myapp", stripped=True), ReverseMap(UPSTREAM, b"/myApp", stripped=False),
-        ReverseMap(Upstream("http", "10.0.0.5", 80, b"/base/"), b"/p", stripped=True)]
+BACKEND = Backend("http", "127.0.0.1", 8000)
+MAPS = [ReverseMap(BACKEND, b"/", b"/myapp", stripped=True), ReverseMap(BACKEND, b"/", b"/myApp", stripped=False),
+        ReverseMap(Backend("http", "10.0.0.5", 80), b"/base/", b"/p", stripped=True)]
 location_piece = st.sampled_from([b"http://127.0.0.1:8000", b"http://10.0.0.5", b"https://evil.com", b"//",
                                   b"/", b"\\", b"evil.com", b"myapp", b"base", b"..", b"?", b"#", b"x",
                                   b"\r", b"\n", b"%2f", b"@"])

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from portico.routing.proxypass import ReverseMap
-from portico.routing.table import Upstream
+from portico.upstream.backend import Backend
 
 PUBLIC = b"https://my.site.com"
-STRIPPED = ReverseMap(Upstream("http", "127.0.0.1", 8000, b"/"), b"/myapp", stripped=True)
+STRIPPED = ReverseMap(Backend("http", "127.0.0.1", 8000), b"/", b"/myapp", stripped=True)
 
 
 @pytest.mark.parametrize(
@@ -41,7 +41,7 @@ def test_location_rewriting(value: bytes, expected: bytes) -> None:
 
 
 def test_base_path_is_honoured() -> None:
-    reverse = ReverseMap(Upstream("http", "10.0.0.5", 8000, b"/api/"), b"/myapp", stripped=True)
+    reverse = ReverseMap(Backend("http", "10.0.0.5", 8000), b"/api/", b"/myapp", stripped=True)
     assert reverse.location(b"http://10.0.0.5:8000/api/x", PUBLIC) == PUBLIC + b"/myapp/x"
     assert reverse.location(b"http://10.0.0.5:8000/other", PUBLIC) == b"http://10.0.0.5:8000/other"
     assert reverse.location(b"/api/x", PUBLIC) == b"/myapp/x"
@@ -50,7 +50,7 @@ def test_base_path_is_honoured() -> None:
 
 def test_a_base_path_that_begins_like_the_prefix_is_the_upstreams() -> None:
     # route /app -> http://backend:8000/app/v2: the app's own paths are under /app/v2.
-    reverse = ReverseMap(Upstream("http", "backend", 8000, b"/app/v2/"), b"/app", stripped=True)
+    reverse = ReverseMap(Backend("http", "backend", 8000), b"/app/v2/", b"/app", stripped=True)
     public = b"https://pub"
     assert reverse.location(b"http://backend:8000/app/v2/login", public) == b"https://pub/app/login"
     assert reverse.location(b"/app/v2/login?x=1", public) == b"/app/login?x=1"
@@ -60,13 +60,13 @@ def test_a_base_path_that_begins_like_the_prefix_is_the_upstreams() -> None:
 
 
 def test_default_port_is_normalised() -> None:
-    reverse = ReverseMap(Upstream("http", "backend", 80, b"/"), b"/p", stripped=True)
+    reverse = ReverseMap(Backend("http", "backend", 80), b"/", b"/p", stripped=True)
     assert reverse.location(b"http://backend/x", PUBLIC) == PUBLIC + b"/p/x"
     assert reverse.location(b"http://backend:80/x", PUBLIC) == PUBLIC + b"/p/x"
 
 
 def test_preserve_path_maps_host_only() -> None:
-    reverse = ReverseMap(Upstream("http", "127.0.0.1", 50100, b"/"), b"/myApp", stripped=False)
+    reverse = ReverseMap(Backend("http", "127.0.0.1", 50100), b"/", b"/myApp", stripped=False)
     assert reverse.location(b"http://127.0.0.1:50100/myApp/help", PUBLIC) == PUBLIC + b"/myApp/help"
     assert reverse.location(b"/myApp/help", PUBLIC) == b"/myApp/help"
 

@@ -6,15 +6,15 @@ import pytest
 
 from portico.errors import ProxyError
 from portico.routing.path import join_upstream, remove_dot_segments
-from portico.routing.table import Route, RouteTable, Upstream
+from portico.routing.table import Route, RouteTable
+from portico.upstream.backend import Backend
 
-UP = Upstream("http", "127.0.0.1", 8000, b"/")
+UP = Backend("http", "127.0.0.1", 8000)
 
 
 def table(*routes: tuple[str, str | None], base: bytes = b"/", preserve: bool = False) -> RouteTable:
-    upstream = Upstream("http", "127.0.0.1", 8000, base)
     return RouteTable([
-        Route(i, b"" if p == "/" else p.encode(), h, upstream, preserve_path=preserve)
+        Route(i, b"" if p == "/" else p.encode(), h, UP, base_path=base, preserve_path=preserve)
         for i, (p, h) in enumerate(routes)
     ])
 

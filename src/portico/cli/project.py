@@ -93,11 +93,8 @@ def check(config_path: str | None, config_only: bool) -> None:
     table.add_column("upstream")
     table.add_column("path sent upstream")
     for route in config.route:
-        upstream = upstream_of(route, config)
-        if route.app:
-            target = f"app {route.app}"
-        else:
-            target = f"http://{upstream.authority.decode()}{upstream.base_path.decode()}"
+        backend, base = upstream_of(route, config)
+        target = f"app {route.app}" if route.app else f"http://{backend.authority.decode()}{base}"
         mode = "full path (preserve_path)" if route.preserve_path else "prefix stripped"
         table.add_row((route.host or "") + route.path, target, mode)
     out.print(table)

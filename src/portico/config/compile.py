@@ -35,10 +35,10 @@ from portico.config.plan import (
 from portico.config.schema import App, Config, HeaderRules, parse_upstream
 from portico.config.schema import Route as RouteConfig
 from portico.errors import ConfigError, key_path
-from portico.routing.table import Upstream
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
 from portico.supervisor.commands import connect_host, split_bind
 from portico.tls.store import CertSource
+from portico.upstream.backend import Backend
 
 Log = Callable[[str], None]
 T = TypeVar("T")
@@ -131,10 +131,10 @@ def upstream_address(route: RouteConfig, config: Config) -> tuple[str, str, int,
     return "http", connect_host(app.bind), split_bind(app.bind)[1], "/"
 
 
-def upstream_of(route: RouteConfig, config: Config) -> Upstream:
-    """The route's upstream, without a TLS context (for ``portico check``)."""
+def upstream_of(route: RouteConfig, config: Config) -> tuple[Backend, str]:
+    """The route's backend, without a TLS context, and its base path (``portico check``)."""
     scheme, host, port, base = upstream_address(route, config)
-    return Upstream(scheme, host, port, base.encode("latin-1"))
+    return Backend(scheme, host, port), base
 
 
 def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan:

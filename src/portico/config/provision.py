@@ -19,20 +19,20 @@ from portico.proxy.accesslog import AccessLog
 from portico.proxy.gateway import Gateway
 from portico.proxy.route_policy import RoutePolicy
 from portico.routing.proxypass import ReverseMap
-from portico.routing.table import Route, RouteTable, Upstream
-from portico.supervisor.gate import AppGate
+from portico.routing.table import Route, RouteTable
 from portico.tls.contexts import upstream_context
+from portico.upstream.availability import Availability
+from portico.upstream.backend import Backend
 from portico.upstream.pool import UpstreamPool
 
 if TYPE_CHECKING:
     from portico.tls.store import CertError, CertFacts, CertSource, CertStore
 
 
-def build_upstream(route: RoutePlan) -> Upstream:
-    """The route's upstream; an https one gets its TLS context (a bad CA file: ConfigError)."""
-    base = route.base_path.encode("latin-1")
+def build_backend(route: RoutePlan) -> Backend:
+    """The route's backend; an https one gets its TLS context (a bad CA file: ConfigError)."""
     if route.scheme != "https":
-        return Upstream(route.scheme, route.upstream_host, route.upstream_port, base)
+        return Backend(route.scheme, route.upstream_host, route.upstream_port)
     try:
         context = upstream_context(route.verify, route.ca)
     except ssl.SSLError as exc:
@@ -40,27 +40,37 @@ def build_upstream(route: RoutePlan) -> Upstream:
             ("route", route.index, "ca"), f"{route.ca}: not a PEM CA file ({exc})"
         ) from None
     label = f"verify={route.verify};ca={route.ca}"
-    return Upstream(route.scheme, route.upstream_host, route.upstream_port, base, context, label)
+    return Backend(route.scheme, route.upstream_host, route.upstream_port, context, label)
 
 
-def build_routes(plan: ServingPlan, gates: dict[str, AppGate] | None = None) -> RouteTable:
+def build_routes(
+    plan: ServingPlan, pool: UpstreamPool, gates: dict[str, Availability] | None = None
+) -> RouteTable:
+    """The routes, their backends taken from ``pool`` (the one already there for an
+    address it knows)."""
     routes = []
     for route in plan.routes:
-        upstream = build_upstream(route)
+        backend = pool.backend(build_backend(route))
+        gate = (gates or {}).get(route.app) if route.app else None
+        if gate is not None:
+            backend.gate = gate
+        base_path = route.base_path.encode("latin-1")
         prefix = b"" if route.path == "/" else route.path.encode("ascii")
         policy = RoutePolicy(
             limits=route.limits,
             request_ops=_ops(route.request_headers, OWN_REQUEST_HEADERS),
             response_ops=_ops(route.response_headers),
-            reverse=ReverseMap(upstream, prefix, stripped=bool(prefix) and not route.preserve_path),
-            app=(gates or {}).get(route.app) if route.app else None,
+            reverse=ReverseMap(backend, base_path, prefix,
+                               stripped=bool(prefix) and not route.preserve_path),
+            app=gate,
         )
         routes.append(
             Route(
                 index=route.index,
                 prefix=prefix,
                 host=route.host,
-                upstream=upstream,
+                backend=backend,
+                base_path=base_path,
                 preserve_path=route.preserve_path,
                 preserve_host=route.preserve_host,
                 policy=policy,
@@ -72,18 +82,24 @@ def build_routes(plan: ServingPlan, gates: dict[str, AppGate] | None = None) -> 
 def build_gateway(
     plan: ServingPlan,
     loop: asyncio.AbstractEventLoop,
-    gates: dict[str, AppGate] | None = None,
+    gates: dict[str, Availability] | None = None,
+    pool: UpstreamPool | None = None,
 ) -> Gateway:
+    """``pool``: the serving process's (a reload's gateway shares it, and with it the
+    warm connections); a new one if None."""
     server = plan.server
+    if pool is None:
+        pool = UpstreamPool(loop, server.pool.max_idle, server.pool.idle_timeout)
     return Gateway(
         loop=loop,
-        routes=build_routes(plan, gates),
+        routes=build_routes(plan, pool, gates),
         hsts=server.hsts.encode("latin-1") if server.hsts else None,
         redirect_to_https=server.redirect_to_https,
         forwarding=Forwarding(Trust(server.trusted_proxies), rfc7239=server.forwarded),
         head_limits=server.head_limits,
         timeouts=server.client_timeouts,
-        pool=UpstreamPool(loop, server.pool.max_idle, server.pool.idle_timeout),
+        pool=pool,
+        pool_settings=server.pool,
         access_log=AccessLog(server.access_log, server.log_format),
         tick_interval=server.tick,
     )

@@ -139,7 +139,7 @@ class Exchange:
 
     def _acquire(self) -> None:
         assert self.route is not None
-        conn = self.gw.pool.acquire(self.route.upstream.key)
+        conn = self.gw.pool.acquire(self.route.backend)
         if conn is not None:
             self._attach(conn, reused=True)
         else:
@@ -163,7 +163,7 @@ class Exchange:
     def _upstream_head(self, match: RouteMatch, facts: RequestFacts, policy: RoutePolicy) -> bytes:
         request = self.request
         route = match.route
-        host = request.host if route.preserve_host and request.host else route.upstream.authority
+        host = request.host if route.preserve_host and request.host else route.backend.authority
         headers = self.gw.forwarding.upstream_headers(
             request.headers, request.lnames, facts, self.client.trusted, host
         )
@@ -175,7 +175,7 @@ class Exchange:
     def _connect(self) -> None:
         assert self.route is not None and self.policy is not None
         task = self.gw.loop.create_task(
-            self.gw.pool.connect(self.route.upstream, self.policy.limits.connect_timeout)
+            self.gw.pool.connect(self.route.backend, self.policy.limits.connect_timeout)
         )
         self._connecting = task
         task.add_done_callback(self._on_connected)
@@ -489,6 +489,6 @@ class Exchange:
             request.get(b"user-agent"),
             self.facts.request_id if self.facts else self._rid,
             route.log_label if route else b"",
-            route.upstream.authority if route else b"",
+            route.backend.authority if route else b"",
         )
 

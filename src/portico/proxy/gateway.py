@@ -12,7 +12,7 @@ from portico.http.limits import HeadLimits
 from portico.policy.forwarded import Forwarding
 from portico.proxy.accesslog import AccessLog
 from portico.routing.table import RouteTable
-from portico.settings import ClientTimeouts, default_max_connections
+from portico.settings import ClientTimeouts, PoolSettings, default_max_connections
 from portico.upstream.pool import UpstreamPool
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ class Gateway:
         timeouts: ClientTimeouts,
         pool: UpstreamPool,
         access_log: AccessLog,
+        pool_settings: PoolSettings | None = None,
         tick_interval: float = 0.5,
         hsts: bytes | None = None,
         redirect_to_https: bool = False,
@@ -46,6 +47,8 @@ class Gateway:
         self.timeouts = timeouts
         self.max_connections = timeouts.max_connections or default_max_connections()
         self.pool = pool
+        # the pool's limits once this gateway serves (a reload may change them)
+        self.pool_settings = pool_settings or PoolSettings(pool.max_idle, pool.idle_timeout)
         self.access_log = access_log
         self.tick_interval = tick_interval
         self.hsts = hsts  # Strict-Transport-Security for https responses
@@ -106,7 +109,17 @@ class Gateway:
         for conn in list(self.connections):
             conn.close_if_idle(idle_grace)
 
+    def serve_backends(self) -> None:
+        """This gateway now serves (a reload put it in place): the pool keeps its
+        backends, with its limits, and closes those no route of it names."""
+        settings = self.pool_settings
+        self.pool.retain([route.backend for route in self.routes.routes],
+                         settings.max_idle, settings.idle_timeout)
+
     def abort_all(self) -> None:
+        """Close every connection; the pool's idle ones too, unless a reload's gateway
+        took the pool over."""
         for conn in list(self.connections):
             conn.abort()
-        self.pool.close_all()
+        if self.successor is None:
+            self.pool.close_all()

@@ -12,7 +12,7 @@ from portico.policy.forwarded import VIA
 from portico.policy.header_ops import HeaderOps
 from portico.routing.proxypass import LOCATION_HEADERS, ReverseMap
 from portico.settings import RouteLimits
-from portico.supervisor.gate import AppGate
+from portico.upstream.availability import Availability
 
 # What a response field needs, by lower-case name; absent: passed on as it is.
 _DROP: Final = 1  # hop-by-hop or framing: written afresh for the client
@@ -31,7 +31,7 @@ class RoutePolicy:
     request_ops: HeaderOps
     response_ops: HeaderOps
     reverse: ReverseMap
-    app: AppGate | None = None  # set when the route serves a supervised [[app]]
+    app: Availability | None = None  # set when the route serves a supervised [[app]]
 
     def downstream_headers(
         self, headers: Headers, lnames: list[bytes], facts: RequestFacts, public_origin: bytes

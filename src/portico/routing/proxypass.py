@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Final
 
 from portico.routing.path import under_prefix
-from portico.routing.table import Upstream
+from portico.upstream.backend import Backend
 
 LOCATION_HEADERS: Final = frozenset({b"location", b"content-location", b"uri"})
 # Byte needles are ints (see policy/forwarded.py's _UNDERSCORE).
@@ -27,12 +27,12 @@ class ReverseMap:
 
     __slots__ = ("_base", "_cookie_domain", "_origins", "_prefix", "_stripped")
 
-    def __init__(self, upstream: Upstream, prefix: bytes, stripped: bool) -> None:
-        self._origins = upstream.origins()
-        self._base = upstream.base_path.rstrip(b"/")  # b"" for a base of "/"
+    def __init__(self, backend: Backend, base_path: bytes, prefix: bytes, stripped: bool) -> None:
+        self._origins = backend.origins()
+        self._base = base_path.rstrip(b"/")  # b"" for a base of "/"
         self._prefix = prefix
         self._stripped = stripped
-        self._cookie_domain = upstream.host.lower().encode("ascii")
+        self._cookie_domain = backend.host.lower().encode("ascii")
 
     def location(self, value: bytes, public_origin: bytes) -> bytes:
         """Rewrite one Location/Content-Location/URI value, or return it unchanged."""

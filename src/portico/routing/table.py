@@ -2,12 +2,11 @@
 
 Hosts are tried most specific first (exact, then ``*.suffix``, then routes
 with no host); within a tier the longest whole-segment prefix wins. The
-upstream is chosen from nothing but the Host header and the path.
+backend is chosen from nothing but the Host header and the path.
 """
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -23,56 +22,9 @@ from portico.routing.path import (
     remove_dot_segments,
     under_prefix,
 )
+from portico.upstream.backend import Backend
 
 CACHE_SIZE: Final = 4096
-
-
-class Upstream:
-    """Where a route sends requests: ``http://host:port/base``. Immutable once made."""
-
-    __slots__ = ("authority", "base_path", "host", "key", "label", "port", "scheme", "tls")
-
-    def __init__(
-        self,
-        scheme: str,
-        host: str,
-        port: int,
-        base_path: bytes,
-        tls: ssl.SSLContext | None = None,
-        tls_label: str = "",
-    ) -> None:
-        self.scheme = scheme
-        self.host = host
-        self.port = port
-        self.base_path = base_path
-        self.tls = tls  # client context for an https upstream
-        self.key = (scheme, host, port, tls_label)  # pooled connections are shared per key
-        default = 443 if scheme == "https" else 80
-        bracketed = f"[{host}]" if ":" in host else host
-        text = bracketed if port == default else f"{bracketed}:{port}"
-        self.authority = text.encode("ascii")  # what the Host header carries
-        self.label = text  # for logs
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Upstream) and (self.key, self.base_path) == (
-            other.key,
-            other.base_path,
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.key, self.base_path))
-
-    def __repr__(self) -> str:
-        return f"Upstream({self.scheme}://{self.label}{self.base_path.decode('latin-1')})"
-
-    def origins(self) -> tuple[bytes, ...]:
-        """Absolute-URL forms a backend may use for itself, lower-cased."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.scheme == "https" else 80
-        forms = [f"{self.scheme}://{host}:{self.port}"]
-        if self.port == default:
-            forms.append(f"{self.scheme}://{host}")
-        return tuple(form.lower().encode("ascii") for form in forms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +34,8 @@ class Route:
     index: int
     prefix: bytes
     host: str | None
-    upstream: Upstream
+    backend: Backend
+    base_path: bytes = b"/"  # joined in front of what the route passes on
     preserve_path: bool = False
     preserve_host: bool = False
     policy: Any = field(default=None, compare=False)  # proxy.route_policy.RoutePolicy
@@ -200,10 +153,9 @@ class RouteTable:
             if climbs_above_root(decoded[len(route.prefix) :]):
                 raise bad_path("path uses dot-segments to leave its route")
             rest = raw_path[raw_index(raw_path, len(route.prefix)) :]
-        upstream = route.upstream
         if route.preserve_path:
-            return RouteMatch(route, join_upstream(upstream.base_path, raw_path, query), False)
-        return RouteMatch(route, join_upstream(upstream.base_path, rest, query), bool(route.prefix))
+            return RouteMatch(route, join_upstream(route.base_path, raw_path, query), False)
+        return RouteMatch(route, join_upstream(route.base_path, rest, query), bool(route.prefix))
 
 
 def host_without_port(host: bytes) -> str:

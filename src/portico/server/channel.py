@@ -40,7 +40,7 @@ class Serve:
 class AppChanged:
     type: ClassVar[str] = "app"
     app: str
-    state: str  # an AppState value
+    state: str  # a BackendState value
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from portico.errors import ConfigError
 from portico.proxy.gateway import Gateway
 from portico.server.drain import RELOAD_IDLE_GRACE, drain, open_counts
 from portico.server.workers import WorkerStartError
-from portico.supervisor.gate import AppGate
+from portico.upstream.availability import Availability
 
 if TYPE_CHECKING:
     from portico.server.listeners import Listeners
@@ -63,7 +63,7 @@ class Runtime:
     its listeners use, and the gateways a reload replaced while they drain."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, gates: dict[str, AppGate], say: Say
+        self, loop: asyncio.AbstractEventLoop, gates: dict[str, Availability], say: Say
     ) -> None:
         self.loop = loop
         self.gates = gates
@@ -79,7 +79,10 @@ class Runtime:
         """The one place a gateway is built from a plan (at start and at each reload).
         ConfigError if the plan cannot be served here (a certificate file gone)."""
         certs = build_cert_store(plan, self.say, cert_facts)
-        gateway = build_gateway(plan, self.loop, self.gates)
+        # a reload's gateway shares the serving one's pool: unchanged backends keep
+        # their warm connections and their state
+        pool = self.gateway.pool if self.gateway is not None else None
+        gateway = build_gateway(plan, self.loop, self.gates, pool=pool)
         gateway.https_port = self.https_port
         return Built(plan, gateway, certs)
 
@@ -99,6 +102,7 @@ class Runtime:
         self.certs = self._adopt(built.certs)
         built.gateway.https_port = self.https_port
         built.gateway.start_clock()
+        built.gateway.serve_backends()
         old.successor = built.gateway
         self.gateway, self.plan = built.gateway, built.plan
         task = self.loop.create_task(drain(old, [], built.plan.server.drain_timeout,

@@ -65,10 +65,10 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
     state = Runtime(loop, supervisor.gates, ctx.announce)
     gateway = state.open(state.build(plan, run_plan.cert_facts))
     for route in gateway.routes.routes:
-        upstream = route.upstream
-        if upstream.tls is not None and upstream.tls.verify_mode == ssl.CERT_NONE:
+        backend = route.backend
+        if backend.tls is not None and backend.tls.verify_mode == ssl.CERT_NONE:
             ctx.announce(f"warning: route {route.label}: verify = false, the certificate of "
-                         f"{upstream.label} is not checked")
+                         f"{backend.label} is not checked")
     count = worker_count(run_plan.workers)
     if count > 1 and os.name == "nt":
         ctx.announce(f"warning: workers = {count} needs descriptor passing (POSIX); "
@@ -174,8 +174,8 @@ def _announce_listening(listeners: Listeners, gateway: Gateway, announce: Announ
     for url in listening:
         announce(f"listening on {url}{listeners.describe()}")
     for route in gateway.routes.routes:
-        announce(f"route {route.label} -> {route.upstream.scheme}://"
-                 f"{route.upstream.authority.decode()}{route.upstream.base_path.decode()}")
+        announce(f"route {route.label} -> {route.backend.scheme}://"
+                 f"{route.backend.authority.decode()}{route.base_path.decode()}")
     return listening
 
 
@@ -254,8 +254,8 @@ async def status_snapshot(
         gate = route.policy.app if isinstance(route.policy, RoutePolicy) else None
         routes.append({
             "route": route.label,
-            "upstream": f"{route.upstream.scheme}://{route.upstream.label}"
-                        f"{route.upstream.base_path.decode('latin-1')}",
+            "upstream": f"{route.backend.scheme}://{route.backend.label}"
+                        f"{route.base_path.decode('latin-1')}",
             "app": spec.app,
             "state": str(gate.state) if gate else None,
             "path": "preserved" if route.preserve_path else "prefix stripped",

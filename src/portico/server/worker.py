@@ -27,7 +27,7 @@ from portico.server import channel
 from portico.server.listeners import serve
 from portico.server.loops import loop_factory
 from portico.server.reload import Runtime
-from portico.supervisor.gate import AppGate, AppState
+from portico.upstream.availability import Availability, BackendState
 
 
 def _die_with_parent() -> None:
@@ -51,7 +51,7 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
     first = channel.decode(await reader.readline())
     assert isinstance(first, channel.Serve), first
     plan = first.plan
-    gates = {name: AppGate(name, loop, wait) for name, wait in plan.app_waits.items()}
+    gates = {name: Availability(name, loop, wait) for name, wait in plan.app_waits.items()}
     runtime = Runtime(loop, gates, _say)
     runtime.set_https_port(first.https_port)
     gateway = runtime.open(runtime.build(plan))
@@ -71,7 +71,7 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
                 answer(channel.Serving(message.generation))
         elif isinstance(message, channel.AppChanged):
             if message.app in gates:
-                gates[message.app].set(AppState(message.state))
+                gates[message.app].set(BackendState(message.state))
         elif isinstance(message, channel.ReloadCertificates):
             if runtime.certs is not None:
                 runtime.certs.reload(only=message.indices)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from portico.config.plan import ServingPlan
 from portico.server import channel
 from portico.server.listeners import close
-from portico.supervisor.gate import AppGate, AppState
+from portico.upstream.availability import Availability, BackendState
 
 if TYPE_CHECKING:
     from portico.server.listeners import Bound
@@ -170,7 +170,7 @@ class WorkerPool:
 
     def __init__(
         self, runtime: Runtime, plan: ServingPlan, bound: Bound, count: int,
-        gates: dict[str, AppGate],
+        gates: dict[str, Availability],
     ) -> None:
         self.runtime = runtime  # the main process's own: built, never serving
         self.serve = channel.Serve(1, runtime.https_port, plan)  # what a (re)start gets
@@ -243,7 +243,7 @@ class WorkerPool:
                 return
             await worker.start()
 
-    def _app_changed(self, name: str, state: AppState) -> None:
+    def _app_changed(self, name: str, state: BackendState) -> None:
         self.broadcast(channel.AppChanged(name, str(state)))
 
     def broadcast(self, message: channel.Message) -> None:

@@ -21,10 +21,10 @@ from typing import Any
 
 from portico.config.plan import AppPlan
 from portico.supervisor.commands import app_cwd, server_of
-from portico.supervisor.gate import AppGate, AppState
 from portico.supervisor.health import until_unhealthy
 from portico.supervisor.logs import AppLog, Echo
 from portico.supervisor.process import AppProcess, AppStartError
+from portico.upstream.availability import Availability, BackendState
 
 FIRST_DELAY = 0.25
 Announce = Callable[[str], None]
@@ -39,7 +39,7 @@ class SupervisedApp:
         self.cwd = app_cwd(base_dir, app.cwd)
         self.log = AppLog(app.name, log_dir / f"{app.name}.log", app.log_max_size,
                           app.log_backups, echo)
-        self.gate = AppGate(app.name, loop, app.request_wait)
+        self.gate = Availability(app.name, loop, app.request_wait)
         self.process: AppProcess | None = None
         self.restarts = 0
         self.crashes: deque[float] = deque()
@@ -83,7 +83,7 @@ class Supervisor:
         self.hurried = False  # a second Ctrl-C: apps are SIGKILLed, no grace
 
     @property
-    def gates(self) -> dict[str, AppGate]:
+    def gates(self) -> dict[str, Availability]:
         return {entry.app.name: entry.gate for entry in self.apps}
 
     async def start_all(self) -> None:
@@ -93,7 +93,7 @@ class Supervisor:
                 await self._start(entry)
             except AppStartError as exc:
                 entry.last_reason = exc.reason
-                entry.gate.set(AppState.FAILED)
+                entry.gate.set(BackendState.FAILED)
                 await self.stop_all()
                 raise
             self.announce(
@@ -106,7 +106,7 @@ class Supervisor:
         entry.process = AppProcess(entry.app, entry.cwd, entry.log)
         await entry.process.spawn()
         await entry.process.wait_ready()
-        entry.gate.set(AppState.UP)
+        entry.gate.set(BackendState.UP)
 
     async def _watch(self, entry: SupervisedApp) -> None:
         app = entry.app
@@ -124,13 +124,13 @@ class Supervisor:
             while entry.crashes and entry.crashes[0] < now - app.restart_window:
                 entry.crashes.popleft()
             if len(entry.crashes) > app.max_restarts:
-                entry.gate.set(AppState.FAILED)
+                entry.gate.set(BackendState.FAILED)
                 self.announce(
                     f"app {app.name}: {entry.last_reason}; {len(entry.crashes)} crashes "
                     f"within {app.restart_window:g}s, marked failed (see {entry.log.path})"
                 )
                 return
-            entry.gate.set(AppState.RESTARTING)
+            entry.gate.set(BackendState.RESTARTING)
             self.announce(f"app {app.name}: {entry.last_reason}; restarting in {entry.delay:g}s")
             await asyncio.sleep(entry.delay)
             entry.delay = min(entry.delay * 2, app.restart_delay_max)
@@ -186,7 +186,7 @@ class Supervisor:
                 entry.watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await entry.watcher
-            entry.gate.set(AppState.STOPPED)
+            entry.gate.set(BackendState.STOPPED)
             if entry.process is not None:
                 await entry.process.stop(hurry=self.hurried)
             entry.log.close()

@@ -9,7 +9,7 @@ from portico.http.events import Event
 from portico.http.response_parser import ResponseParser
 
 if TYPE_CHECKING:
-    from portico.upstream.pool import UpstreamPool
+    from portico.upstream.backend import Backend
 
 HIGH_WATER: Final = 64 * 1024
 LOW_WATER: Final = 16 * 1024
@@ -25,20 +25,20 @@ class UpstreamUser(Protocol):
 
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
+        "backend",
         "closed",
         "idle_since",
-        "key",
+        "lent",
         "parser",
-        "pool",
         "read_paused",
         "transport",
         "user",
         "write_paused",
     )
 
-    def __init__(self, pool: UpstreamPool, key: tuple[str, str, int, str]) -> None:
-        self.pool = pool
-        self.key = key
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.lent = False  # counted in the backend's in_flight
         self.parser = ResponseParser()
         self.transport: asyncio.Transport | None = None
         self.user: UpstreamUser | None = None
@@ -70,8 +70,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.user = None
         if user is not None:
             user.on_upstream_lost(self.parser.eof())
-        else:
-            self.pool.forget(self)
+        self.backend.drop(self)
         self.parser.close()
 
     def pause_writing(self) -> None:
@@ -116,4 +115,4 @@ class UpstreamConnection(asyncio.Protocol):
             self.closed = True
             if self.transport is not None:
                 self.transport.abort()
-        self.pool.forget(self)
+        self.backend.drop(self)

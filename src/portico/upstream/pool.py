@@ -1,8 +1,13 @@
-"""Keep-alive connections per upstream, bounded and expired below the backend's idle limit.
+"""The runtime's backends, one per address, and their keep-alive connections.
 
-Idle connections are kept LIFO, so the busiest stay warm and the coldest
-age out. A connection is returned only when its last response ended cleanly
-with keep-alive and nothing unasked-for arrived (``parser.clean``).
+The pool outlives a reload: the gateway a reload builds asks it for its
+backends (``backend``), gets the one already known for an unchanged address,
+and with it that address's warm connections and state; once that gateway
+serves, the pool lets go of the backends no route names any more
+(``retain``). Idle connections are kept per backend, LIFO, so the busiest stay
+warm and the coldest age out, below the backend's own idle limit. A
+connection is returned only when its last response ended cleanly with
+keep-alive and nothing unasked-for arrived (``parser.clean``).
 """
 
 from __future__ import annotations
@@ -10,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from collections.abc import Iterable
+from typing import Final
 
-from portico.routing.table import Upstream
+from portico.upstream.backend import Backend, Key
 from portico.upstream.connection import UpstreamConnection
 
-Key = tuple[str, str, int, str]
+DNS_TTL: Final = 30.0  # seconds a backend's name is used as last resolved
 
 
 class UpstreamPool:
@@ -24,70 +31,103 @@ class UpstreamPool:
         self._loop = loop
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout
-        self._idle: dict[Key, list[UpstreamConnection]] = {}
-        self._addresses: dict[Key, tuple[str, int]] = {}
+        self.dns_ttl = DNS_TTL
+        self.backends: dict[Key, Backend] = {}
 
-    def acquire(self, key: Key) -> UpstreamConnection | None:
-        stack = self._idle.get(key)
+    def backend(self, made: Backend) -> Backend:
+        """The pool's backend at ``made``'s address: the one it has (state and idle
+        connections kept; new connections use ``made``'s TLS context, read afresh), or
+        ``made``, from now on the pool's."""
+        known = self.backends.get(made.key)
+        if known is None:
+            self.backends[made.key] = made
+            return made
+        known.tls = made.tls
+        return known
+
+    def retain(self, wanted: Iterable[Backend], max_idle: int, idle_timeout: float) -> None:
+        """Keep only the ``wanted`` backends (the serving gateway's), with these limits.
+        The others close their idle connections now; one still lent to a request of a
+        draining gateway is closed when that request ends."""
+        self.max_idle = max_idle
+        self.idle_timeout = idle_timeout
+        keep = {backend.key for backend in wanted}
+        for key in [key for key in self.backends if key not in keep]:
+            backend = self.backends.pop(key)
+            backend.retired = True
+            backend.close_idle()
+
+    def acquire(self, backend: Backend) -> UpstreamConnection | None:
+        stack = backend.idle
         while stack:
             conn = stack.pop()
             if not conn.closed:
-                return conn
+                return backend.lent(conn)
         return None
 
     def release(self, conn: UpstreamConnection, now: float) -> None:
         conn.user = None
         conn.resume_reading()
-        stack = self._idle.setdefault(conn.key, [])
-        if not conn.reusable or len(stack) >= self.max_idle:
+        backend = conn.backend
+        backend.returned(conn)
+        stack = backend.idle
+        if not conn.reusable or len(stack) >= self.max_idle or backend.retired:
             conn.abort()
             return
         conn.idle_since = now
         stack.append(conn)
 
-    def forget(self, conn: UpstreamConnection) -> None:
-        stack = self._idle.get(conn.key)
-        if stack and conn in stack:
-            stack.remove(conn)
-
     def expire(self, now: float) -> None:
         limit = now - self.idle_timeout
-        for stack in self._idle.values():
+        for backend in self.backends.values():
+            stack = backend.idle
             while stack and stack[0].idle_since < limit:
                 stack.pop(0).abort()
 
     def close_all(self) -> None:
-        for stack in self._idle.values():
-            while stack:
-                stack.pop().abort()
+        for backend in self.backends.values():
+            backend.close_idle()
 
-    async def connect(self, upstream: Upstream, timeout: float) -> UpstreamConnection:
+    async def connect(self, backend: Backend, timeout: float) -> UpstreamConnection:
         """A fresh connection; raises OSError (refused, unreachable) or TimeoutError."""
-        key = upstream.key
-        host, port = await self._resolve(upstream)
-        async with asyncio.timeout(timeout):
-            if upstream.tls is None:
-                _, conn = await self._loop.create_connection(
-                    lambda: UpstreamConnection(self, key), host, port
-                )
-            else:  # the timeout covers the handshake too
-                _, conn = await self._loop.create_connection(
-                    lambda: UpstreamConnection(self, key), host, port,
-                    ssl=upstream.tls, server_hostname=upstream.host,
-                    ssl_handshake_timeout=timeout,
-                )
-        return conn
+        try:
+            host, port = await self._resolve(backend)
+            async with asyncio.timeout(timeout):
+                if backend.tls is None:
+                    _, conn = await self._loop.create_connection(
+                        lambda: UpstreamConnection(backend), host, port
+                    )
+                else:  # the timeout covers the handshake too
+                    _, conn = await self._loop.create_connection(
+                        lambda: UpstreamConnection(backend), host, port,
+                        ssl=backend.tls, server_hostname=backend.host,
+                        ssl_handshake_timeout=timeout,
+                    )
+        except (OSError, TimeoutError):
+            backend.failures += 1
+            raise
+        backend.failures = 0
+        return backend.lent(conn)
 
-    async def _resolve(self, upstream: Upstream) -> tuple[str, int]:
-        """Names are looked up once and kept; IP literals skip the resolver."""
-        known = self._addresses.get(upstream.key)
-        if known is not None:
+    async def _resolve(self, backend: Backend) -> tuple[str, int]:
+        """A name is looked up at most every ``dns_ttl`` seconds, by a connect that
+        needs it (not by a timer); if a lookup fails, the last answer serves until the
+        next. An IP literal never goes to the resolver."""
+        known = backend.address
+        now = self._loop.time()
+        if known is not None and now < backend.resolve_at:
             return known
-        infos = await self._loop.getaddrinfo(
-            upstream.host, upstream.port, type=socket.SOCK_STREAM
-        )
-        address = (str(infos[0][4][0]), upstream.port)
-        self._addresses[upstream.key] = address
+        backend.resolve_at = now + self.dns_ttl
+        try:
+            infos = await self._loop.getaddrinfo(
+                backend.host, backend.port, type=socket.SOCK_STREAM
+            )
+        except OSError:
+            if known is None:
+                backend.resolve_at = 0.0
+                raise
+            return known
+        address = backend.address = (str(infos[0][4][0]), backend.port)
         return address
 
 
