@@ -63,7 +63,7 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 def gateway(text: str, loop: asyncio.AbstractEventLoop, pool: UpstreamPool | None = None) -> Gateway:
-    plan = serving_plan(parse(text, "test"), Path.cwd(), Path.cwd(), print)
+    plan = serving_plan(parse(text, "test"), Path.cwd(), Path.cwd())
     built = build_gateway(plan, loop, pool=pool)
     BUILT.append(built)
     return built
@@ -152,7 +152,7 @@ bind = "127.0.0.1:9005"
 path = "/api"
 app = "api"
 [[route]]""", 1)
-    plan = serving_plan(parse(text, "test"), Path.cwd(), Path.cwd(), print)
+    plan = serving_plan(parse(text, "test"), Path.cwd(), Path.cwd())
     gates = {"api": Availability("api", loop, 5.0)}
     built = build_gateway(plan, loop, gates)
     BUILT.append(built)
