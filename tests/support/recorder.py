@@ -103,7 +103,7 @@ class Conn:
         return True
 
     def _read_chunked(self, keep: bool) -> bytes | None:
-        parts = []
+        parts: list[bytes] = []
         while True:
             while b"\r\n" not in self.buffer:
                 if not self._fill():
