@@ -52,10 +52,10 @@ def test_b26_underscore_names_never_reach_the_app(gw: Gateway) -> None:
     assert seen.header(b"x-ok") == b"1" and seen.header(b"x-forwarded-for") == b"127.0.0.1"
 
 
-def test_b27_a_64k_header_sent_slowly_is_431_before_it_ends(gw: Gateway) -> None:
+def test_b27_a_64k_header_sent_slowly_is_431_before_it_ends(sock_gw: Gateway) -> None:
     # Every read counts toward the head bound (request line + head limit + 1 KiB), so a
     # header that never ends is refused at ~41 KiB, not when it completes.
-    with connect(gw.port) as sock:
+    with connect(sock_gw.port) as sock:
         sock.sendall(GET + b"X-Big: ")
         try:
             for _ in range(64):
@@ -64,7 +64,7 @@ def test_b27_a_64k_header_sent_slowly_is_431_before_it_ends(gw: Gateway) -> None
         except OSError:
             pass  # closed on us mid-header, as it should be
         reply = read_until_quiet(sock)
-    assert reply.statuses == [431] and reply.closed and gw.upstream_saw_nothing
+    assert reply.statuses == [431] and reply.closed and sock_gw.upstream_saw_nothing
 
 
 def test_b29_hop_by_hop_headers_never_cross_either_way(gw: Gateway) -> None:

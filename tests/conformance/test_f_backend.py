@@ -26,8 +26,8 @@ def test_f57_refused_upstream_is_502_at_once(gw: Gateway) -> None:
     assert time.monotonic() - started < 0.3 + 0.5
 
 
-def test_f58_blackholed_upstream_is_504_after_the_connect_timeout(gw: Gateway) -> None:
-    with connect(gw.port) as sock:
+def test_f58_blackholed_upstream_is_504_after_the_connect_timeout(sock_gw: Gateway) -> None:
+    with connect(sock_gw.port) as sock:
         started = time.monotonic()
         sock.sendall(b"GET /blackhole/ HTTP/1.1\r\n" + H + b"\r\n")
         reply = read_response(sock)
@@ -35,19 +35,19 @@ def test_f58_blackholed_upstream_is_504_after_the_connect_timeout(gw: Gateway) -
     assert reply.status == 504 and 0.9 < waited < 3
 
 
-def test_f59_stalled_upstream_is_504_and_a_post_is_not_retried(gw: Gateway) -> None:
+def test_f59_stalled_upstream_is_504_and_a_post_is_not_retried(sock_gw: Gateway) -> None:
     def stall(conn: Conn) -> None:
         conn.read_request()
         time.sleep(3)
 
-    gw.recorder.reset_log(stall)
-    with connect(gw.port) as sock:
+    sock_gw.recorder.reset_log(stall)
+    with connect(sock_gw.port) as sock:
         started = time.monotonic()
         sock.sendall(b"POST /myapp/ HTTP/1.1\r\n" + H + b"Content-Length: 2\r\n\r\nxx")
         reply = read_response(sock)
         waited = time.monotonic() - started
     assert reply.status == 504 and 0.9 < waited < 3
-    assert len(gw.recorder.connections) == 1
+    assert len(sock_gw.recorder.connections) == 1
 
 
 def test_f60_stale_pooled_connection_get_is_retried_post_is_not(recorder: Recorder, start_portico: Any) -> None:
@@ -111,7 +111,7 @@ def test_f62_garbage_or_an_oversized_head_is_502(gw: Gateway, answer: bytes) -> 
     assert reply.statuses == [502]
 
 
-def test_f63_client_leaving_mid_upload_or_mid_response_closes_the_upstream(gw: Gateway) -> None:
+def test_f63_client_leaving_mid_upload_or_mid_response_closes_the_upstream(sock_gw: Gateway) -> None:
     closed = threading.Event()
 
     def upload_sink(conn: Conn) -> None:
@@ -119,9 +119,9 @@ def test_f63_client_leaving_mid_upload_or_mid_response_closes_the_upstream(gw: G
             pass
         closed.set()
 
-    fds = gw.proxy.open_fds()
-    gw.recorder.reset_log(upload_sink)
-    with connect(gw.port) as sock:
+    fds = sock_gw.proxy.open_fds()
+    sock_gw.recorder.reset_log(upload_sink)
+    with connect(sock_gw.port) as sock:
         sock.sendall(b"POST /myapp/ HTTP/1.1\r\n" + H + b"Content-Length: 500000\r\n\r\n" + b"x" * 1000)
         time.sleep(0.2)
     assert closed.wait(3), "mid-upload: the upstream connection was kept"
@@ -137,13 +137,13 @@ def test_f63_client_leaving_mid_upload_or_mid_response_closes_the_upstream(gw: G
         except OSError:
             cut.set()
 
-    gw.recorder.reset_log(endless)
-    with connect(gw.port) as sock:
+    sock_gw.recorder.reset_log(endless)
+    with connect(sock_gw.port) as sock:
         sock.sendall(GET)
         sock.recv(65536)
     assert cut.wait(3), "mid-response: the upstream connection was kept"
     time.sleep(0.3)
-    assert gw.proxy.open_fds() <= fds  # nothing leaked
+    assert sock_gw.proxy.open_fds() <= fds  # nothing leaked
 
 
 def test_f64_sigterm_finishes_in_flight_work_and_closes_idle_connections(
@@ -183,13 +183,13 @@ def test_f64_sigterm_finishes_in_flight_work_and_closes_idle_connections(
     assert proxy.proc.wait(10) == 0
 
 
-def test_f65_a_thousand_slow_uploads_keep_memory_bounded(gw: Gateway) -> None:
+def test_f65_a_thousand_slow_uploads_keep_memory_bounded(sock_gw: Gateway) -> None:
     def sink(conn: Conn) -> None:
         while conn._fill():
             conn.buffer = b""
 
-    gw.recorder.reset_log(sink)
-    rss_before = gw.proxy.status_kib("VmRSS")
+    sock_gw.recorder.reset_log(sink)
+    rss_before = sock_gw.proxy.status_kib("VmRSS")
     clients: list[socket.socket] = []
     stop = threading.Event()
 
@@ -202,15 +202,15 @@ def test_f65_a_thousand_slow_uploads_keep_memory_bounded(gw: Gateway) -> None:
     trickler.start()
     try:
         for _ in range(1000):
-            sock = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+            sock = socket.create_connection(("127.0.0.1", sock_gw.port), timeout=10)
             sock.sendall(b"POST /myapp/ HTTP/1.1\r\n" + H + b"Content-Length: 1000000\r\n\r\n" + b"x" * 16384)
             clients.append(sock)
         # Every upload reaches its upstream once portico has read its head: await that
         # (fds of both sides) rather than a fixed pause that a busy machine outruns.
         deadline = time.monotonic() + 15
-        while (open_fds := gw.proxy.open_fds()) < 2000 and time.monotonic() < deadline:
+        while (open_fds := sock_gw.proxy.open_fds()) < 2000 and time.monotonic() < deadline:
             time.sleep(0.1)
-        growth_mib = (gw.proxy.status_kib("VmRSS") - rss_before) / 1024
+        growth_mib = (sock_gw.proxy.status_kib("VmRSS") - rss_before) / 1024
     finally:
         stop.set()
         trickler.join()

@@ -27,6 +27,7 @@ from portico.config.compile import serving_plan
 from portico.config.load import parse
 from portico.config.provision import build_gateway
 from portico.proxy.gateway import Gateway
+from portico.server.loops import loop_factory
 from portico.server.protocol import ClientConnection
 from portico.upstream.connection import UpstreamConnection
 from tests.support.client import Reply
@@ -34,6 +35,12 @@ from tests.support.scripted import Script, ScriptedUpstream, ok_script
 
 T = TypeVar("T")
 Address = tuple[str, int]
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    """The loop ``portico run`` uses (uvloop where installed): error texts, such as a
+    refused connect's, are the loop's own."""
+    return loop_factory()[1]()
 
 
 class FakeTransport(asyncio.Transport):
@@ -176,7 +183,7 @@ class ProxyHarness:
 
     def __init__(self, config: str, base: Path | None = None,
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self.loop = loop or asyncio.new_event_loop()
+        self.loop = loop or new_loop()
         self.loop_errors: list[dict[str, Any]] = []
         self.loop.set_exception_handler(lambda _loop, context: self.loop_errors.append(context))
         root = base or Path.cwd()
@@ -190,7 +197,7 @@ class ProxyHarness:
                       ) -> tuple[ProxyHarness, ScriptedUpstream]:
         """A ScriptedUpstream on a new loop, and a harness built from
         ``config_for(upstream.url)`` on the same loop."""
-        loop = asyncio.new_event_loop()
+        loop = new_loop()
         upstream = loop.run_until_complete(ScriptedUpstream(script).start())
         harness = cls(config_for(upstream.url), loop=loop)
         harness.upstreams.append(upstream)
