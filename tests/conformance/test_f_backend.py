@@ -35,44 +35,6 @@ def test_f58_blackholed_upstream_is_504_after_the_connect_timeout(sock_gw: Gatew
     assert reply.status == 504 and 0.9 < waited < 3
 
 
-def test_f59_stalled_upstream_is_504_and_a_post_is_not_retried(sock_gw: Gateway) -> None:
-    def stall(conn: Conn) -> None:
-        conn.read_request()
-        time.sleep(3)
-
-    sock_gw.recorder.reset_log(stall)
-    with connect(sock_gw.port) as sock:
-        started = time.monotonic()
-        sock.sendall(b"POST /myapp/ HTTP/1.1\r\n" + H + b"Content-Length: 2\r\n\r\nxx")
-        reply = read_response(sock)
-        waited = time.monotonic() - started
-    assert reply.status == 504 and 0.9 < waited < 3
-    assert len(sock_gw.recorder.connections) == 1
-
-
-def test_f60_stale_pooled_connection_get_is_retried_post_is_not(recorder: Recorder, start_portico: Any) -> None:
-    def keepalive_expires(conn: Conn) -> None:
-        # Answers one request, then closes when the next arrives: the backend's keep-alive
-        # timer fired just as portico reused the connection.
-        if conn.read_request() is not None:
-            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        conn.read_request()
-        conn.close()
-
-    recorder.reset_log(keepalive_expires)
-    proxy = start_portico(proxy_config(recorder.url))
-    statuses = []
-    with connect(proxy.port) as sock:
-        for method in (b"GET", b"GET", b"POST"):
-            sock.sendall(method + b" /myapp/ HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")
-            statuses.append(read_response(sock).status)
-    # GET 2 met the expired connection and was retried on a fresh one; the POST met the
-    # next expired one and was not retried: it may have been processed.
-    assert statuses == [200, 200, 502]
-    assert [r.request_line.split(b" ")[0] for r in recorder.requests] == [b"GET", b"GET", b"GET", b"POST"]
-    assert len(recorder.connections) == 2
-
-
 @pytest.mark.parametrize("ending", ["fin", "rst"])
 def test_f61_upstream_dying_mid_body_gives_exactly_what_came(gw: Gateway, ending: str) -> None:
     def truncate(conn: Conn) -> None:
