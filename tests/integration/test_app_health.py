@@ -16,8 +16,8 @@ import pytest
 from portico.config.load import load, parse
 from portico.errors import ConfigError
 from portico.ports import bind_holder, foreign_listener, listeners
-from tests.integration.test_supervisor import app_status, config, run_to_exit, tiny
 from tests.support.procs import alive
+from tests.support.supervised import app_status, config, run_to_exit, tiny
 
 REPO = Path(__file__).parents[2]
 LINUX = sys.platform.startswith("linux")

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.integration.test_supervisor import app_status, config, wait_until
 from tests.support.procs import alive, descendants
+from tests.support.supervised import app_status, config, wait_until
 
 LOAD_THREADS = 4
 

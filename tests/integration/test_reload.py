@@ -15,8 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_supervisor import status, wait_until
-from tests.integration.test_tls import (
+from tests.support.portico_proc import Portico
+from tests.support.procs import alive
+from tests.support.recorder import Conn, Recorder
+from tests.support.supervised import status, wait_until
+from tests.support.tls import (
     cert_block,
     handshake,
     make,
@@ -24,9 +27,6 @@ from tests.integration.test_tls import (
     start_with_certificate,
     tls_config,
 )
-from tests.support.portico_proc import Portico
-from tests.support.procs import alive
-from tests.support.recorder import Conn, Recorder
 
 
 class SlowGate:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_status import portico_status, proxy_only
+from tests.support.status import portico_status, proxy_only
 
 
 def run_portico(*args: str, state: Path, cwd: Path) -> subprocess.CompletedProcess[str]:

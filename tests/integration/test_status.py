@@ -19,30 +19,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port
-from tests.integration.test_supervisor import TINY, config, tiny, wait_until
 from tests.support.client import connect, read_response, read_until_quiet, send_raw
 from tests.support.portico_proc import Portico
 from tests.support.procs import alive, descendants, kill_leftovers
-
-
-def portico_status(
-    state: Path, *args: str, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PORTICO_STATE_DIR": str(state), "COLUMNS": "300"}
-    env.pop("PORTICO_RUNTIME_DIR", None)
-    return subprocess.run([sys.executable, "-m", "portico", "status", *args],
-                          capture_output=True, text=True, timeout=30, env=env, cwd=cwd)
-
-
-def status_json(state: Path, *args: str, cwd: Path | None = None) -> dict[str, Any]:
-    result = portico_status(state, "--json", *args, cwd=cwd)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
-
-
-def proxy_only() -> str:
-    return config('[[route]]\npath = "/x"\nupstream = "http://127.0.0.1:9/"\n')
-
+from tests.support.status import portico_status, proxy_only, status_json
+from tests.support.supervised import TINY, config, tiny, wait_until
 
 # -- status finds the instance -----------------------------------------------------------
 

@@ -14,22 +14,11 @@ import httpx
 import pytest
 import trustme
 
-from tests.integration.test_supervisor import (
-    app_status,
-    run_to_exit,
-    status,
-    tiny,
-    wait_until,
-)
-from tests.integration.test_tls import (
-    handshake,
-    serial_of,
-    start_with_certificate,
-    swap_in,
-)
 from tests.support.portico_proc import Portico
 from tests.support.procs import alive, descendants, kill_leftovers
 from tests.support.recorder import Recorder
+from tests.support.supervised import app_status, run_to_exit, status, tiny, wait_until
+from tests.support.tls import handshake, serial_of, start_with_certificate, swap_in
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT")
 
