@@ -155,7 +155,9 @@ def test_a11_spill_after_streaming_began_closes_the_upstream(sock_gw: Gateway) -
     sock_gw.recorder.reset_log(sink)
     with connect(sock_gw.port) as sock:
         sock.sendall(CHUNKED + b"2\r\nxx\r\n")
-        time.sleep(0.3)  # the first chunk has gone upstream
+        sock_gw.recorder.wait_until(lambda: bool(sock_gw.recorder.connections) and bytes(
+        sock_gw.recorder.connections[0].received)
+                                    .endswith(b"2\r\nxx\r\n"), "the first chunk upstream")
         sock.sendall(b"2\r\nxxxx\r\n0\r\n\r\n")  # a chunk longer than it says
         reply = read_until_quiet(sock)
     assert reply.statuses == [400] and reply.closed

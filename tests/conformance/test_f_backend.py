@@ -85,7 +85,9 @@ def test_f63_client_leaving_mid_upload_or_mid_response_closes_the_upstream(sock_
     sock_gw.recorder.reset_log(upload_sink)
     with connect(sock_gw.port) as sock:
         sock.sendall(b"POST /myapp/ HTTP/1.1\r\n" + H + b"Content-Length: 500000\r\n\r\n" + b"x" * 1000)
-        time.sleep(0.2)
+        sock_gw.recorder.wait_until(lambda: bool(sock_gw.recorder.connections) and bytes(
+        sock_gw.recorder.connections[0].received)
+                                    .endswith(b"x" * 1000), "the upload's start upstream")
     assert closed.wait(3), "mid-upload: the upstream connection was kept"
 
     cut = threading.Event()
@@ -126,7 +128,9 @@ def test_f64_sigterm_finishes_in_flight_work_and_closes_idle_connections(
     slow_client.sendall(b"GET /myapp/slow HTTP/1.1\r\n" + H + b"\r\n")
     upload = connect(proxy.port)
     upload.sendall(b"POST /myapp/up HTTP/1.1\r\n" + H + b"Content-Length: 10\r\n\r\n12345")
-    time.sleep(0.3)
+    recorder.wait_until(lambda: any(r.target == b"/slow" for r in recorder.requests) and any(
+        bytes(c.received).endswith(b"12345") for c in recorder.connections),
+        "the slow request and the upload's first half upstream")
     os.kill(proxy.pid, signal.SIGTERM)
     time.sleep(0.3)
     upload.sendall(b"67890")

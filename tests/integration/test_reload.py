@@ -184,10 +184,10 @@ def test_with_workers_a_reload_starts_new_ones_and_the_old_drain_with_no_request
     thread = threading.Thread(target=load)
     thread.start()
     try:
-        time.sleep(0.3)
+        wait_until(lambda: "one" in answers, 10, "the load to be served")
         reload(proxy, config(upstream, "two", server="workers = 2"), "reloaded")
         wait_until(lambda: not any(alive(pid) for pid in old), 10, "the old workers to exit")
-        time.sleep(0.3)
+        wait_until(lambda: "two" in answers, 10, "the load to be served by the new workers")
     finally:
         done.set()
         thread.join(10)
