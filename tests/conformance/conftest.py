@@ -49,6 +49,11 @@ class Gateway:
     harness: ProxyHarness | None = None
 
     @property
+    def process(self) -> Portico:
+        assert self.proxy is not None, "a socket-level test takes the sock_gw fixture"
+        return self.proxy
+
+    @property
     def port(self) -> int:
         assert self.proxy is not None, "a socket-level test takes the sock_gw fixture"
         return self.proxy.port

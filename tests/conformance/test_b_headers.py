@@ -8,7 +8,7 @@ import pytest
 
 from tests.conformance.conftest import Gateway, H
 from tests.support.client import connect, read_until_quiet
-from tests.support.recorder import Conn
+from tests.support.recorder import Conn, answer_once
 
 GET = b"GET /myapp/ HTTP/1.1\r\n" + H
 
@@ -32,8 +32,8 @@ def test_rejected_with_close_and_nothing_forwarded(gw: Gateway, name: str) -> No
 
 
 def test_b22_obs_fold_in_a_response_is_502(gw: Gateway) -> None:
-    gw.recorder.reset_log(lambda conn: (conn.read_request(), conn.send(
-        b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok")))
+    gw.recorder.reset_log(answer_once(
+        b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok"))
     reply = gw.send(GET + b"\r\n")
     assert reply.statuses == [502] and b"ok" not in reply.body
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import socket
 import time
 from pathlib import Path
-from typing import Any
 
 from tests.conftest import proxy_config
 from tests.support.client import connect, read_response
+from tests.support.portico_proc import StartPortico
 from tests.support.recorder import Conn, Recorder
 
 REQUEST = b"GET /myapp/ HTTP/1.1\r\nHost: a\r\n\r\n"
@@ -21,7 +21,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def test_e54_connections_beyond_max_connections_are_refused_and_service_recovers(
-    recorder: Recorder, start_portico: Any
+    recorder: Recorder, start_portico: StartPortico
 ) -> None:
     proxy = start_portico(proxy_config(recorder.url, server="[server.limits]\nmax_connections = 5"))
     held = [connect(proxy.port) for _ in range(5)]
@@ -47,7 +47,7 @@ def test_e54_connections_beyond_max_connections_are_refused_and_service_recovers
         assert read_response(again).status == 200
 
 
-def test_e54_emfile_backs_off_without_spinning_and_recovers(recorder: Recorder, start_portico: Any) -> None:
+def test_e54_emfile_backs_off_without_spinning_and_recovers(recorder: Recorder, start_portico: StartPortico) -> None:
     def slow(conn: Conn) -> None:
         if conn.read_request() is not None:
             time.sleep(1.5)

@@ -70,8 +70,8 @@ def test_e53_a_million_one_byte_chunks_stay_bounded(sock_gw: Gateway) -> None:
         conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 
     sock_gw.recorder.reset_log(fast_sink)
-    rss_before = sock_gw.proxy.status_kib("VmRSS")
-    cpu_before = _cpu(sock_gw.proxy.pid)
+    rss_before = sock_gw.process.status_kib("VmRSS")
+    cpu_before = _cpu(sock_gw.process.pid)
     body = b"1\r\nx\r\n" * 1_000_000 + b"0\r\n\r\n"
     with connect(sock_gw.port) as sock:
         sock.sendall(POST + b"Transfer-Encoding: chunked\r\n\r\n")
@@ -82,8 +82,8 @@ def test_e53_a_million_one_byte_chunks_stay_bounded(sock_gw: Gateway) -> None:
     assert body == b"x" * 1_000_000  # every byte arrived, in far fewer chunks
     # Bounds, generous on purpose (not a speed test): memory does not grow with the body,
     # and the CPU spent is that of streaming 6 MB, not of something quadratic.
-    assert sock_gw.proxy.status_kib("VmRSS") - rss_before < 16 * 1024
-    assert _cpu(sock_gw.proxy.pid) - cpu_before < 30
+    assert sock_gw.process.status_kib("VmRSS") - rss_before < 16 * 1024
+    assert _cpu(sock_gw.process.pid) - cpu_before < 30
 
 
 def test_e53_a_64k_chunk_extension_is_streamed_not_buffered(gw: Gateway) -> None:
@@ -112,7 +112,7 @@ def test_e55_a_slow_reader_of_a_100_mib_response_keeps_buffers_bounded(sock_gw: 
             sent[0] += len(chunk)
 
     sock_gw.recorder.reset_log(big)
-    rss_before = sock_gw.proxy.status_kib("VmRSS")
+    rss_before = sock_gw.process.status_kib("VmRSS")
     received = 0
     with connect(sock_gw.port) as sock:
         sock.sendall(b"GET /myapp/ HTTP/1.1\r\n" + H + b"\r\n")
@@ -121,7 +121,7 @@ def test_e55_a_slow_reader_of_a_100_mib_response_keeps_buffers_bounded(sock_gw: 
             received += len(sock.recv(4096))
             time.sleep(0.025)
         in_flight = sent[0] - received
-        growth = sock_gw.proxy.status_kib("VmRSS") - rss_before
+        growth = sock_gw.process.status_kib("VmRSS") - rss_before
     # What the upstream got ahead of the client is the two socket buffers plus portico's
     # 64 KiB high-water mark, not the response: reading from the upstream was paused.
     print(f"E55: slow reader: upstream ahead by {in_flight / 2**20:.1f} MiB, RSS +{growth / 1024:.1f} MiB")
@@ -137,7 +137,7 @@ def _cpu(pid: int) -> float:
 
 
 def _dechunk(data: bytes) -> bytes:
-    out = []
+    out: list[bytes] = []
     while True:
         size_line, _, data = data.partition(b"\r\n")
         size = int(size_line, 16)

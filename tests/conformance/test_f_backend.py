@@ -7,14 +7,14 @@ import signal
 import socket
 import threading
 import time
-from typing import Any
 
 import pytest
 
 from tests.conformance.conftest import Gateway, H
 from tests.conftest import proxy_config
 from tests.support.client import connect, read_response, read_until_quiet
-from tests.support.recorder import Conn, Recorder
+from tests.support.portico_proc import StartPortico
+from tests.support.recorder import Conn, Recorder, answer_once
 
 GET = b"GET /myapp/ HTTP/1.1\r\n" + H + b"\r\n"
 
@@ -68,7 +68,7 @@ def test_f61_chunked_upstream_dying_gets_no_last_chunk(gw: Gateway) -> None:
     b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 1000) for i in range(70)) + b"\r\n",
 ])
 def test_f62_garbage_or_an_oversized_head_is_502(gw: Gateway, answer: bytes) -> None:
-    gw.recorder.reset_log(lambda conn: (conn.read_request(), conn.send(answer)))
+    gw.recorder.reset_log(answer_once(answer))
     reply = gw.send(GET)
     assert reply.statuses == [502]
 
@@ -81,7 +81,7 @@ def test_f63_client_leaving_mid_upload_or_mid_response_closes_the_upstream(sock_
             pass
         closed.set()
 
-    fds = sock_gw.proxy.open_fds()
+    fds = sock_gw.process.open_fds()
     sock_gw.recorder.reset_log(upload_sink)
     with connect(sock_gw.port) as sock:
         sock.sendall(b"POST /myapp/ HTTP/1.1\r\n" + H + b"Content-Length: 500000\r\n\r\n" + b"x" * 1000)
@@ -107,11 +107,11 @@ def test_f63_client_leaving_mid_upload_or_mid_response_closes_the_upstream(sock_
         sock.recv(65536)
     assert cut.wait(3), "mid-response: the upstream connection was kept"
     time.sleep(0.3)
-    assert sock_gw.proxy.open_fds() <= fds  # nothing leaked
+    assert sock_gw.process.open_fds() <= fds  # nothing leaked
 
 
 def test_f64_sigterm_finishes_in_flight_work_and_closes_idle_connections(
-    recorder: Recorder, start_portico: Any
+    recorder: Recorder, start_portico: StartPortico
 ) -> None:
     def slow(conn: Conn) -> None:
         while (seen := conn.read_request()) is not None:
@@ -155,7 +155,7 @@ def test_f65_a_thousand_slow_uploads_keep_memory_bounded(sock_gw: Gateway) -> No
             conn.buffer = b""
 
     sock_gw.recorder.reset_log(sink)
-    rss_before = sock_gw.proxy.status_kib("VmRSS")
+    rss_before = sock_gw.process.status_kib("VmRSS")
     clients: list[socket.socket] = []
     stop = threading.Event()
 
@@ -174,9 +174,9 @@ def test_f65_a_thousand_slow_uploads_keep_memory_bounded(sock_gw: Gateway) -> No
         # Every upload reaches its upstream once portico has read its head: await that
         # (fds of both sides) rather than a fixed pause that a busy machine outruns.
         deadline = time.monotonic() + 15
-        while (open_fds := sock_gw.proxy.open_fds()) < 2000 and time.monotonic() < deadline:
+        while (open_fds := sock_gw.process.open_fds()) < 2000 and time.monotonic() < deadline:
             time.sleep(0.1)
-        growth_mib = (sock_gw.proxy.status_kib("VmRSS") - rss_before) / 1024
+        growth_mib = (sock_gw.process.status_kib("VmRSS") - rss_before) / 1024
     finally:
         stop.set()
         trickler.join()

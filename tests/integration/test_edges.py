@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
 
 from tests.conftest import proxy_config
 from tests.support.client import connect, read_response
+from tests.support.portico_proc import StartPortico
 from tests.support.recorder import Conn, Recorder
 
 
-def test_client_leaving_mid_upload_closes_the_upstream(recorder: Recorder, start_portico: Any) -> None:
+def test_client_leaving_mid_upload_closes_the_upstream(recorder: Recorder, start_portico: StartPortico) -> None:
     upstream_saw_eof = threading.Event()
 
     def slow_sink(conn: Conn) -> None:
@@ -34,7 +34,7 @@ def test_client_leaving_mid_upload_closes_the_upstream(recorder: Recorder, start
     assert upstream_saw_eof.wait(5)
 
 
-def test_json_access_log(recorder: Recorder, start_portico: Any) -> None:
+def test_json_access_log(recorder: Recorder, start_portico: StartPortico) -> None:
     proxy = start_portico(proxy_config(recorder.url, server='log_format = "json"'))
     with connect(proxy.port) as sock:
         sock.sendall(b"GET /myapp/x?q=1 HTTP/1.1\r\nHost: a\r\nUser-Agent: t\"est\r\nX-Request-ID: r-1\r\n\r\n")
@@ -47,7 +47,7 @@ def test_json_access_log(recorder: Recorder, start_portico: Any) -> None:
     assert entry["upstream"] == f"127.0.0.1:{recorder.port}"
 
 
-def test_last_keepalive_request_is_answered_with_connection_close(recorder: Recorder, start_portico: Any) -> None:
+def test_last_keepalive_request_is_answered_with_connection_close(recorder: Recorder, start_portico: StartPortico) -> None:
     # The connection's last response must say so, or a client that already sent the
     # next request on it sees a reset (found under load in the supervisor tests).
     proxy = start_portico(proxy_config(recorder.url, server="[server.limits]\nmax_keepalive_requests = 3"))

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.support.portico_proc import StartPortico
 from tests.support.procs import alive, descendants
 from tests.support.supervised import app_status, config, wait_until
 
@@ -58,7 +59,7 @@ def hammer(url: str, threads: int, stop: threading.Event) -> tuple[Counter[int |
 
 
 @pytest.mark.parametrize("server", ["gunicorn", "waitress"])
-def test_app_killed_under_load_comes_back_and_no_request_fails(start_portico: Any, server: str) -> None:
+def test_app_killed_under_load_comes_back_and_no_request_fails(start_portico: StartPortico, server: str) -> None:
     proxy = start_portico(config(demo(server)))
     before = app_status(proxy, "myapp")
     old_family = {before["pid"], *descendants(before["pid"])}
@@ -84,7 +85,7 @@ def test_app_killed_under_load_comes_back_and_no_request_fails(start_portico: An
     assert "restarting in 0.25s" in proxy.log_text()
 
 
-def test_waitress_killed_mid_response_cuts_that_response_only(start_portico: Any) -> None:
+def test_waitress_killed_mid_response_cuts_that_response_only(start_portico: StartPortico) -> None:
     proxy = start_portico(config(demo("waitress")))
     pid = app_status(proxy, "myapp")["pid"]
     with httpx.Client(timeout=10) as client, \
@@ -101,7 +102,7 @@ def test_waitress_killed_mid_response_cuts_that_response_only(start_portico: Any
     assert httpx.get(f"{proxy.url}/myapp/").status_code == 200
 
 
-def test_a_slowed_app_times_out_alone(start_portico: Any) -> None:
+def test_a_slowed_app_times_out_alone(start_portico: StartPortico) -> None:
     proxy = start_portico(config(demo("gunicorn", extra="")).replace(
         "tick = 0.1\n", 'tick = 0.1\n\n[server.limits]\nresponse_timeout = "1s"\n'))
     results: dict[str, Any] = {}
@@ -122,7 +123,7 @@ def test_a_slowed_app_times_out_alone(start_portico: Any) -> None:
     assert fast == [200] * 20  # the other requests were not held up
 
 
-def test_backend_closing_pooled_connections_early_loses_no_idempotent_request(start_portico: Any) -> None:
+def test_backend_closing_pooled_connections_early_loses_no_idempotent_request(start_portico: StartPortico) -> None:
     # gunicorn closes idle keep-alive connections after 2 s; the pool is told to keep them
     # 10 s, so portico keeps meeting connections the backend has just closed. Bursts are
     # spaced right at 2 s to hit that race as often as possible.

@@ -14,13 +14,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import free_port
 from tests.support.client import connect, read_response, read_until_quiet, send_raw
-from tests.support.portico_proc import Portico
+from tests.support.portico_proc import Portico, StartPortico
 from tests.support.procs import alive, descendants, kill_leftovers
 from tests.support.status import portico_status, proxy_only, status_json
 from tests.support.supervised import TINY, config, tiny, wait_until
@@ -28,7 +27,7 @@ from tests.support.supervised import TINY, config, tiny, wait_until
 # -- status finds the instance -----------------------------------------------------------
 
 def test_status_from_another_directory_and_without_arguments(
-    start_portico: Any, tmp_path: Path
+    start_portico: StartPortico, tmp_path: Path
 ) -> None:
     proxy = start_portico(proxy_only())
     elsewhere = tmp_path / "elsewhere"
@@ -68,7 +67,7 @@ def test_a_miss_says_where_it_looked(tmp_path: Path) -> None:
     assert "portico run -c" in result.stderr
 
 
-def test_stale_records_are_ignored_and_removed(start_portico: Any, tmp_path: Path) -> None:
+def test_stale_records_are_ignored_and_removed(start_portico: StartPortico, tmp_path: Path) -> None:
     proxy = start_portico(proxy_only())
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -83,7 +82,7 @@ def test_stale_records_are_ignored_and_removed(start_portico: Any, tmp_path: Pat
     assert not stale.exists()
 
 
-def test_several_running_without_c_lists_them(start_portico: Any) -> None:
+def test_several_running_without_c_lists_them(start_portico: StartPortico) -> None:
     first = start_portico(proxy_only())
     second = start_portico(proxy_only())
     result = portico_status(first.state_dir)
@@ -93,7 +92,7 @@ def test_several_running_without_c_lists_them(start_portico: Any) -> None:
     assert f"pid {second.pid}: {second.config_path}" in result.stderr
 
 
-def test_counts_are_summed_over_workers(start_portico: Any) -> None:
+def test_counts_are_summed_over_workers(start_portico: StartPortico) -> None:
     proxy = start_portico(proxy_only().replace("tick = 0.1\n", "tick = 0.1\nworkers = 2\n"))
     sockets = [connect(proxy.port) for _ in range(6)]
     try:
@@ -127,7 +126,7 @@ def logged(proxy: Portico, rid: bytes) -> tuple[str, int, int]:
 
 
 def test_own_error_responses_are_logged_with_status_bytes_and_request_id(
-    start_portico: Any,
+    start_portico: StartPortico,
 ) -> None:
     refused = free_port()  # nothing listens there
     proxy = start_portico(config(
@@ -312,7 +311,7 @@ def test_sigint_while_an_app_starts_stops_at_once(tmp_path: Path) -> None:
         kill_leftovers(family)
 
 
-def test_stopping_with_nothing_open_says_so(start_portico: Any) -> None:
+def test_stopping_with_nothing_open_says_so(start_portico: StartPortico) -> None:
     proxy = start_portico(proxy_only())
     with socket.create_connection(("127.0.0.1", proxy.port)):
         pass

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +18,7 @@ from portico.config.plan import AppPlan
 from portico.supervisor.logs import AppLog
 from portico.supervisor.process import AppProcess
 from tests.conftest import free_port
-from tests.support.portico_proc import Portico
+from tests.support.portico_proc import Portico, StartPortico
 from tests.support.procs import alive, descendants, kill_leftovers
 from tests.support.supervised import (
     REPO,
@@ -65,7 +64,7 @@ def example(name: str, app_port: int) -> str:
 
 # -- the two guides' deployments ------------------------------------------------------
 
-def test_apache_guide_example(start_portico: Any) -> None:
+def test_apache_guide_example(start_portico: StartPortico) -> None:
     proxy = start_portico(example("apache-guide", free_port()))
     with from_127_0_0_2() as client:
         hello = client.get(f"{proxy.url}/myapp/")
@@ -82,7 +81,7 @@ def test_apache_guide_example(start_portico: Any) -> None:
     assert "Using worker: gevent" in proxy.log_text()
 
 
-def test_iis_guide_example(start_portico: Any) -> None:
+def test_iis_guide_example(start_portico: StartPortico) -> None:
     proxy = start_portico(example("iis-guide", free_port()))
     with from_127_0_0_2() as client:
         assert client.get(f"{proxy.url}/myApp/").text == "Hello World!!!"
@@ -118,7 +117,7 @@ def test_explain_prints_matching_app_settings(name: str, expected: list[str]) ->
         assert needle in result.stdout
 
 
-def test_asgi_app_under_uvicorn_with_a_free_port(start_portico: Any) -> None:
+def test_asgi_app_under_uvicorn_with_a_free_port(start_portico: StartPortico) -> None:
     proxy = start_portico(config(f"""
 [[app]]
 name = "api"
@@ -140,7 +139,7 @@ app = "api"
 
 # -- keeping apps up ------------------------------------------------------------------
 
-def test_a_request_during_a_restart_waits_for_the_app(start_portico: Any) -> None:
+def test_a_request_during_a_restart_waits_for_the_app(start_portico: StartPortico) -> None:
     proxy = start_portico(config(tiny("tiny")))
     first = httpx.get(f"{proxy.url}/tiny/")
     pid = app_status(proxy, "tiny")["pid"]
@@ -152,7 +151,7 @@ def test_a_request_during_a_restart_waits_for_the_app(start_portico: Any) -> Non
     assert second.text != first.text  # served by the new process
 
 
-def test_crash_looping_app_is_marked_failed_and_others_keep_serving(start_portico: Any) -> None:
+def test_crash_looping_app_is_marked_failed_and_others_keep_serving(start_portico: StartPortico) -> None:
     proxy = start_portico(config(
         tiny("crashy", "--die-after", "0.3", extra="max_restarts = 2\nrequest_wait = 0.5"),
         tiny("steady"),
@@ -207,13 +206,13 @@ def test_readiness_timeout_gives_a_clear_message(tmp_path: Path) -> None:
     assert time.monotonic() - started < 20
 
 
-def test_health_path_gates_readiness(start_portico: Any) -> None:
+def test_health_path_gates_readiness(start_portico: StartPortico) -> None:
     proxy = start_portico(config(tiny("tiny", "--unhealthy-for", "1.0", extra='health = "/healthz"')))
     # Listeners open only once the health path answers 2xx: the first request is never 503.
     assert httpx.get(f"{proxy.url}/tiny/healthz").status_code == 200
 
 
-def test_app_log_is_rotated_at_its_size_cap(start_portico: Any, tmp_path: Path) -> None:
+def test_app_log_is_rotated_at_its_size_cap(start_portico: StartPortico, tmp_path: Path) -> None:
     proxy = start_portico(config(tiny(
         "chatty", "--spam", "300000", extra='log_max_size = "20KiB"\nlog_backups = 2')))
     assert httpx.get(f"{proxy.url}/chatty/").status_code == 200
@@ -235,7 +234,7 @@ def test_status_without_a_running_portico_says_so(tmp_path: Path) -> None:
     assert "portico run" in result.stderr
 
 
-def test_the_readme_app_config_runs(start_portico: Any) -> None:
+def test_the_readme_app_config_runs(start_portico: StartPortico) -> None:
     readme = (REPO / "README.md").read_text()
     text = next(block.split("```", 1)[0] for block in readme.split("```toml\n")
                 if "restart_window" in block)

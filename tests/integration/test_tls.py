@@ -13,14 +13,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import trustme
 
 from tests.conftest import free_port
-from tests.support.portico_proc import Portico
+from tests.support.portico_proc import Portico, StartPortico
 from tests.support.recorder import Recorder
 from tests.support.tls import (
     cert_block,
@@ -42,7 +41,7 @@ def local_ca(tmp_path: Path) -> Path:
 
 # -- the app behind https ----------------------------------------------------------------
 
-def test_app_sees_https_and_plain_http_is_redirected(start_portico: Any, local_ca: Path) -> None:
+def test_app_sees_https_and_plain_http_is_redirected(start_portico: StartPortico, local_ca: Path) -> None:
     cert, key = make(local_ca, "localhost", "127.0.0.1", "my.site.com")
     app_port = free_port()
     proxy = start_portico(f"""
@@ -85,7 +84,7 @@ app = "myapp"
         assert followed.json()["scheme"] == "https"
 
 
-def test_forwarded_proto_is_https_over_tls(start_portico: Any, recorder: Recorder, local_ca: Path) -> None:
+def test_forwarded_proto_is_https_over_tls(start_portico: StartPortico, recorder: Recorder, local_ca: Path) -> None:
     cert, key = make(local_ca, "localhost", "127.0.0.1")
     proxy = start_portico(tls_config(local_ca, recorder.url, server="forwarded = true",
                                      certs=cert_block(cert, key, ["localhost", "127.0.0.1"])))
@@ -101,7 +100,7 @@ def test_forwarded_proto_is_https_over_tls(start_portico: Any, recorder: Recorde
 # -- protocol versions, SNI, ALPN -------------------------------------------------------
 
 @pytest.fixture
-def sni_proxy(start_portico: Any, recorder: Recorder, local_ca: Path) -> Any:
+def sni_proxy(start_portico: StartPortico, recorder: Recorder, local_ca: Path) -> Portico:
     default = make(local_ca, "a.test")
     other = make(local_ca, "b.test")
     wild = make(local_ca, "*.wild.test")
@@ -141,7 +140,7 @@ def test_sni_picks_the_certificate_and_alpn_is_http11(sni_proxy: Portico) -> Non
 # -- certificates changing on disk ---------------------------------------------------------
 
 
-def test_certificate_swap_under_load_with_sighup(start_portico: Any, recorder: Recorder, local_ca: Path) -> None:
+def test_certificate_swap_under_load_with_sighup(start_portico: StartPortico, recorder: Recorder, local_ca: Path) -> None:
     cert, key = make(local_ca, "localhost")
     proxy = start_portico(tls_config(local_ca, recorder.url, certs=cert_block(cert, key, ["localhost"])))
     ca = local_ca / "ca.pem"
@@ -188,7 +187,7 @@ def test_certificate_swap_under_load_with_sighup(start_portico: Any, recorder: R
 
 
 def test_changed_files_are_picked_up_without_a_signal_and_a_broken_one_is_refused(
-    start_portico: Any, recorder: Recorder, local_ca: Path
+    start_portico: StartPortico, recorder: Recorder, local_ca: Path
 ) -> None:
     cert, key = make(local_ca, "localhost")
     proxy = start_portico(tls_config(local_ca, recorder.url, certs=cert_block(cert, key, ["localhost"])
@@ -246,7 +245,7 @@ def test_https_listener_without_a_certificate_is_a_config_error(tmp_path: Path) 
 
 # -- certificates made by portico -----------------------------------------------------------
 
-def test_self_signed_certificate_from_the_local_ca(start_portico: Any, recorder: Recorder, tmp_path: Path) -> None:
+def test_self_signed_certificate_from_the_local_ca(start_portico: StartPortico, recorder: Recorder, tmp_path: Path) -> None:
     proxy = start_portico(tls_config(tmp_path, recorder.url, certs=(
         '[[tls.certificate]]\nhosts = ["localhost", "127.0.0.1"]\nself_signed = true\n')))
     ca = tmp_path / "state" / "tls" / "ca.pem"
@@ -273,7 +272,7 @@ def test_cert_create_and_show(tmp_path: Path) -> None:
     assert "396" in shown.stdout or "397" in shown.stdout  # days left
 
 
-def test_a_certificate_close_to_expiry_is_warned_about(start_portico: Any, recorder: Recorder, tmp_path: Path) -> None:
+def test_a_certificate_close_to_expiry_is_warned_about(start_portico: StartPortico, recorder: Recorder, tmp_path: Path) -> None:
     ca = trustme.CA()
     soon = ca.issue_cert("localhost", not_after=dt.datetime.now(dt.UTC) + dt.timedelta(days=5))
     soon.cert_chain_pems[0].write_to_path(str(tmp_path / "soon.pem"))
@@ -293,7 +292,7 @@ def test_a_certificate_close_to_expiry_is_warned_about(start_portico: Any, recor
 # -- TLS to the upstream ---------------------------------------------------------------------
 
 def test_https_upstream_verified_with_a_custom_ca_and_sni(
-    start_portico: Any, recorder: Recorder, local_ca: Path
+    start_portico: StartPortico, recorder: Recorder, local_ca: Path
 ) -> None:
     # The TLS upstream is a second portico whose *default* certificate is for another name:
     # only a client that sends SNI "localhost" gets the certificate that verifies.

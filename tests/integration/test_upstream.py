@@ -3,20 +3,19 @@ which runs the rest of these cases in process."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from tests.conftest import proxy_config
 from tests.support.client import connect, read_response, read_until_quiet
+from tests.support.portico_proc import Portico, StartPortico
 from tests.support.recorder import Recorder
 
 GET = b"GET /myapp/x HTTP/1.1\r\nHost: a\r\n\r\n"
 
 
-def proxy_for(start_portico: Any, recorder: Recorder, server: str = "", route: str = "") -> Any:
+def proxy_for(start_portico: StartPortico, recorder: Recorder, server: str = "", route: str = "") -> Portico:
     return start_portico(proxy_config(recorder.url, route, server))
 
 
-def test_expect_100_continue(recorder: Recorder, start_portico: Any) -> None:
+def test_expect_100_continue(recorder: Recorder, start_portico: StartPortico) -> None:
     proxy = proxy_for(start_portico, recorder, route="limits.max_body_size = \"1KiB\"")
     with connect(proxy.port) as sock:
         sock.sendall(b"POST /myapp/x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")

@@ -141,6 +141,14 @@ class Conn:
 Handler = Callable[[Conn], None]
 
 
+def answer_once(response: bytes) -> Handler:
+    """Read one request, answer it with ``response``, say nothing more."""
+    def handler(conn: Conn) -> None:
+        if conn.read_request() is not None:
+            conn.send(response)
+    return handler
+
+
 def ok_handler(conn: Conn) -> None:
     while conn.read_request() is not None:
         conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from portico.tls.authority import issue
+from tests.support.portico_proc import StartPortico
 
 
 def tls_config(tmp: Path, upstream: str, *, server: str = "", certs: str = "", extra: str = "") -> str:
@@ -40,7 +41,7 @@ def make(ca_dir: Path, *hosts: str) -> tuple[Path, Path]:
 
 
 def start_with_certificate(
-    start_portico: Any, tmp_path: Path, upstream: str, server: str = "", extra: str = ""
+    start_portico: StartPortico, tmp_path: Path, upstream: str, server: str = "", extra: str = ""
 ) -> tuple[Any, Path, Path, Path]:
     """portico with one certificate for localhost from a fresh local CA under tmp_path:
     (the proxy, ca.pem, the certificate, its key)."""
