@@ -16,9 +16,9 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from _pytest.terminal import TerminalReporter
 
 from tests.support.client import Reply, read_until_quiet
 from tests.support.harness import ProxyHarness
@@ -178,7 +178,7 @@ _results: dict[str, dict[str, int]] = defaultdict(lambda: {"passed": 0, "failed"
 _cases: dict[str, set[str]] = defaultdict(set)
 
 
-def pytest_runtest_logreport(report: Any) -> None:
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
         return
     if "tests/conformance" not in report.nodeid:
@@ -190,7 +190,7 @@ def pytest_runtest_logreport(report: Any) -> None:
         _cases[section].add(match.group(2))
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
     if not _results:
         return
     terminalreporter.section("hardening catalogue")

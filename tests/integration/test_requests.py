@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -13,7 +12,7 @@ from tests.support.client import send_raw
 from tests.support.front import Front, InProcessFront, SocketFront
 from tests.support.harness import ProxyHarness
 from tests.support.portico_proc import StartPortico
-from tests.support.recorder import Recorder
+from tests.support.recorder import Conn, Recorder
 
 BOTH_WAYS = pytest.mark.parametrize("proxy", ["inprocess", "socket"], indirect=True)
 
@@ -94,7 +93,7 @@ def test_hop_by_hop_headers_never_cross(proxy: Front, recorder: Recorder) -> Non
 
 @BOTH_WAYS
 def test_keep_alive_and_pipelining_answer_in_order(proxy: Front, recorder: Recorder) -> None:
-    def echo_target(conn: Any) -> None:
+    def echo_target(conn: Conn) -> None:
         while (seen := conn.read_request()) is not None:
             body = seen.target
             conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
