@@ -247,13 +247,17 @@ class ProxyHarness:
         answer); the in-process twin of reading a socket until it goes quiet."""
         async def wait() -> None:
             deadline = time.monotonic() + limit
-            last, still_since = -1, time.monotonic()
+            last, still_since, still_turns = -1, time.monotonic(), 0
             while not client.closed and time.monotonic() < deadline:
                 await asyncio.sleep(0.002)
                 size = len(client.transport.written)
                 if size != last:
-                    last, still_since = size, time.monotonic()
-                elif time.monotonic() - still_since >= quiet:
+                    last, still_since, still_turns = size, time.monotonic(), 0
+                    continue
+                still_turns += 1
+                # Quiet by the clock and by loop turns: a process descheduled under load
+                # for longer than ``quiet`` has not had the turns an answer needs.
+                if still_turns >= 20 and time.monotonic() - still_since >= quiet:
                     return
         self.loop.run_until_complete(wait())
         self.turn()
