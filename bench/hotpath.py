@@ -14,14 +14,15 @@ import pstats
 import sys
 import time
 from pathlib import Path
-from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.harness import CountingTransport, idle_upstream
 
 from portico import memory
 from portico.config.compile import serving_plan
 from portico.config.load import parse
 from portico.config.provision import build_gateway
 from portico.server.protocol import ClientConnection
-from portico.upstream.connection import UpstreamConnection
 
 CONFIG = """
 [server]
@@ -50,38 +51,16 @@ RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Sat, 21 Nov 2026 01:00:0
             b"Content-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello")
 
 
-class FakeTransport:
-    def __init__(self, peer: tuple[str, int], local: tuple[str, int]) -> None:
-        self.extra = {"peername": peer, "sockname": local}
-        self.out = 0
-
-    def get_extra_info(self, name: str) -> Any:
-        return self.extra.get(name)
-
-    def write(self, data: bytes) -> None:
-        self.out += len(data)
-
-    def writelines(self, parts: list[bytes]) -> None:
-        self.out += sum(map(len, parts))
-
-    def set_write_buffer_limits(self, high: int, low: int) -> None: ...
-    def pause_reading(self) -> None: ...
-    def resume_reading(self) -> None: ...
-    def close(self) -> None: ...
-    def abort(self) -> None: ...
-
-
 def main() -> None:
     count = int(next((a for a in sys.argv[1:] if a.isdigit()), "100000"))
     request = REQUEST[:-2] + BROWSER + b"\r\n" if "--headers" in sys.argv else REQUEST
     loop = asyncio.new_event_loop()
-    plan = serving_plan(parse(CONFIG, "hotpath"), Path.cwd(), Path.cwd())
+    plan = serving_plan(parse(CONFIG, "hotpath"), Path.cwd(), Path.cwd(), print)
     gateway = build_gateway(plan, loop)
     client = ClientConnection(gateway)
-    client.connection_made(FakeTransport(("127.0.0.1", 50000), ("127.0.0.1", 8080)))  # type: ignore[arg-type]
-    upstream = UpstreamConnection(gateway.routes.routes[0].backend)
-    upstream.connection_made(FakeTransport(("127.0.0.1", 9), ("127.0.0.1", 40000)))  # type: ignore[arg-type]
-    gateway.pool.release(upstream, 0.0)
+    client.connection_made(CountingTransport(("127.0.0.1", 50000), ("127.0.0.1", 8080)))
+    upstream_side = CountingTransport(("127.0.0.1", 9), ("127.0.0.1", 40000))
+    upstream, _ = idle_upstream(gateway, 0, upstream_side)
 
     def one() -> None:
         client.data_received(request)

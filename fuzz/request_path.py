@@ -22,20 +22,14 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import h11
 from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.harness import Client, ProxyHarness, idle_upstream
 from tests.unit.test_properties import streams
-
-from portico.config.compile import serving_plan
-from portico.config.load import parse
-from portico.config.provision import build_gateway
-from portico.server.protocol import ClientConnection
-from portico.upstream.connection import UpstreamConnection
 
 CONFIG = """
 [server]
@@ -53,67 +47,30 @@ RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nLocation: http://127.0.0.1:
 STATUS_LINE = re.compile(rb"HTTP/1\.1 [1-5][0-9][0-9] ")
 
 
-class Recording:
-    def __init__(self, peer: tuple[str, int]) -> None:
-        self.extra = {"peername": peer, "sockname": ("127.0.0.1", 8080)}
-        self.out = bytearray()
-        self.closed = False
-
-    def get_extra_info(self, name: str) -> Any:
-        return self.extra.get(name)
-
-    def write(self, data: bytes) -> None:
-        self.out += data
-
-    def writelines(self, parts: list[bytes]) -> None:
-        for part in parts:
-            self.out += part
-
-    def set_write_buffer_limits(self, high: int, low: int) -> None: ...
-    def pause_reading(self) -> None: ...
-    def resume_reading(self) -> None: ...
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = True
-
-
-loop = asyncio.new_event_loop()
-loop_errors: list[dict[str, Any]] = []
-loop.set_exception_handler(lambda _loop, context: loop_errors.append(context))
-gateway = build_gateway(serving_plan(parse(CONFIG, "fuzz"), Path.cwd(), Path.cwd()), loop)
+harness = ProxyHarness(CONFIG)
+loop, loop_errors, gateway = harness.loop, harness.loop_errors, harness.gateway
 counts = {"examples": 0, "upstream requests": 0, "client bytes": 0}
 
 
 def run_one(data: bytes, cuts: list[int]) -> None:
-    client = ClientConnection(gateway)
-    client_side = Recording(("203.0.113.7", 50000))
-    client.connection_made(client_side)  # type: ignore[arg-type]
-    upstreams = []
-    for route in gateway.routes.routes:
-        upstream = UpstreamConnection(route.backend)
-        side = Recording(("127.0.0.1", 9))
-        upstream.connection_made(side)  # type: ignore[arg-type]
-        gateway.pool.release(upstream, gateway.now)
-        upstreams.append((upstream, side))
+    client = Client(harness, ("203.0.113.7", 50000), ("127.0.0.1", 8080), b"http")
+    upstreams = [idle_upstream(gateway, index) for index in range(len(gateway.routes.routes))]
     start = 0
     for cut in [*sorted({c % (len(data) + 1) for c in cuts}), len(data)]:
         if cut > start:
-            client.data_received(data[start:cut])
+            client.send(data[start:cut])
             for upstream, _ in upstreams:
                 if upstream.user is not None:
                     upstream.data_received(RESPONSE)
             loop.run_until_complete(asyncio.sleep(0))  # let refused connects fail (502)
         start = cut
-    client.connection_lost(None)
+    client.disconnect()
     gateway.pool.close_all()
     counts["examples"] += 1
-    counts["client bytes"] += len(client_side.out)
+    counts["client bytes"] += len(client.received)
     for _, side in upstreams:
-        check_upstream(bytes(side.out))
-    check_client(bytes(client_side.out))
+        check_upstream(bytes(side.written))
+    check_client(client.received)
     assert not loop_errors, loop_errors  # nothing failed inside a callback or task either
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from tests.support.portico_proc import Portico
+from tests.support.portico_proc import Portico, StartPortico
 from tests.support.recorder import Recorder
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -60,7 +60,7 @@ def recorder() -> Iterator[Recorder]:
 
 
 @pytest.fixture
-def start_portico(tmp_path: Path) -> Iterator[object]:
+def start_portico(tmp_path: Path) -> Iterator[StartPortico]:
     started: list[Portico] = []
 
     def start(config: str, wrapper: list[str] | None = None) -> Portico:

@@ -125,14 +125,14 @@ def test_a18_unknown_expectation_is_417(gw: Gateway) -> None:
     assert reply.statuses == [417] and reply.closed and gw.upstream_saw_nothing
 
 
-def test_a19_early_answer_with_unread_body_closes_the_client(gw: Gateway) -> None:
+def test_a19_early_answer_with_unread_body_closes_the_client(sock_gw: Gateway) -> None:
     def early(conn: Conn) -> None:
         conn.sock.recv(65536)  # the head and a little of the body
         conn.send(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n")
         time.sleep(0.5)
 
-    gw.recorder.reset_log(early)
-    with connect(gw.port) as sock:
+    sock_gw.recorder.reset_log(early)
+    with connect(sock_gw.port) as sock:
         sock.sendall(POST + b"Content-Length: 500000\r\n\r\n" + b"x" * 1000)
         reply = read_response(sock)
         assert reply.status == 413 and reply.header(b"connection") == b"close"
@@ -144,7 +144,7 @@ def test_a20_http2_version_over_http1_is_505(gw: Gateway) -> None:
     assert reply.statuses == [505] and reply.closed and gw.upstream_saw_nothing
 
 
-def test_a11_spill_after_streaming_began_closes_the_upstream(gw: Gateway) -> None:
+def test_a11_spill_after_streaming_began_closes_the_upstream(sock_gw: Gateway) -> None:
     upstream_closed = threading.Event()
 
     def sink(conn: Conn) -> None:
@@ -152,12 +152,14 @@ def test_a11_spill_after_streaming_began_closes_the_upstream(gw: Gateway) -> Non
             pass
         upstream_closed.set()
 
-    gw.recorder.reset_log(sink)
-    with connect(gw.port) as sock:
+    sock_gw.recorder.reset_log(sink)
+    with connect(sock_gw.port) as sock:
         sock.sendall(CHUNKED + b"2\r\nxx\r\n")
-        time.sleep(0.3)  # the first chunk has gone upstream
+        sock_gw.recorder.wait_until(lambda: bool(sock_gw.recorder.connections) and bytes(
+        sock_gw.recorder.connections[0].received)
+                                    .endswith(b"2\r\nxx\r\n"), "the first chunk upstream")
         sock.sendall(b"2\r\nxxxx\r\n0\r\n\r\n")  # a chunk longer than it says
         reply = read_until_quiet(sock)
     assert reply.statuses == [400] and reply.closed
     assert upstream_closed.wait(3), "the upstream connection was kept"
-    assert bytes(gw.recorder.connections[0].received).endswith(b"2\r\nxx\r\n")  # nothing after
+    assert bytes(sock_gw.recorder.connections[0].received).endswith(b"2\r\nxx\r\n")  # nothing after

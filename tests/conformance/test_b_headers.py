@@ -8,7 +8,7 @@ import pytest
 
 from tests.conformance.conftest import Gateway, H
 from tests.support.client import connect, read_until_quiet
-from tests.support.recorder import Conn
+from tests.support.recorder import Conn, answer_once
 
 GET = b"GET /myapp/ HTTP/1.1\r\n" + H
 
@@ -32,8 +32,8 @@ def test_rejected_with_close_and_nothing_forwarded(gw: Gateway, name: str) -> No
 
 
 def test_b22_obs_fold_in_a_response_is_502(gw: Gateway) -> None:
-    gw.recorder.reset_log(lambda conn: (conn.read_request(), conn.send(
-        b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok")))
+    gw.recorder.reset_log(answer_once(
+        b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok"))
     reply = gw.send(GET + b"\r\n")
     assert reply.statuses == [502] and b"ok" not in reply.body
 
@@ -52,10 +52,10 @@ def test_b26_underscore_names_never_reach_the_app(gw: Gateway) -> None:
     assert seen.header(b"x-ok") == b"1" and seen.header(b"x-forwarded-for") == b"127.0.0.1"
 
 
-def test_b27_a_64k_header_sent_slowly_is_431_before_it_ends(gw: Gateway) -> None:
+def test_b27_a_64k_header_sent_slowly_is_431_before_it_ends(sock_gw: Gateway) -> None:
     # Every read counts toward the head bound (request line + head limit + 1 KiB), so a
     # header that never ends is refused at ~41 KiB, not when it completes.
-    with connect(gw.port) as sock:
+    with connect(sock_gw.port) as sock:
         sock.sendall(GET + b"X-Big: ")
         try:
             for _ in range(64):
@@ -64,7 +64,7 @@ def test_b27_a_64k_header_sent_slowly_is_431_before_it_ends(gw: Gateway) -> None
         except OSError:
             pass  # closed on us mid-header, as it should be
         reply = read_until_quiet(sock)
-    assert reply.statuses == [431] and reply.closed and gw.upstream_saw_nothing
+    assert reply.statuses == [431] and reply.closed and sock_gw.upstream_saw_nothing
 
 
 def test_b29_hop_by_hop_headers_never_cross_either_way(gw: Gateway) -> None:

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 
 import pytest
 
 from tests.conformance.conftest import Gateway, H
-from tests.support.client import Reply, read_until_quiet
+from tests.support.client import Reply
 from tests.support.recorder import Conn
 
 GET = b"GET /myapp/ HTTP/1.1\r\n" + H
 
 
 def from_address(gw: Gateway, source: str, data: bytes) -> Reply:
-    with socket.socket() as sock:
-        sock.bind((source, 0))
-        sock.settimeout(10)
-        sock.connect(("127.0.0.1", gw.port))
-        sock.sendall(data)
-        return read_until_quiet(sock, quiet=0.6)
+    return gw.send(data, quiet=0.6, source=source)
 
 
 def answering(head: bytes, body: bytes = b"") -> Callable[[Conn], None]:

@@ -1,15 +1,15 @@
-"""E. Exhaustion, cases 54-55 with a portico of their own: flood, EMFILE, a client that stops reading."""
+"""E. Exhaustion, case 54 with a portico of its own: flood and EMFILE (the client that stops
+reading, case 55, runs in process: test_deadlines.py)."""
 
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from tests.conftest import proxy_config
 from tests.support.client import connect, read_response
+from tests.support.portico_proc import StartPortico
 from tests.support.recorder import Conn, Recorder
 
 REQUEST = b"GET /myapp/ HTTP/1.1\r\nHost: a\r\n\r\n"
@@ -20,33 +20,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
 
 
-def test_e55_client_that_stops_reading_is_dropped_after_send_timeout(recorder: Recorder, start_portico: Any) -> None:
-    upstream_cut = threading.Event()
-
-    def endless(conn: Conn) -> None:
-        conn.read_request()
-        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n")
-        chunk = b"x" * 65536
-        try:
-            while True:
-                conn.sock.sendall(chunk)
-        except OSError:
-            upstream_cut.set()
-
-    recorder.reset_log(endless)
-    proxy = start_portico(proxy_config(recorder.url, server='[server.limits]\nsend_timeout = "1s"'))
-    with connect(proxy.port) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.sendall(REQUEST)
-        started = time.monotonic()
-        assert upstream_cut.wait(10), "portico kept a client that reads nothing"
-        assert time.monotonic() - started < 6
-    # The upstream side is bounded by backpressure, not buffered without limit.
-    assert proxy.status_kib("VmRSS") < 200 * 1024
-
-
 def test_e54_connections_beyond_max_connections_are_refused_and_service_recovers(
-    recorder: Recorder, start_portico: Any
+    recorder: Recorder, start_portico: StartPortico
 ) -> None:
     proxy = start_portico(proxy_config(recorder.url, server="[server.limits]\nmax_connections = 5"))
     held = [connect(proxy.port) for _ in range(5)]
@@ -72,7 +47,7 @@ def test_e54_connections_beyond_max_connections_are_refused_and_service_recovers
         assert read_response(again).status == 200
 
 
-def test_e54_emfile_backs_off_without_spinning_and_recovers(recorder: Recorder, start_portico: Any) -> None:
+def test_e54_emfile_backs_off_without_spinning_and_recovers(recorder: Recorder, start_portico: StartPortico) -> None:
     def slow(conn: Conn) -> None:
         if conn.read_request() is not None:
             time.sleep(1.5)

@@ -8,7 +8,6 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -16,8 +15,9 @@ import pytest
 from portico.config.load import load, parse
 from portico.errors import ConfigError
 from portico.ports import bind_holder, foreign_listener, listeners
-from tests.integration.test_supervisor import app_status, config, run_to_exit, tiny
+from tests.support.portico_proc import StartPortico
 from tests.support.procs import alive
+from tests.support.supervised import app_status, config, run_to_exit, tiny
 
 REPO = Path(__file__).parents[2]
 LINUX = sys.platform.startswith("linux")
@@ -93,7 +93,7 @@ def test_an_app_whose_port_is_served_outside_its_process_group_is_refused(
 
 
 def test_listener_check_false_serves_an_app_that_hands_its_port_to_another_process(
-    start_portico: Any,
+    start_portico: StartPortico,
 ) -> None:
     proxy = start_portico(config(tiny("tiny", "--serve-from-own-session",
                                       extra="listener_check = false")))
@@ -123,7 +123,7 @@ def test_listeners_are_matched_to_their_process_through_proc() -> None:
 
 # -- liveness -------------------------------------------------------------------------
 
-def test_a_hung_app_is_restarted_and_status_says_why(start_portico: Any) -> None:
+def test_a_hung_app_is_restarted_and_status_says_why(start_portico: StartPortico) -> None:
     proxy = start_portico(config(tiny("hung", "--hang-on", "/hang", extra=QUICK_HEALTH)))
     before = app_status(proxy, "hung")
     assert before["last_reason"] is None and before["restarts"] == 0
@@ -141,7 +141,7 @@ def test_a_hung_app_is_restarted_and_status_says_why(start_portico: Any) -> None
     assert "portico: health check 1 of 2 failed: no answer within 0.3s" in log
 
 
-def test_an_app_answering_5xx_follows_the_crash_rules(start_portico: Any) -> None:
+def test_an_app_answering_5xx_follows_the_crash_rules(start_portico: StartPortico) -> None:
     # max_restarts = 0: the first unhealthy verdict counts as one crash too many.
     proxy = start_portico(config(tiny("sick", "--sick-on", "/sick", extra=(
         f'health = "/healthz"\n{QUICK_HEALTH}\nmax_restarts = 0\nrequest_wait = "0.5s"'))))

@@ -9,9 +9,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
+
+from tests.support.portico_proc import StartPortico
 
 GUIDE = Path(__file__).parents[2] / "docs" / "guide" / "fastapi.md"
 
@@ -55,7 +56,7 @@ def assert_served_once_under(client: httpx.Client, base: str, prefix: str) -> No
     assert not [text for text in seen if f"{prefix}{prefix}" in text]
 
 
-def test_the_guide_app_under_api_with_the_defaults(tmp_path: Path, start_portico: Any) -> None:
+def test_the_guide_app_under_api_with_the_defaults(tmp_path: Path, start_portico: StartPortico) -> None:
     (tmp_path / "main.py").write_text(guide_block("python"))
     config = guide_block("toml").replace('"http://127.0.0.1:8080"', '"http://127.0.0.1:0"')
     proxy = start_portico(config)
@@ -66,7 +67,7 @@ def test_the_guide_app_under_api_with_the_defaults(tmp_path: Path, start_portico
     assert "set no root_path in the app" in said
 
 
-def test_explains_advice_for_a_uvicorn_it_does_not_start(tmp_path: Path, start_portico: Any) -> None:
+def test_explains_advice_for_a_uvicorn_it_does_not_start(tmp_path: Path, start_portico: StartPortico) -> None:
     """A ``command`` app is run by the user's own uvicorn command line: explain says to add
     --root-path for the stripped route, and that command line, run, works."""
     (tmp_path / "main.py").write_text(guide_block("python"))

@@ -1,11 +1,10 @@
 """Fault injection with real servers: gunicorn and waitress killed, slowed, restarted under
-load, and a backend that closes pooled connections early. No idempotent request whose
-response had not begun may fail."""
+load. No idempotent request whose response had not begun may fail. (A backend closing
+pooled connections early: tests/inprocess/test_pool_retry.py.)"""
 
 from __future__ import annotations
 
 import os
-import random
 import signal
 import threading
 import time
@@ -16,8 +15,9 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.integration.test_supervisor import app_status, config, wait_until
+from tests.support.portico_proc import StartPortico
 from tests.support.procs import alive, descendants
+from tests.support.supervised import app_status, config, wait_until
 
 LOAD_THREADS = 4
 
@@ -58,7 +58,7 @@ def hammer(url: str, threads: int, stop: threading.Event) -> tuple[Counter[int |
 
 
 @pytest.mark.parametrize("server", ["gunicorn", "waitress"])
-def test_app_killed_under_load_comes_back_and_no_request_fails(start_portico: Any, server: str) -> None:
+def test_app_killed_under_load_comes_back_and_no_request_fails(start_portico: StartPortico, server: str) -> None:
     proxy = start_portico(config(demo(server)))
     before = app_status(proxy, "myapp")
     old_family = {before["pid"], *descendants(before["pid"])}
@@ -84,7 +84,7 @@ def test_app_killed_under_load_comes_back_and_no_request_fails(start_portico: An
     assert "restarting in 0.25s" in proxy.log_text()
 
 
-def test_waitress_killed_mid_response_cuts_that_response_only(start_portico: Any) -> None:
+def test_waitress_killed_mid_response_cuts_that_response_only(start_portico: StartPortico) -> None:
     proxy = start_portico(config(demo("waitress")))
     pid = app_status(proxy, "myapp")["pid"]
     with httpx.Client(timeout=10) as client, \
@@ -101,7 +101,7 @@ def test_waitress_killed_mid_response_cuts_that_response_only(start_portico: Any
     assert httpx.get(f"{proxy.url}/myapp/").status_code == 200
 
 
-def test_a_slowed_app_times_out_alone(start_portico: Any) -> None:
+def test_a_slowed_app_times_out_alone(start_portico: StartPortico) -> None:
     proxy = start_portico(config(demo("gunicorn", extra="")).replace(
         "tick = 0.1\n", 'tick = 0.1\n\n[server.limits]\nresponse_timeout = "1s"\n'))
     results: dict[str, Any] = {}
@@ -120,45 +120,3 @@ def test_a_slowed_app_times_out_alone(start_portico: Any) -> None:
     # Deadlines are exact to a tick (0.1 s), hence 0.8 for a 1 s response_timeout.
     assert status == 504 and 0.8 < waited < 2.5 and "did not answer in time" in detail
     assert fast == [200] * 20  # the other requests were not held up
-
-
-def test_backend_closing_pooled_connections_early_loses_no_idempotent_request(start_portico: Any) -> None:
-    # gunicorn closes idle keep-alive connections after 2 s; the pool is told to keep them
-    # 10 s, so portico keeps meeting connections the backend has just closed. Bursts are
-    # spaced right at 2 s to hit that race as often as possible.
-    port = free_port()
-    proxy = start_portico(config(f"""
-[[app]]
-name = "ka"
-command = ["{{python}}", "-m", "gunicorn", "--worker-class", "gevent", "--workers", "2",
-           "--keep-alive", "2", "--bind", "{{host}}:{{port}}", "--no-control-socket",
-           "portico.demo.app:app"]
-bind = "127.0.0.1:{port}"
-
-[[route]]
-path = "/ka"
-app = "ka"
-""").replace("tick = 0.1\n", 'tick = 0.1\n\n[server.pool]\nidle_timeout = "10s"\n'))
-    failures: Counter[str] = Counter()
-    done: Counter[str] = Counter()
-
-    def client(seed: int) -> None:
-        rng = random.Random(seed)
-        with httpx.Client(timeout=15) as http:
-            for _ in range(5):
-                for _ in range(500):
-                    try:
-                        response = http.get(f"{proxy.url}/ka/")
-                    except httpx.HTTPError as exc:
-                        failures[repr(exc)] += 1
-                    else:
-                        done[str(response.status_code)] += 1
-                time.sleep(2.0 + rng.uniform(-0.1, 0.1))
-
-    threads = [threading.Thread(target=client, args=(seed,)) for seed in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not failures, failures
-    assert done == Counter({"200": 10_000}), done

@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from tests.conftest import proxy_config
 from tests.support.client import connect, read_response
+from tests.support.portico_proc import StartPortico
 from tests.support.recorder import Conn, Recorder
 
 GIB = 1 << 30
@@ -28,7 +28,7 @@ def minor_faults(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
 
 
-def test_one_gib_download_streams_in_bounded_memory(recorder: Recorder, start_portico: Any) -> None:
+def test_one_gib_download_streams_in_bounded_memory(recorder: Recorder, start_portico: StartPortico) -> None:
     def big(conn: Conn) -> None:
         while (seen := conn.read_request()) is not None:
             if seen.target != b"/big":
@@ -58,7 +58,7 @@ def test_one_gib_download_streams_in_bounded_memory(recorder: Recorder, start_po
     assert growth_mib < 64
 
 
-def test_one_gib_upload_streams_in_bounded_memory(recorder: Recorder, start_portico: Any) -> None:
+def test_one_gib_upload_streams_in_bounded_memory(recorder: Recorder, start_portico: StartPortico) -> None:
     totals: list[int] = []
 
     def sink(conn: Conn) -> None:
@@ -84,7 +84,7 @@ def test_one_gib_upload_streams_in_bounded_memory(recorder: Recorder, start_port
 
 
 def test_concurrent_large_responses_do_not_fault_the_heap_in_again(
-    recorder: Recorder, start_portico: Any
+    recorder: Recorder, start_portico: StartPortico
 ) -> None:
     # The serving process is a fresh interpreter (server/main.py) whose glibc heap, left
     # to its adaptive thresholds, gave its top back after large responses and faulted it

@@ -10,13 +10,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.test_supervisor import status, wait_until
-from tests.integration.test_tls import (
+from tests.support.portico_proc import Portico, StartPortico
+from tests.support.procs import alive
+from tests.support.recorder import Conn, Recorder
+from tests.support.supervised import status, wait_until
+from tests.support.tls import (
     cert_block,
     handshake,
     make,
@@ -24,9 +26,6 @@ from tests.integration.test_tls import (
     start_with_certificate,
     tls_config,
 )
-from tests.support.portico_proc import Portico
-from tests.support.procs import alive
-from tests.support.recorder import Conn, Recorder
 
 
 class SlowGate:
@@ -88,7 +87,7 @@ def reload(proxy: Portico, text: str, expect: str) -> None:
 
 
 def test_sighup_reloads_routes_and_rules_and_requests_in_flight_finish(
-    start_portico: Any, upstream: Recorder, slow_gate: SlowGate
+    start_portico: StartPortico, upstream: Recorder, slow_gate: SlowGate
 ) -> None:
     proxy = start_portico(config(upstream, "one"))
     assert httpx.get(f"{proxy.url}/a/").text == "one"
@@ -112,7 +111,7 @@ def test_sighup_reloads_routes_and_rules_and_requests_in_flight_finish(
 
 
 def test_a_kept_alive_connection_gets_one_more_answer_then_closes(
-    start_portico: Any, upstream: Recorder
+    start_portico: StartPortico, upstream: Recorder
 ) -> None:
     proxy = start_portico(config(upstream, "one"))
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock, \
@@ -137,7 +136,7 @@ def test_a_kept_alive_connection_gets_one_more_answer_then_closes(
 
 @pytest.mark.parametrize("hand_over", ["exec", "in-process"])
 def test_a_bad_or_restart_only_change_is_refused_and_the_old_config_serves_on(
-    start_portico: Any, upstream: Recorder, hand_over: str, monkeypatch: pytest.MonkeyPatch
+    start_portico: StartPortico, upstream: Recorder, hand_over: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # After the exec hand-over a child checks the file (config/prepare.py); without it
     # (Windows; PORTICO_NO_EXEC) the serving process does.
@@ -163,7 +162,7 @@ def test_a_bad_or_restart_only_change_is_refused_and_the_old_config_serves_on(
 
 @pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT")
 def test_with_workers_a_reload_swaps_in_place_with_no_request_lost(
-    start_portico: Any, upstream: Recorder
+    start_portico: StartPortico, upstream: Recorder
 ) -> None:
     proxy = start_portico(config(upstream, "one", server="workers = 2"))
     before = [worker["pid"] for worker in status(proxy)["workers"]]
@@ -201,7 +200,7 @@ def test_with_workers_a_reload_swaps_in_place_with_no_request_lost(
 
 
 def test_a_reload_adds_a_certificate_for_a_new_name(
-    start_portico: Any, upstream: Recorder, tmp_path: Path
+    start_portico: StartPortico, upstream: Recorder, tmp_path: Path
 ) -> None:
     ca_dir = tmp_path / "ca"
     first, first_key = make(ca_dir, "a.test")
@@ -220,7 +219,7 @@ def test_a_reload_adds_a_certificate_for_a_new_name(
 
 
 def test_refused_reloads_leave_no_descriptor_behind(
-    start_portico: Any, upstream: Recorder, tmp_path: Path
+    start_portico: StartPortico, upstream: Recorder, tmp_path: Path
 ) -> None:
     ca_dir = tmp_path / "ca"
     cert, key = make(ca_dir, "localhost")
@@ -244,7 +243,7 @@ def test_refused_reloads_leave_no_descriptor_behind(
 
 @pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT")
 def test_tls_handshakes_under_way_when_workers_reload_are_still_served(
-    start_portico: Any, upstream: Recorder, tmp_path: Path
+    start_portico: StartPortico, upstream: Recorder, tmp_path: Path
 ) -> None:
     proxy, ca, _, _ = start_with_certificate(start_portico, tmp_path, upstream.url,
                                              server="workers = 2")

@@ -7,11 +7,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.integration.test_status import portico_status, proxy_only
+from tests.support.portico_proc import StartPortico
+from tests.support.status import portico_status, proxy_only
 
 
 def run_portico(*args: str, state: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -80,7 +80,7 @@ def test_a_stale_record_removes_only_its_own_files(tmp_path: Path) -> None:
     assert (directory / "renamed.json").exists()  # not a record of this directory's: left
 
 
-def test_a_second_run_of_the_same_config_is_refused(start_portico: Any) -> None:
+def test_a_second_run_of_the_same_config_is_refused(start_portico: StartPortico) -> None:
     proxy = start_portico(proxy_only())
     second = run_portico("run", "-c", str(proxy.config_path), state=proxy.state_dir,
                          cwd=proxy.config_path.parent)

@@ -14,40 +14,20 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import free_port
-from tests.integration.test_supervisor import TINY, config, tiny, wait_until
 from tests.support.client import connect, read_response, read_until_quiet, send_raw
-from tests.support.portico_proc import Portico
+from tests.support.portico_proc import Portico, StartPortico
 from tests.support.procs import alive, descendants, kill_leftovers
-
-
-def portico_status(
-    state: Path, *args: str, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PORTICO_STATE_DIR": str(state), "COLUMNS": "300"}
-    env.pop("PORTICO_RUNTIME_DIR", None)
-    return subprocess.run([sys.executable, "-m", "portico", "status", *args],
-                          capture_output=True, text=True, timeout=30, env=env, cwd=cwd)
-
-
-def status_json(state: Path, *args: str, cwd: Path | None = None) -> dict[str, Any]:
-    result = portico_status(state, "--json", *args, cwd=cwd)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
-
-
-def proxy_only() -> str:
-    return config('[[route]]\npath = "/x"\nupstream = "http://127.0.0.1:9/"\n')
-
+from tests.support.status import portico_status, proxy_only, status_json
+from tests.support.supervised import TINY, config, tiny, wait_until
 
 # -- status finds the instance -----------------------------------------------------------
 
 def test_status_from_another_directory_and_without_arguments(
-    start_portico: Any, tmp_path: Path
+    start_portico: StartPortico, tmp_path: Path
 ) -> None:
     proxy = start_portico(proxy_only())
     elsewhere = tmp_path / "elsewhere"
@@ -87,7 +67,7 @@ def test_a_miss_says_where_it_looked(tmp_path: Path) -> None:
     assert "portico run -c" in result.stderr
 
 
-def test_stale_records_are_ignored_and_removed(start_portico: Any, tmp_path: Path) -> None:
+def test_stale_records_are_ignored_and_removed(start_portico: StartPortico, tmp_path: Path) -> None:
     proxy = start_portico(proxy_only())
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -102,7 +82,7 @@ def test_stale_records_are_ignored_and_removed(start_portico: Any, tmp_path: Pat
     assert not stale.exists()
 
 
-def test_several_running_without_c_lists_them(start_portico: Any) -> None:
+def test_several_running_without_c_lists_them(start_portico: StartPortico) -> None:
     first = start_portico(proxy_only())
     second = start_portico(proxy_only())
     result = portico_status(first.state_dir)
@@ -112,7 +92,7 @@ def test_several_running_without_c_lists_them(start_portico: Any) -> None:
     assert f"pid {second.pid}: {second.config_path}" in result.stderr
 
 
-def test_counts_are_summed_over_workers(start_portico: Any) -> None:
+def test_counts_are_summed_over_workers(start_portico: StartPortico) -> None:
     proxy = start_portico(proxy_only().replace("tick = 0.1\n", "tick = 0.1\nworkers = 2\n"))
     sockets = [connect(proxy.port) for _ in range(6)]
     try:
@@ -146,7 +126,7 @@ def logged(proxy: Portico, rid: bytes) -> tuple[str, int, int]:
 
 
 def test_own_error_responses_are_logged_with_status_bytes_and_request_id(
-    start_portico: Any,
+    start_portico: StartPortico,
 ) -> None:
     refused = free_port()  # nothing listens there
     proxy = start_portico(config(
@@ -331,7 +311,7 @@ def test_sigint_while_an_app_starts_stops_at_once(tmp_path: Path) -> None:
         kill_leftovers(family)
 
 
-def test_stopping_with_nothing_open_says_so(start_portico: Any) -> None:
+def test_stopping_with_nothing_open_says_so(start_portico: StartPortico) -> None:
     proxy = start_portico(proxy_only())
     with socket.create_connection(("127.0.0.1", proxy.port)):
         pass

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -20,26 +18,18 @@ from portico.config.plan import AppPlan
 from portico.supervisor.logs import AppLog
 from portico.supervisor.process import AppProcess
 from tests.conftest import free_port
-from tests.support.portico_proc import Portico
+from tests.support.portico_proc import Portico, StartPortico
 from tests.support.procs import alive, descendants, kill_leftovers
-
-REPO = Path(__file__).parents[2]
-TINY = REPO / "tests" / "support" / "apps" / "tinyapp.py"
-SUPPORT_APPS = REPO / "tests" / "support" / "apps"
-
-
-def tiny(name: str, *args: str, extra: str = "") -> str:
-    argv = json.dumps(["{python}", str(TINY), "{port}", *args])
-    return f"""
-[[app]]
-name = "{name}"
-command = {argv}
-{extra}
-
-[[route]]
-path = "/{name}"
-app = "{name}"
-"""
+from tests.support.supervised import (
+    REPO,
+    SUPPORT_APPS,
+    app_status,
+    config,
+    run_to_exit,
+    status,
+    tiny,
+    wait_until,
+)
 
 
 def demo_app() -> str:
@@ -55,33 +45,6 @@ bind = "127.0.0.1:{free_port()}"
 path = "/myapp"
 app = "myapp"
 """
-
-
-def config(*blocks: str) -> str:
-    return '[server]\nlisten = ["http://127.0.0.1:0"]\ntick = 0.1\n' + "".join(blocks)
-
-
-def status(proxy: Portico) -> dict[str, Any]:
-    result = subprocess.run(
-        [sys.executable, "-m", "portico", "status", "--json", "-c", str(proxy.config_path)],
-        capture_output=True, text=True, timeout=20,
-        env={**os.environ, "PORTICO_STATE_DIR": str(proxy.config_path.parent / "state")},
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
-
-
-def app_status(proxy: Portico, name: str) -> dict[str, Any]:
-    return next(app for app in status(proxy)["apps"] if app["name"] == name)
-
-
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def from_127_0_0_2() -> httpx.Client:
@@ -101,7 +64,7 @@ def example(name: str, app_port: int) -> str:
 
 # -- the two guides' deployments ------------------------------------------------------
 
-def test_apache_guide_example(start_portico: Any) -> None:
+def test_apache_guide_example(start_portico: StartPortico) -> None:
     proxy = start_portico(example("apache-guide", free_port()))
     with from_127_0_0_2() as client:
         hello = client.get(f"{proxy.url}/myapp/")
@@ -118,7 +81,7 @@ def test_apache_guide_example(start_portico: Any) -> None:
     assert "Using worker: gevent" in proxy.log_text()
 
 
-def test_iis_guide_example(start_portico: Any) -> None:
+def test_iis_guide_example(start_portico: StartPortico) -> None:
     proxy = start_portico(example("iis-guide", free_port()))
     with from_127_0_0_2() as client:
         assert client.get(f"{proxy.url}/myApp/").text == "Hello World!!!"
@@ -154,7 +117,7 @@ def test_explain_prints_matching_app_settings(name: str, expected: list[str]) ->
         assert needle in result.stdout
 
 
-def test_asgi_app_under_uvicorn_with_a_free_port(start_portico: Any) -> None:
+def test_asgi_app_under_uvicorn_with_a_free_port(start_portico: StartPortico) -> None:
     proxy = start_portico(config(f"""
 [[app]]
 name = "api"
@@ -176,7 +139,7 @@ app = "api"
 
 # -- keeping apps up ------------------------------------------------------------------
 
-def test_a_request_during_a_restart_waits_for_the_app(start_portico: Any) -> None:
+def test_a_request_during_a_restart_waits_for_the_app(start_portico: StartPortico) -> None:
     proxy = start_portico(config(tiny("tiny")))
     first = httpx.get(f"{proxy.url}/tiny/")
     pid = app_status(proxy, "tiny")["pid"]
@@ -188,7 +151,7 @@ def test_a_request_during_a_restart_waits_for_the_app(start_portico: Any) -> Non
     assert second.text != first.text  # served by the new process
 
 
-def test_crash_looping_app_is_marked_failed_and_others_keep_serving(start_portico: Any) -> None:
+def test_crash_looping_app_is_marked_failed_and_others_keep_serving(start_portico: StartPortico) -> None:
     proxy = start_portico(config(
         tiny("crashy", "--die-after", "0.3", extra="max_restarts = 2\nrequest_wait = 0.5"),
         tiny("steady"),
@@ -225,15 +188,6 @@ def test_sigterm_stops_apps_and_leaves_no_process_behind(tmp_path: Path) -> None
 
 # -- start-up ----------------------------------------------------------------------------
 
-def run_to_exit(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "portico.toml"
-    path.write_text(text)
-    return subprocess.run(
-        [sys.executable, "-m", "portico", "run", "-c", str(path)], capture_output=True,
-        text=True, timeout=60,
-        env={**os.environ, "PORTICO_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "200"},
-    )
-
 
 def test_an_app_that_fails_to_start_stops_portico_with_its_output(tmp_path: Path) -> None:
     result = run_to_exit(tmp_path, config(tiny("tiny", "--fail-now")))
@@ -252,13 +206,13 @@ def test_readiness_timeout_gives_a_clear_message(tmp_path: Path) -> None:
     assert time.monotonic() - started < 20
 
 
-def test_health_path_gates_readiness(start_portico: Any) -> None:
+def test_health_path_gates_readiness(start_portico: StartPortico) -> None:
     proxy = start_portico(config(tiny("tiny", "--unhealthy-for", "1.0", extra='health = "/healthz"')))
     # Listeners open only once the health path answers 2xx: the first request is never 503.
     assert httpx.get(f"{proxy.url}/tiny/healthz").status_code == 200
 
 
-def test_app_log_is_rotated_at_its_size_cap(start_portico: Any, tmp_path: Path) -> None:
+def test_app_log_is_rotated_at_its_size_cap(start_portico: StartPortico, tmp_path: Path) -> None:
     proxy = start_portico(config(tiny(
         "chatty", "--spam", "300000", extra='log_max_size = "20KiB"\nlog_backups = 2')))
     assert httpx.get(f"{proxy.url}/chatty/").status_code == 200
@@ -280,7 +234,7 @@ def test_status_without_a_running_portico_says_so(tmp_path: Path) -> None:
     assert "portico run" in result.stderr
 
 
-def test_the_readme_app_config_runs(start_portico: Any) -> None:
+def test_the_readme_app_config_runs(start_portico: StartPortico) -> None:
     # the README's [[app]] example with every key, moved to the apps guide
     guide = (REPO / "docs" / "guide" / "apps.md").read_text()
     blocks = [piece.split("```", 1)[0] for piece in guide.split("```toml\n")[1:]]

@@ -7,45 +7,31 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import trustme
 
-from portico.tls.authority import issue
 from tests.conftest import free_port
-from tests.support.portico_proc import Portico
+from tests.support.portico_proc import Portico, StartPortico
 from tests.support.recorder import Recorder
+from tests.support.tls import (
+    cert_block,
+    handshake,
+    make,
+    s_client,
+    serial_of,
+    swap_in,
+    tls_config,
+)
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
-
-
-def tls_config(tmp: Path, upstream: str, *, server: str = "", certs: str = "", extra: str = "") -> str:
-    return f"""
-[server]
-listen = ["http://127.0.0.1:0", "https://127.0.0.1:0"]
-tick = 0.1
-{server}
-
-{certs}
-
-[[route]]
-path = "/myapp"
-upstream = "{upstream}"
-{extra}
-"""
-
-
-def cert_block(cert: Path, key: Path, hosts: list[str]) -> str:
-    return f'[[tls.certificate]]\nhosts = {json.dumps(hosts)}\ncert = "{cert}"\nkey = "{key}"\n'
 
 
 @pytest.fixture
@@ -53,52 +39,9 @@ def local_ca(tmp_path: Path) -> Path:
     return tmp_path / "ca"
 
 
-def make(ca_dir: Path, *hosts: str) -> tuple[Path, Path]:
-    issued = issue(ca_dir, list(hosts), force=True)
-    return issued.cert, issued.key
-
-
-def start_with_certificate(
-    start_portico: Any, tmp_path: Path, upstream: str, server: str = "", extra: str = ""
-) -> tuple[Any, Path, Path, Path]:
-    """portico with one certificate for localhost from a fresh local CA under tmp_path:
-    (the proxy, ca.pem, the certificate, its key)."""
-    cert, key = make(tmp_path / "ca", "localhost")
-    proxy = start_portico(tls_config(tmp_path / "ca", upstream, server=server, extra=extra,
-                                     certs=cert_block(cert, key, ["localhost"])))
-    return proxy, tmp_path / "ca" / "ca.pem", cert, key
-
-
-def s_client(port: int, *args: str) -> str:
-    result = subprocess.run(
-        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *args],
-        input="", capture_output=True, text=True, timeout=20,
-    )
-    return result.stdout + result.stderr
-
-
-def handshake(port: int, ca: Path, server_name: str | None = "localhost") -> tuple[int, int]:
-    """One new TLS connection and one request: (certificate serial, HTTP status)."""
-    context = ssl.create_default_context(cafile=str(ca))
-    context.check_hostname = server_name is not None
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
-            context.wrap_socket(raw, server_hostname=server_name) as sock:
-        serial = int(sock.getpeercert()["serialNumber"], 16)  # type: ignore[index,arg-type]
-        sock.sendall(b"GET /myapp/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    return serial, int(data.split(b" ", 2)[1])
-
-
-def serial_of(cert: Path) -> int:
-    from cryptography import x509
-    return x509.load_pem_x509_certificates(cert.read_bytes())[0].serial_number
-
-
 # -- the app behind https ----------------------------------------------------------------
 
-def test_app_sees_https_and_plain_http_is_redirected(start_portico: Any, local_ca: Path) -> None:
+def test_app_sees_https_and_plain_http_is_redirected(start_portico: StartPortico, local_ca: Path) -> None:
     cert, key = make(local_ca, "localhost", "127.0.0.1", "my.site.com")
     app_port = free_port()
     proxy = start_portico(f"""
@@ -141,7 +84,7 @@ app = "myapp"
         assert followed.json()["scheme"] == "https"
 
 
-def test_forwarded_proto_is_https_over_tls(start_portico: Any, recorder: Recorder, local_ca: Path) -> None:
+def test_forwarded_proto_is_https_over_tls(start_portico: StartPortico, recorder: Recorder, local_ca: Path) -> None:
     cert, key = make(local_ca, "localhost", "127.0.0.1")
     proxy = start_portico(tls_config(local_ca, recorder.url, server="forwarded = true",
                                      certs=cert_block(cert, key, ["localhost", "127.0.0.1"])))
@@ -157,7 +100,7 @@ def test_forwarded_proto_is_https_over_tls(start_portico: Any, recorder: Recorde
 # -- protocol versions, SNI, ALPN -------------------------------------------------------
 
 @pytest.fixture
-def sni_proxy(start_portico: Any, recorder: Recorder, local_ca: Path) -> Any:
+def sni_proxy(start_portico: StartPortico, recorder: Recorder, local_ca: Path) -> Portico:
     default = make(local_ca, "a.test")
     other = make(local_ca, "b.test")
     wild = make(local_ca, "*.wild.test")
@@ -196,19 +139,8 @@ def test_sni_picks_the_certificate_and_alpn_is_http11(sni_proxy: Portico) -> Non
 
 # -- certificates changing on disk ---------------------------------------------------------
 
-def swap_in(ca_dir: Path, cert: Path, key: Path, hosts: list[str]) -> int:
-    """Write a fresh certificate and key over the served files, each by an atomic rename."""
-    staging = ca_dir / "next"
-    staging.mkdir(exist_ok=True)
-    for name in ("ca.pem", "ca.key"):  # signed by the same CA the clients trust
-        shutil.copy(ca_dir / name, staging / name)
-    new_cert, new_key = make(staging, *hosts)
-    os.replace(new_key, key)
-    os.replace(new_cert, cert)
-    return serial_of(cert)
 
-
-def test_certificate_swap_under_load_with_sighup(start_portico: Any, recorder: Recorder, local_ca: Path) -> None:
+def test_certificate_swap_under_load_with_sighup(start_portico: StartPortico, recorder: Recorder, local_ca: Path) -> None:
     cert, key = make(local_ca, "localhost")
     proxy = start_portico(tls_config(local_ca, recorder.url, certs=cert_block(cert, key, ["localhost"])))
     ca = local_ca / "ca.pem"
@@ -255,7 +187,7 @@ def test_certificate_swap_under_load_with_sighup(start_portico: Any, recorder: R
 
 
 def test_changed_files_are_picked_up_without_a_signal_and_a_broken_one_is_refused(
-    start_portico: Any, recorder: Recorder, local_ca: Path
+    start_portico: StartPortico, recorder: Recorder, local_ca: Path
 ) -> None:
     cert, key = make(local_ca, "localhost")
     proxy = start_portico(tls_config(local_ca, recorder.url, certs=cert_block(cert, key, ["localhost"])
@@ -313,7 +245,7 @@ def test_https_listener_without_a_certificate_is_a_config_error(tmp_path: Path) 
 
 # -- certificates made by portico -----------------------------------------------------------
 
-def test_self_signed_certificate_from_the_local_ca(start_portico: Any, recorder: Recorder, tmp_path: Path) -> None:
+def test_self_signed_certificate_from_the_local_ca(start_portico: StartPortico, recorder: Recorder, tmp_path: Path) -> None:
     proxy = start_portico(tls_config(tmp_path, recorder.url, certs=(
         '[[tls.certificate]]\nhosts = ["localhost", "127.0.0.1"]\nself_signed = true\n')))
     ca = tmp_path / "state" / "tls" / "ca.pem"
@@ -340,7 +272,7 @@ def test_cert_create_and_show(tmp_path: Path) -> None:
     assert "396" in shown.stdout or "397" in shown.stdout  # days left
 
 
-def test_a_certificate_close_to_expiry_is_warned_about(start_portico: Any, recorder: Recorder, tmp_path: Path) -> None:
+def test_a_certificate_close_to_expiry_is_warned_about(start_portico: StartPortico, recorder: Recorder, tmp_path: Path) -> None:
     ca = trustme.CA()
     soon = ca.issue_cert("localhost", not_after=dt.datetime.now(dt.UTC) + dt.timedelta(days=5))
     soon.cert_chain_pems[0].write_to_path(str(tmp_path / "soon.pem"))
@@ -360,7 +292,7 @@ def test_a_certificate_close_to_expiry_is_warned_about(start_portico: Any, recor
 # -- TLS to the upstream ---------------------------------------------------------------------
 
 def test_https_upstream_verified_with_a_custom_ca_and_sni(
-    start_portico: Any, recorder: Recorder, local_ca: Path
+    start_portico: StartPortico, recorder: Recorder, local_ca: Path
 ) -> None:
     # The TLS upstream is a second portico whose *default* certificate is for another name:
     # only a client that sends SNI "localhost" gets the certificate that verifies.

@@ -8,28 +8,16 @@ import signal
 import socket
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import trustme
 
-from tests.integration.test_supervisor import (
-    app_status,
-    run_to_exit,
-    status,
-    tiny,
-    wait_until,
-)
-from tests.integration.test_tls import (
-    handshake,
-    serial_of,
-    start_with_certificate,
-    swap_in,
-)
-from tests.support.portico_proc import Portico
+from tests.support.portico_proc import Portico, StartPortico
 from tests.support.procs import alive, descendants, kill_leftovers
 from tests.support.recorder import Recorder
+from tests.support.supervised import app_status, run_to_exit, status, tiny, wait_until
+from tests.support.tls import handshake, serial_of, start_with_certificate, swap_in
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT")
 
@@ -62,7 +50,7 @@ def readme_workers_config() -> str:
     return block.replace('"http://127.0.0.1:8080"', '"http://127.0.0.1:0"')
 
 
-def test_two_workers_share_the_listener_and_both_serve(start_portico: Any) -> None:
+def test_two_workers_share_the_listener_and_both_serve(start_portico: StartPortico) -> None:
     proxy = start_portico(readme_workers_config() + tiny("tiny"))
     pids = worker_pids(proxy)
     assert len(pids) == 2 and proxy.pid not in pids
@@ -71,7 +59,7 @@ def test_two_workers_share_the_listener_and_both_serve(start_portico: Any) -> No
     assert "(2 workers)" in proxy.log_text()
 
 
-def test_a_killed_worker_is_replaced_and_no_request_is_lost(start_portico: Any) -> None:
+def test_a_killed_worker_is_replaced_and_no_request_is_lost(start_portico: StartPortico) -> None:
     proxy = start_portico(workers(2) + tiny("tiny"))
     first, second = worker_pids(proxy)
     fds = proxy.open_fds()
@@ -86,7 +74,7 @@ def test_a_killed_worker_is_replaced_and_no_request_is_lost(start_portico: Any) 
     assert proxy.open_fds() == fds  # the dead worker's channel is closed, not leaked
 
 
-def test_workers_learn_the_app_state_from_the_main_process(start_portico: Any) -> None:
+def test_workers_learn_the_app_state_from_the_main_process(start_portico: StartPortico) -> None:
     proxy = start_portico(workers(2) + tiny("tiny"))
     pid = app_status(proxy, "tiny")["pid"]
     os.kill(pid, signal.SIGKILL)
@@ -123,7 +111,7 @@ def test_a_bad_worker_count_is_a_config_error(tmp_path: Path, count: int | str) 
 
 
 def test_no_serving_process_loads_the_schema_or_cryptography_and_only_checked_certificates_swap(
-    start_portico: Any, recorder: Recorder, tmp_path: Path
+    start_portico: StartPortico, recorder: Recorder, tmp_path: Path
 ) -> None:
     proxy, ca, cert, key = start_with_certificate(start_portico, tmp_path, recorder.url,
                                                   server="workers = 2")
@@ -161,7 +149,7 @@ def test_no_serving_process_loads_the_schema_or_cryptography_and_only_checked_ce
 
 
 def test_a_plan_larger_than_a_stream_line_reaches_the_workers(
-    start_portico: Any, recorder: Recorder
+    start_portico: StartPortico, recorder: Recorder
 ) -> None:
     routes = "".join(
         f'[[route]]\npath = "/r{i}"\nupstream = "{recorder.url}"\n'
@@ -175,7 +163,7 @@ def test_a_plan_larger_than_a_stream_line_reaches_the_workers(
 
 @pytest.mark.parametrize("hand_over", ["exec", "in-process"])
 def test_a_changed_certificate_file_reaches_the_workers_only_once_checked(
-    start_portico: Any, recorder: Recorder, tmp_path: Path, hand_over: str,
+    start_portico: StartPortico, recorder: Recorder, tmp_path: Path, hand_over: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # No signal: the main process's periodic check finds the change and tells the

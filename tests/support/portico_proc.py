@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Protocol
 
 LISTENING = re.compile(r"listening on (https?)://([^\s]+):(\d+)")
 
@@ -117,3 +118,9 @@ class Portico:
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+class StartPortico(Protocol):
+    """The ``start_portico`` fixture: a started portico, stopped after the test."""
+
+    def __call__(self, config: str, wrapper: list[str] | None = None) -> Portico: ...

@@ -58,6 +58,7 @@ class Conn:
             return False
         self.buffer += data
         self.received += data
+        self.recorder.changed()
         return True
 
     def read_request(self, keep_body: bool = True) -> Seen | None:
@@ -75,6 +76,7 @@ class Conn:
         seen.body = body
         seen.raw = head + b"\r\n\r\n"
         self.recorder.requests.append(seen)
+        self.recorder.changed()
         return seen
 
     def _read_exact(self, length: int, keep: bool) -> bytes | None:
@@ -100,10 +102,11 @@ class Conn:
         self.buffer += data
         if len(self.received) < 1 << 20:
             self.received += data[:65536]
+        self.recorder.changed()
         return True
 
     def _read_chunked(self, keep: bool) -> bytes | None:
-        parts = []
+        parts: list[bytes] = []
         while True:
             while b"\r\n" not in self.buffer:
                 if not self._fill():
@@ -138,6 +141,14 @@ class Conn:
 Handler = Callable[[Conn], None]
 
 
+def answer_once(response: bytes) -> Handler:
+    """Read one request, answer it with ``response``, say nothing more."""
+    def handler(conn: Conn) -> None:
+        if conn.read_request() is not None:
+            conn.send(response)
+    return handler
+
+
 def ok_handler(conn: Conn) -> None:
     while conn.read_request() is not None:
         conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok")
@@ -148,6 +159,7 @@ class Recorder:
         self.handler = handler
         self.requests: list[Seen] = []
         self.connections: list[Conn] = []
+        self._progress = threading.Condition()
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
@@ -168,6 +180,7 @@ class Recorder:
                 return
             conn = Conn(sock, self)
             self.connections.append(conn)
+            self.changed()
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: Conn) -> None:
@@ -178,6 +191,16 @@ class Recorder:
         finally:
             with contextlib.suppress(OSError):
                 conn.sock.close()
+
+    def changed(self) -> None:
+        """Something arrived: a connection, bytes or a whole request."""
+        with self._progress:
+            self._progress.notify_all()
+
+    def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+        """Until ``condition()`` holds of what arrived (instead of sleeping "long enough")."""
+        with self._progress:
+            assert self._progress.wait_for(condition, timeout), f"timed out waiting for {what}"
 
     def reset_log(self, handler: Handler | None = None) -> None:
         self.requests.clear()

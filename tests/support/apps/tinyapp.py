@@ -47,10 +47,10 @@ def main() -> None:
     if args.never_listen:
         time.sleep(3600)
     if args.serve_from_own_session:
-        server = subprocess.Popen([sys.executable, __file__, str(args.port), "--die-after", "30"],
-                                  start_new_session=True, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        print(f"tinyapp: serving from pid {server.pid} in its own session", flush=True)
+        child = subprocess.Popen([sys.executable, __file__, str(args.port), "--die-after", "30"],
+                                 start_new_session=True, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        print(f"tinyapp: serving from pid {child.pid} in its own session", flush=True)
         time.sleep(3600)
     if args.spam:
         line = "x" * 99
