@@ -55,7 +55,7 @@ def main() -> None:
     count = int(next((a for a in sys.argv[1:] if a.isdigit()), "100000"))
     request = REQUEST[:-2] + BROWSER + b"\r\n" if "--headers" in sys.argv else REQUEST
     loop = asyncio.new_event_loop()
-    plan = serving_plan(parse(CONFIG, "hotpath"), Path.cwd(), Path.cwd(), print)
+    plan = serving_plan(parse(CONFIG, "hotpath"), Path.cwd(), Path.cwd())
     gateway = build_gateway(plan, loop)
     client = ClientConnection(gateway)
     client.connection_made(CountingTransport(("127.0.0.1", 50000), ("127.0.0.1", 8080)))

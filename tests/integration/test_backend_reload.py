@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_supervisor import wait_until
 from tests.support.portico_proc import Portico
 from tests.support.recorder import Conn, Recorder
+from tests.support.supervised import wait_until
 
 # With N workers each keeps one pooled connection of its own. Twenty requests on twenty
 # client connections reach both of two workers (the kernel spreads them by address:

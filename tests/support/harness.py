@@ -187,7 +187,7 @@ class ProxyHarness:
         self.loop_errors: list[dict[str, Any]] = []
         self.loop.set_exception_handler(lambda _loop, context: self.loop_errors.append(context))
         root = base or Path.cwd()
-        plan = serving_plan(parse(config, "harness"), root, root, print)
+        plan = serving_plan(parse(config, "harness"), root, root)
         self.gateway: Gateway = build_gateway(plan, self.loop)
         self.clients: list[Client] = []
         self.upstreams: list[ScriptedUpstream] = []  # stopped by close()

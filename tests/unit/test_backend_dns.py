@@ -36,7 +36,7 @@ async def listening(host: str) -> asyncio.Server:
         writer.close()
 
     infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)
-    return await asyncio.start_server(on_accept, infos[0][4][0], 0)
+    return await asyncio.start_server(on_accept, str(infos[0][4][0]), 0)
 
 
 def test_a_name_is_looked_up_once_per_ttl_and_its_last_answer_outlives_a_failed_lookup(

@@ -94,7 +94,7 @@ def plan_of(data: dict[str, Any], base_dir: Path) -> str:
 
 def changed(key: str, base_dir: Path) -> dict[str, Any]:
     """BASE with ``key`` set to another valid value."""
-    data = json.loads(json.dumps(BASE))
+    data: dict[str, Any] = json.loads(json.dumps(BASE))
     *tables, name = key.split(".")
     table = data
     for part in tables:
