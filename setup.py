@@ -32,6 +32,8 @@ REQUEST_PATH = [
     "src/portico/policy/forwarded.py",
     "src/portico/policy/header_ops.py",
     "src/portico/proxy/accesslog.py",
+    "src/portico/proxy/dispatch.py",
+    "src/portico/proxy/downstream.py",
     "src/portico/proxy/exchange.py",
     "src/portico/proxy/framing.py",
     "src/portico/proxy/gateway.py",

@@ -1,4 +1,9 @@
-"""A client connection: moves bytes between the transport and the sans-IO parser.
+"""An HTTP/1.1 client connection: the transport, the sans-IO parser, and the wire form.
+
+It is the ``Downstream`` of the exchange it is serving (``proxy/downstream.py``)
+and makes every HTTP/1.1 decision for it: response framing and chunking,
+``100 Continue``, which 1xx to relay, the error page's bytes, and whether the
+connection stays open (``Connection``, the statuses that always close).
 
 Rules:
 
@@ -8,6 +13,8 @@ Rules:
    a connect in progress) and resumes only when none is left.
 3. One deadline at a time: head (408), body (408, via the exchange),
    upstream (504, via the exchange), idle keep-alive (silent close).
+4. One whole bodiless request with nothing queued skips ``_pending``: it goes
+   through the same ``_start``, and ``finished`` → ``_dispatch`` as any other.
 """
 
 from __future__ import annotations
@@ -16,16 +23,22 @@ import asyncio
 from collections import deque
 from typing import Final, cast
 
-from portico.errors import Layer
-from portico.http.events import END, Data, Event, Rejected, Request
+from portico.errors import Layer, ProxyError
+from portico.http import writer
+from portico.http.events import END, Body, Data, Event, Headers, Rejected, Request, Response
 from portico.http.parser import RequestParser
-from portico.proxy.errorpage import error_page
+from portico.proxy.dispatch import open_exchange
+from portico.proxy.errorpage import error_page, error_reply
 from portico.proxy.exchange import Exchange
+from portico.proxy.framing import connection_field, frame_response
 from portico.proxy.gateway import Gateway
 
 HIGH_WATER: Final = 64 * 1024
 LOW_WATER: Final = 16 * 1024
 _PIPELINE: Final = "pipeline"
+# An error answer with one of these statuses always closes: what follows may be garbage.
+CLOSE_AFTER: Final = frozenset({400, 408, 413, 414, 431, 505})
+_NO_REQUEST: Final = Request(b"GET", b"/", b"1.1", [], b"", Body.NONE, 0, False, False)
 
 
 class ClientConnection(asyncio.Protocol):
@@ -49,6 +62,12 @@ class ClientConnection(asyncio.Protocol):
         self.local_port = b""
         self.local_authority = b""
         self.trusted = False
+        # The response being written: to which request, kept open after it, body done.
+        self._request = _NO_REQUEST
+        self._keep = False
+        self._body_done = True
+        self._chunked = False
+        self._out: list[bytes] = []
 
     # -- asyncio.Protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -101,6 +120,7 @@ class ClientConnection(asyncio.Protocol):
             self._start(events[0])
             reading = self._reading
             self._reading = None
+            self._body_done = True
             if reading is not None:
                 reading.on_request_end()
             return
@@ -160,6 +180,7 @@ class ClientConnection(asyncio.Protocol):
                     pending.popleft()
                     reading = self._reading
                     self._reading = None
+                    self._body_done = True
                     if reading is not None:
                         reading.on_request_end()
                 else:
@@ -168,6 +189,7 @@ class ClientConnection(asyncio.Protocol):
                         pending.popleft()
                         reading = self._reading
                         self._reading = None
+                        self._keep = False
                         reading.on_request_broken(event)
                     elif self.exchange is not None:
                         return  # answer the earlier requests first
@@ -181,12 +203,16 @@ class ClientConnection(asyncio.Protocol):
     def _start(self, request: Request) -> None:
         self._head_deadline = 0.0
         self._requests += 1
-        exchange = Exchange(self, request, self.gw)
-        if self._requests >= self.gw.timeouts.max_requests:
-            exchange.keep_client = False  # the last one: its response says Connection: close
-        self.exchange = exchange
-        self._reading = exchange
-        exchange.start()
+        self._request = request
+        # The last one allowed says Connection: close.
+        self._keep = request.keep_alive and self._requests < self.gw.timeouts.max_requests
+        self._body_done = request.body is Body.NONE
+        self._chunked = False
+        exchange = open_exchange(self, request, self.gw)
+        if exchange is not None:
+            self.exchange = exchange
+            self._reading = exchange
+            exchange.start()
 
     def _reject(self, rejected: Rejected) -> None:
         """The stream is malformed with no request in flight: answer and close."""
@@ -203,12 +229,67 @@ class ClientConnection(asyncio.Protocol):
         )
         self.close()
 
-    def exchange_finished(self, exchange: Exchange, keep_alive: bool) -> None:
-        if exchange is not self.exchange:
-            return
+    # -- Downstream: the exchange's response, in HTTP/1.1 ------------------------------
+    def accept_body(self) -> None:
+        if self._request.expect_continue and not self._body_done:
+            self.write(writer.CONTINUE)
+
+    def start_response(self, response: Response, headers: Headers) -> None:
+        request = self._request
+        framing = frame_response(request, response)
+        headers += framing.fields
+        self._chunked = framing.chunked
+        if framing.close_delimited or not self._body_done or self.gw.draining:
+            self._keep = False
+        headers += connection_field(self._keep, request.version)
+        self._out.append(writer.head(writer.status_line(response.status, response.reason),
+                                     headers))
+
+    def send_informational(self, response: Response) -> None:
+        """1xx but 100 (ours to send or not) are relayed to a 1.1 client; 1.0 has none."""
+        if response.status != 100 and self._request.version == b"1.1":
+            self._out.append(writer.head(writer.status_line(response.status, response.reason),
+                                         response.headers))
+
+    def send_data(self, data: bytes) -> None:
+        if self._chunked:
+            self._out += writer.chunk(data)
+        else:
+            self._out.append(data)
+
+    def flush(self) -> None:
+        out = self._out
+        if out:
+            self.writelines(out)
+            out.clear()
+
+    def end(self) -> None:
+        if self._chunked:
+            self._out.append(writer.LAST_CHUNK)
+        self.flush()
+
+    def _keep_after_answer(self, status: int) -> bool:
+        keep = (self._keep and self._body_done and not self.gw.draining
+                and status not in CLOSE_AFTER)
+        self._keep = keep
+        return keep
+
+    def send_error(self, error: ProxyError, request_id: bytes) -> int:
+        keep = self._keep_after_answer(error.status)
+        data, sent = error_reply(error, request_id, self._request, keep)
+        self.write(data)
+        return sent
+
+    def send_answer(self, status: int, headers: Headers) -> None:
+        headers.append((b"Content-Length", b"0"))
+        if not self._keep_after_answer(status):
+            headers.append((b"Connection", b"close"))
+        self.write(writer.head(writer.status_line(status, b""), headers))
+
+    def finished(self, clean: bool) -> None:
         self.exchange = None
         if (
-            not keep_alive
+            not (clean and self._keep)
             or self.gw.draining
             or self._requests >= self.gw.timeouts.max_requests
             or (self.parser.finished and not self._pending)
