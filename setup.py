@@ -37,6 +37,7 @@ REQUEST_PATH = [
     "src/portico/proxy/exchange.py",
     "src/portico/proxy/framing.py",
     "src/portico/proxy/gateway.py",
+    "src/portico/proxy/phases.py",
     "src/portico/proxy/route_policy.py",
     "src/portico/routing/path.py",
     "src/portico/routing/proxypass.py",

@@ -11,15 +11,13 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from portico.config.plan import HeaderRulesPlan, RoutePlan, ServingPlan
+from portico.config.plan import RoutePlan, ServingPlan
 from portico.errors import ConfigError
 from portico.http.limits import HeadLimits
-from portico.policy.forwarded import OWN_REQUEST_HEADERS, Forwarding, Trust
-from portico.policy.header_ops import HeaderOps
+from portico.policy.forwarded import Forwarding, Trust
 from portico.proxy.accesslog import AccessLog
 from portico.proxy.gateway import ClientTimeouts, Gateway
-from portico.proxy.route_policy import RouteLimits, RoutePolicy
-from portico.routing.proxypass import ReverseMap
+from portico.proxy.route_policy import compile_policies
 from portico.routing.table import Route, RouteTable, Upstream
 from portico.supervisor.gate import AppGate
 from portico.tls.contexts import upstream_context
@@ -44,23 +42,11 @@ def build_upstream(route: RoutePlan) -> Upstream:
     return Upstream(route.scheme, route.upstream_host, route.upstream_port, base, context, label)
 
 
-def build_routes(plan: ServingPlan, gates: dict[str, AppGate] | None = None) -> RouteTable:
+def build_routes(plan: ServingPlan) -> RouteTable:
     routes = []
     for route in plan.routes:
         upstream = build_upstream(route)
         prefix = b"" if route.path == "/" else route.path.encode("ascii")
-        policy = RoutePolicy(
-            limits=RouteLimits(
-                max_body_size=route.max_body_size,
-                body_timeout=route.body_timeout,
-                connect_timeout=route.connect_timeout,
-                response_timeout=route.response_timeout,
-            ),
-            request_ops=_ops(route.request_headers, OWN_REQUEST_HEADERS),
-            response_ops=_ops(route.response_headers),
-            reverse=ReverseMap(upstream, prefix, stripped=bool(prefix) and not route.preserve_path),
-            app=(gates or {}).get(route.app) if route.app else None,
-        )
         routes.append(
             Route(
                 index=route.index,
@@ -69,7 +55,6 @@ def build_routes(plan: ServingPlan, gates: dict[str, AppGate] | None = None) -> 
                 upstream=upstream,
                 preserve_path=route.preserve_path,
                 preserve_host=route.preserve_host,
-                policy=policy,
             )
         )
     return RouteTable(routes)
@@ -81,9 +66,9 @@ def build_gateway(
     gates: dict[str, AppGate] | None = None,
 ) -> Gateway:
     server = plan.server
-    return Gateway(
+    gateway = Gateway(
         loop=loop,
-        routes=build_routes(plan, gates),
+        routes=build_routes(plan),
         hsts=server.hsts.encode("latin-1") if server.hsts else None,
         redirect_to_https=server.redirect_to_https,
         forwarding=Forwarding(Trust(server.trusted_proxies), rfc7239=server.forwarded),
@@ -104,6 +89,8 @@ def build_gateway(
         access_log=AccessLog(server.access_log, server.log_format),
         tick_interval=server.tick,
     )
+    gateway.policies = compile_policies(plan, gateway, gates)
+    return gateway
 
 
 def build_cert_store(
@@ -136,7 +123,3 @@ def default_max_connections() -> int:
     if soft == resource.RLIM_INFINITY:
         return 10_000
     return max(8, min(soft // 2 - 16, 100_000))
-
-
-def _ops(rules: HeaderRulesPlan, own: dict[bytes, bytes] | None = None) -> HeaderOps:
-    return HeaderOps(rules.set, rules.add, rules.remove, own)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from portico.http.events import Headers
 
 
-def https_redirect(host: bytes, target: bytes, https_port: int, request_id: bytes) -> Headers:
-    """The 308's fields: path, prefix and query kept; the Host the client asked for, with
-    the https port. The client protocol adds the framing (no body)."""
+def https_redirect(host: bytes, target: bytes, https_port: int) -> Headers:
+    """The 308's Location: path, prefix and query kept; the Host the client asked for,
+    with the https port. The request id and the framing (no body) are added after."""
     path = target if target.startswith(b"/") else b"/"
-    return [(b"Location", b"https://" + https_authority(host, https_port) + path),
-            (b"X-Request-ID", request_id)]
+    return [(b"Location", b"https://" + https_authority(host, https_port) + path)]
 
 
 def https_authority(host: bytes, https_port: int) -> bytes:

@@ -35,7 +35,7 @@ from portico.proxy.accesslog import Fields
 from portico.proxy.downstream import Downstream
 from portico.proxy.framing import frame_request, may_retry
 from portico.proxy.route_policy import RoutePolicy
-from portico.routing.table import Route, RouteMatch
+from portico.routing.table import Route, RouteMatch, Upstream
 from portico.upstream.connection import UpstreamConnection
 from portico.upstream.pool import connect_failure
 
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from portico.proxy.gateway import Gateway
 
 BUFFER_BEFORE_CONNECT: Final = 64 * 1024
-HSTS: Final = b"strict-transport-security"
 
 # The request side (ints, not an enum: mypyc compares them natively).
 REQUEST_BODY: Final = 1  # the body is still arriving
@@ -65,6 +64,7 @@ class Exchange:
         "_retried",
         "_reused",
         "_waited",
+        "backend",
         "body_deadline",
         "body_received",
         "client",
@@ -101,6 +101,7 @@ class Exchange:
         self.route: Route = match.route
         self.policy = policy
         self.facts = facts
+        self.backend: Upstream = match.route.upstream  # until select_backend chooses
         self.conn: UpstreamConnection | None = None
         self._connecting: asyncio.Task[UpstreamConnection] | None = None
         self._head = b""
@@ -120,6 +121,7 @@ class Exchange:
     # -- phase: start ------------------------------------------------------------
     def start(self) -> None:
         policy = self.policy
+        self.backend = policy.select_backend.select(self.request, self.facts)
         self._head = self._upstream_head()
         if self.request_state == REQUEST_BODY:
             self.body_deadline = self.gw.now + policy.limits.body_timeout
@@ -130,20 +132,22 @@ class Exchange:
         self._acquire()
 
     def _acquire(self) -> None:
-        conn = self.gw.pool.acquire(self.route.upstream.key)
+        conn = self.gw.pool.acquire(self.backend.key)
         if conn is not None:
             self._attach(conn, reused=True)
         else:
             self._connect()
 
     def _upstream_head(self) -> bytes:
+        """Phase upstream_request_filter (ForwardedFields first makes a new list), then
+        the framing this hop gets."""
         request = self.request
-        route = self.route
-        host = request.host if route.preserve_host and request.host else route.upstream.authority
-        headers = self.gw.forwarding.upstream_headers(
-            request.headers, request.lnames, self.facts, self.client.trusted, host
-        )
-        headers = self.policy.request_ops.apply(headers, self.facts)
+        facts = self.facts
+        trusted = self.client.trusted
+        backend = self.backend
+        headers = request.headers
+        for step in self.policy.upstream_request_filter:
+            headers = step.apply(headers, request, facts, trusted, backend)
         headers += frame_request(request)
         return writer.head(writer.request_line(request.method, self.match.target), headers)
 
@@ -169,7 +173,7 @@ class Exchange:
     def _connect(self) -> None:
         self.state = CONNECTING
         task = self.gw.loop.create_task(
-            self.gw.pool.connect(self.route.upstream, self.policy.limits.connect_timeout)
+            self.gw.pool.connect(self.backend, self.policy.limits.connect_timeout)
         )
         self._connecting = task
         task.add_done_callback(self._on_connected)
@@ -302,17 +306,13 @@ class Exchange:
                 conn.pause_reading()
 
     def _response_head(self, response: Response) -> None:
+        """Phase response_filter (ReverseFields first makes a new list)."""
         self.state = RECEIVING
         self.status = response.status
         facts = self.facts
-        lnames = response.lnames
-        public_origin = facts.scheme + b"://" + facts.host
-        headers = self.policy.downstream_headers(response.headers, lnames, facts, public_origin)
-        if b"x-request-id" not in lnames:
-            headers.append((b"X-Request-ID", facts.request_id))
-        hsts = self.gw.hsts
-        if hsts and facts.scheme == b"https" and HSTS not in lnames:
-            headers.append((b"Strict-Transport-Security", hsts))
+        headers = response.headers
+        for step in self.policy.response_filter:
+            headers = step.apply(headers, response, facts)
         self.client.start_response(response, headers)
 
     # -- endings ---------------------------------------------------------------------
@@ -377,6 +377,8 @@ class Exchange:
             self._log()
             self.client.finished(False)
             return
+        for step in self.policy.on_error:
+            error = step.restate(error, self.request, self.facts)
         self.status = error.status
         self.sent = self.client.send_error(error, self.facts.request_id)
         self._log()
@@ -409,9 +411,12 @@ class Exchange:
                 self.fail(ProxyError(504, Layer.UPSTREAM, "upstream did not answer in time"))
 
     def _log(self) -> None:
-        log = self.gw.access_log
-        if log.enabled:
-            log.record_exchange(self, self.gw.loop.time() - self.started)
+        """Phase log."""
+        sinks = self.policy.log
+        if sinks:
+            duration = self.gw.loop.time() - self.started
+            for sink in sinks:
+                sink.record_exchange(self, duration)
 
     def log_fields(self) -> Fields:
         """What the access log shows; read when its batch is written, not per request."""
@@ -428,5 +433,5 @@ class Exchange:
             request.get(b"user-agent"),
             self.facts.request_id,
             route.log_label,
-            route.upstream.authority,
+            self.backend.authority,
         )

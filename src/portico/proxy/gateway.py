@@ -12,6 +12,7 @@ from portico import memory
 from portico.http.limits import HeadLimits
 from portico.policy.forwarded import Forwarding
 from portico.proxy.accesslog import AccessLog
+from portico.proxy.route_policy import Policies
 from portico.routing.table import RouteTable
 from portico.upstream.pool import UpstreamPool
 
@@ -50,6 +51,7 @@ class Gateway:
     ) -> None:
         self.loop = loop
         self.routes = routes
+        self.policies = Policies()  # compiled per route: route_policy.compile_policies
         self.forwarding = forwarding
         self.head_limits = head_limits
         self.timeouts = timeouts

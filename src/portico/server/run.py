@@ -22,7 +22,6 @@ from portico.config.prepare import check_certificates
 from portico.config.provision import build_cert_store, build_gateway
 from portico.errors import ConfigError
 from portico.proxy.gateway import Gateway
-from portico.proxy.route_policy import RoutePolicy
 from portico.server.drain import drain, open_counts
 from portico.server.live import Live
 from portico.server.loops import loop_factory
@@ -258,7 +257,7 @@ async def status_snapshot(
 ) -> dict[str, Any]:
     routes = []
     for route, spec in zip(gateway.routes.routes, plan.routes, strict=True):
-        gate = route.policy.app if isinstance(route.policy, RoutePolicy) else None
+        gate = gateway.policies.routes[route.index].app
         routes.append({
             "route": route.label,
             "upstream": f"{route.upstream.scheme}://{route.upstream.label}"
