@@ -15,7 +15,14 @@ come before). Its two sides each have one small state::
            ├─ request body  → framed afresh → upstream  (paused when it is full)
            └─ response head → rewritten → downstream; body streamed (paused likewise)
     complete: return the upstream connection only if it ended cleanly
-    fail: one error answer (before any response byte), else cut what was sent
+    upstream failed before any response byte: sent again if the error is
+      ``retryable`` (its ``source`` says how: reconnect, or wait for the app)
+    fail: on_error, then one error answer (before any response byte), else cut
+    log: the route's sinks (the access log)
+
+Phases of the route's policy run here (``proxy/phases.py``):
+upstream_request_filter at start, select_backend before it, response_filter on
+the response head, on_error in ``fail``, log at the end.
 
 Errors become a status in one place (``fail``): the client's 4xx, portico's
 413/408, the upstream's 502 (refused, broken) and 504 (timeouts). How any of it
@@ -27,13 +34,13 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Final
 
-from portico.errors import Layer, ProxyError
+from portico.errors import APP_DIED, APP_REFUSED, Layer, ProxyError
 from portico.http import writer
 from portico.http.events import END, Body, Data, Event, Rejected, Request, Response
 from portico.policy.context import RequestFacts
 from portico.proxy.accesslog import Fields
 from portico.proxy.downstream import Downstream
-from portico.proxy.framing import frame_request, may_retry
+from portico.proxy.framing import connect_refused, frame_request, upstream_broke
 from portico.proxy.route_policy import RoutePolicy
 from portico.routing.table import Route, RouteMatch, Upstream
 from portico.upstream.connection import UpstreamConnection
@@ -57,13 +64,12 @@ DONE: Final = 5  # answered, failed or aborted: every later callback is ignored
 
 class Exchange:
     __slots__ = (
+        "_app_waits",
         "_buffered",
         "_chunked_up",
         "_connecting",
         "_head",
         "_retried",
-        "_reused",
-        "_waited",
         "backend",
         "body_deadline",
         "body_received",
@@ -107,9 +113,8 @@ class Exchange:
         self._head = b""
         self._buffered: list[bytes] = []
         self._chunked_up = request.body is Body.CHUNKED
-        self._retried = 0
-        self._reused = False
-        self._waited = False
+        self._retried = 0  # sent again after the upstream broke
+        self._app_waits = 0  # waits for a supervised app to come up
         self.request_state = REQUEST_DONE if request.body is Body.NONE else REQUEST_BODY
         self.state = CONNECTING
         self.body_received = 0
@@ -134,7 +139,7 @@ class Exchange:
     def _acquire(self) -> None:
         conn = self.gw.pool.acquire(self.backend.key)
         if conn is not None:
-            self._attach(conn, reused=True)
+            self._attach(conn)
         else:
             self._connect()
 
@@ -155,7 +160,7 @@ class Exchange:
     def _wait_for_app(self) -> None:
         gate = self.policy.app
         assert gate is not None
-        self._waited = True
+        self._app_waits += 1
         self.state = WAITING_APP
         gate.wait(self._on_app_ready)
 
@@ -190,18 +195,15 @@ class Exchange:
         if isinstance(exc, TimeoutError):
             self.fail(ProxyError(504, Layer.UPSTREAM, "timed out connecting to the upstream"))
         elif exc is not None:
-            if self.policy.app is not None and not self._waited:
-                self._wait_for_app()  # the app may have just crashed: wait for its restart
-                return
-            self.fail(ProxyError(502, Layer.UPSTREAM, connect_failure(exc)))
+            supervised = self.policy.app is not None
+            self._failed(connect_refused(connect_failure(exc), supervised, self._app_waits))
         else:
-            self._attach(task.result(), reused=False)
+            self._attach(task.result())
 
-    def _attach(self, conn: UpstreamConnection, reused: bool) -> None:
+    def _attach(self, conn: UpstreamConnection) -> None:
         assert conn.transport is not None
         self.conn = conn
         self.state = SENDING
-        self._reused = reused
         conn.lend(self, self.request.method)
         if self._buffered:
             conn.transport.writelines([self._head, *self._buffered])
@@ -260,8 +262,17 @@ class Exchange:
 
     # -- response, from the upstream -------------------------------------------------
     def on_upstream_events(self, events: list[Event]) -> None:
-        if self.state == DONE:
-            return
+        if self.state != DONE:
+            self._on_response(events, self.conn)
+
+    def on_upstream_lost(self, events: list[Event]) -> None:
+        lost = self.conn
+        self.conn = None
+        if self.state != DONE:
+            self._on_response(events, lost)
+
+    def _on_response(self, events: list[Event], conn: UpstreamConnection | None) -> None:
+        """``conn`` sent ``events``: ``self.conn``, or the one just lost (now None there)."""
         client = self.client
         for event in events:
             if isinstance(event, Data):  # isinstance: native attribute access when compiled
@@ -280,15 +291,10 @@ class Exchange:
             else:
                 assert isinstance(event, Rejected)
                 client.flush()
-                self._upstream_broken(event)
+                self._upstream_broken(event, conn)
                 return
         client.flush()
         self.upstream_deadline = self.gw.now + self.policy.limits.response_timeout
-
-    def on_upstream_lost(self, events: list[Event]) -> None:
-        self.conn = None
-        if self.state != DONE:
-            self.on_upstream_events(events)
 
     def on_upstream_writable(self, writable: bool) -> None:
         if writable:
@@ -329,33 +335,40 @@ class Exchange:
         self._log()
         self.client.finished(done)
 
-    def _upstream_broken(self, rejected: Rejected) -> None:
-        conn = self.conn
-        self.conn = None
-        received = conn.parser.received if conn is not None else 0
+    def _upstream_broken(self, rejected: Rejected, conn: UpstreamConnection | None) -> None:
+        received = 0
+        pooled = False
         if conn is not None:
-            conn.abort()
+            received = conn.parser.received
+            pooled = conn.idle_since > 0.0  # set only when it went back to the pool
+        live = self.conn
+        self.conn = None
+        if live is not None:
+            live.abort()
         if self.state == RECEIVING:
             # Mid-body: the client keeps exactly what came, then sees the close.
             self.state = DONE
             self._log()
             self.client.finished(False)
             return
+        supervised = self.policy.app is not None
+        self._failed(upstream_broke(rejected.reason, self.request, received, self._retried,
+                                    pooled, supervised))
+
+    def _failed(self, error: ProxyError) -> None:
+        """An upstream failed before any response byte: send again if the error says so."""
+        if not error.retryable:
+            self.fail(error)
+            return
+        if error.source == APP_REFUSED:
+            self._wait_for_app()  # the app may have just crashed: wait for its restart
+            return
+        self._retried += 1
         gate = self.policy.app
-        if may_retry(self.request, received, self._retried, supervised=gate is not None):
-            self._retried += 1
-            if self._reused:
-                self._connect()  # a pooled connection the upstream had closed
-                return
-            if gate is not None:
-                # A supervised app died under the request. Its orphaned workers may
-                # still accept for a moment before they are swept, hence two tries.
-                if gate.up:
-                    self._connect()
-                else:
-                    self._wait_for_app()
-                return
-        self.fail(ProxyError(502, Layer.UPSTREAM, rejected.reason))
+        if error.source == APP_DIED and gate is not None and not gate.up:
+            self._wait_for_app()
+        else:
+            self._connect()  # a stale pooled connection, or an app that is up again
 
     def _drop_upstream(self) -> None:
         conn = self.conn
