@@ -8,7 +8,8 @@ come before). Its two sides each have one small state::
 
     request:  BODY ─ DONE                  (DONE at once for a bodiless request)
     upstream: WAITING_APP ─ CONNECTING ─ SENDING ─ RECEIVING ─ DONE
-              (pooled: straight to SENDING; a retry goes back to CONNECTING)
+              (pooled: straight to SENDING; a retry goes back to CONNECTING or
+              WAITING_APP)
 
     start ─ acquire (pool or connect; a supervised app's restart is waited for)
       └─ attach: write head + buffered body, accept the body (100-continue)
@@ -20,9 +21,9 @@ come before). Its two sides each have one small state::
     fail: on_error, then one error answer (before any response byte), else cut
     log: the route's sinks (the access log)
 
-Phases of the route's policy run here (``proxy/phases.py``):
-upstream_request_filter at start, select_backend before it, response_filter on
-the response head, on_error in ``fail``, log at the end.
+The route's phases (``proxy/phases.py``) run here but request_filter (in
+dispatch): select_backend then upstream_request_filter at start,
+response_filter on the response head, on_error in ``fail``, log at the end.
 
 Errors become a status in one place (``fail``): the client's 4xx, portico's
 413/408, the upstream's 502 (refused, broken) and 504 (timeouts). How any of it
