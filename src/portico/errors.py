@@ -8,6 +8,12 @@ pingora's error source and caddy's ``statusError``: the client's fault is a
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Final
+
+# Where a retryable error came from, which says how to send the request again.
+STALE_CONNECTION: Final = 1  # a pooled connection the upstream had closed: connect afresh
+APP_DIED: Final = 2  # a supervised app died under the request: connect if up, else wait
+APP_REFUSED: Final = 3  # a supervised app refused the connection: wait for its restart
 
 
 class Layer(StrEnum):
@@ -57,12 +63,15 @@ class ProtocolError(Exception):
 
 
 class ProxyError(Exception):
-    """A request could not be proxied; carries the status, layer and retry flag."""
+    """A request could not be proxied; carries the status and layer, and whether sending
+    the request again may help (``retryable``, from ``source``: set where it is made)."""
 
     def __init__(
-        self, status: int, layer: Layer, message: str, *, retryable: bool = False
+        self, status: int, layer: Layer, message: str, *, retryable: bool = False,
+        source: int = 0,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.layer = layer
         self.retryable = retryable
+        self.source = source  # STALE_CONNECTION, APP_DIED, APP_REFUSED; 0: not retryable

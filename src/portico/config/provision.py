@@ -11,14 +11,12 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from portico.config.plan import HeaderRulesPlan, RoutePlan, ServingPlan
+from portico.config.plan import RoutePlan, ServingPlan
 from portico.errors import ConfigError
-from portico.policy.forwarded import OWN_REQUEST_HEADERS, Forwarding, Trust
-from portico.policy.header_ops import HeaderOps
+from portico.policy.forwarded import Forwarding, Trust
 from portico.proxy.accesslog import AccessLog
 from portico.proxy.gateway import Gateway
-from portico.proxy.route_policy import RoutePolicy
-from portico.routing.proxypass import ReverseMap
+from portico.proxy.route_policy import compile_policies
 from portico.routing.table import Route, RouteTable
 from portico.tls.contexts import upstream_context
 from portico.upstream.availability import Availability
@@ -56,14 +54,6 @@ def build_routes(
             backend.gate = gate
         base_path = route.base_path.encode("latin-1")
         prefix = b"" if route.path == "/" else route.path.encode("ascii")
-        policy = RoutePolicy(
-            limits=route.limits,
-            request_ops=_ops(route.request_headers, OWN_REQUEST_HEADERS),
-            response_ops=_ops(route.response_headers),
-            reverse=ReverseMap(backend, base_path, prefix,
-                               stripped=bool(prefix) and not route.preserve_path),
-            app=gate,
-        )
         routes.append(
             Route(
                 index=route.index,
@@ -73,7 +63,6 @@ def build_routes(
                 base_path=base_path,
                 preserve_path=route.preserve_path,
                 preserve_host=route.preserve_host,
-                policy=policy,
             )
         )
     return RouteTable(routes)
@@ -90,7 +79,7 @@ def build_gateway(
     server = plan.server
     if pool is None:
         pool = UpstreamPool(loop, server.pool.max_idle, server.pool.idle_timeout)
-    return Gateway(
+    gateway = Gateway(
         loop=loop,
         routes=build_routes(plan, pool, gates),
         hsts=server.hsts.encode("latin-1") if server.hsts else None,
@@ -103,6 +92,8 @@ def build_gateway(
         access_log=AccessLog(server.access_log, server.log_format),
         tick_interval=server.tick,
     )
+    gateway.policies = compile_policies(plan, gateway, gates)
+    return gateway
 
 
 def build_cert_store(
@@ -126,7 +117,3 @@ def cert_config_error(source: CertSource, exc: CertError) -> ConfigError:
     """``exc``, about ``source``'s cert or key file, as a ConfigError at that key."""
     field = "key" if exc.path == source.key else "cert"
     return ConfigError.at((source.where, field), str(exc))
-
-
-def _ops(rules: HeaderRulesPlan, own: dict[bytes, bytes] | None = None) -> HeaderOps:
-    return HeaderOps(rules.set, rules.add, rules.remove, own)

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from portico.http import writer
+from portico.http.events import Headers
 
 
-def https_redirect(
-    host: bytes, target: bytes, https_port: int, request_id: bytes, close: bool
-) -> bytes:
-    """Path, prefix and query kept; the Host the client asked for, with the https port."""
+def https_redirect(host: bytes, target: bytes, https_port: int) -> Headers:
+    """The 308's Location: path, prefix and query kept; the Host the client asked for,
+    with the https port. The request id and the framing (no body) are added after."""
     path = target if target.startswith(b"/") else b"/"
-    headers = [(b"Location", b"https://" + https_authority(host, https_port) + path),
-               (b"Content-Length", b"0"), (b"X-Request-ID", request_id)]
-    if close:
-        headers.append((b"Connection", b"close"))
-    return writer.head(writer.status_line(308, b""), headers)
+    return [(b"Location", b"https://" + https_authority(host, https_port) + path)]
 
 
 def https_authority(host: bytes, https_port: int) -> bytes:

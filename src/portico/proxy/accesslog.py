@@ -31,6 +31,13 @@ class Loggable(Protocol):
     def log_fields(self) -> Fields: ...
 
 
+class LogSink:
+    """The ``log`` phase: told of every finished exchange (the access log is the first)."""
+
+    def record_exchange(self, exchange: Loggable, duration: float) -> None:
+        raise NotImplementedError
+
+
 class _Recorded:
     """Fields known at once (a request refused before it became an exchange)."""
 
@@ -43,7 +50,7 @@ class _Recorded:
         return self.fields
 
 
-class AccessLog:
+class AccessLog(LogSink):
     """``target`` is a path, ``"-"`` for stdout, or ``"off"``; ``fmt`` is combined or json.
 
     Entries wait in one queue, in the order requests ended, and are formatted and

@@ -1,4 +1,5 @@
-"""Framing decided afresh for each hop (RFC 9112 §6), and when a request may be sent again.
+"""Framing decided afresh for each hop (RFC 9112 §6), and when a request may be sent again
+(the ``retryable`` of the errors made here).
 
 Neither side's framing fields are ever copied: the length, chunking or close
 each peer sees is decided here from the parsed message, the request's method
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from portico.errors import APP_DIED, APP_REFUSED, STALE_CONNECTION, Layer, ProxyError
 from portico.http.events import Body, Headers, Request, Response
 
 BODY_METHODS: Final = frozenset({b"POST", b"PUT", b"PATCH"})
@@ -26,15 +28,29 @@ def frame_request(request: Request) -> Headers:
     return [(b"Content-Length", b"0")] if request.method in BODY_METHODS else []
 
 
-def may_retry(request: Request, received: int, tries: int, supervised: bool) -> bool:
-    """RFC 9110 §9.2.2: only an idempotent request without a body that got no response
-    byte is sent again: once (a stale pooled connection), twice for a supervised app."""
-    return (
-        received == 0
-        and tries < (MAX_APP_RETRIES if supervised else 1)
-        and request.method in IDEMPOTENT
-        and request.body is Body.NONE
-    )
+def upstream_broke(
+    reason: str, request: Request, received: int, tries: int, pooled: bool, supervised: bool
+) -> ProxyError:
+    """The 502 for an upstream connection that broke before the response head.
+
+    Retryable (RFC 9110 §9.2.2) only for an idempotent request without a body that got
+    no response byte, and only where sending it again may help: once on a connection
+    that had sat in the pool (the upstream closed it meanwhile), twice for a supervised
+    app (it died under the request; its orphaned workers may accept once more)."""
+    safe = received == 0 and request.method in IDEMPOTENT and request.body is Body.NONE
+    if safe and pooled and tries < 1:
+        return ProxyError(502, Layer.UPSTREAM, reason, retryable=True, source=STALE_CONNECTION)
+    if safe and supervised and tries < MAX_APP_RETRIES:
+        return ProxyError(502, Layer.UPSTREAM, reason, retryable=True, source=APP_DIED)
+    return ProxyError(502, Layer.UPSTREAM, reason)
+
+
+def connect_refused(reason: str, supervised: bool, app_waits: int) -> ProxyError:
+    """The 502 for a failed connect; retryable once for a supervised app, which may have
+    just crashed: its restart is waited for."""
+    if supervised and app_waits == 0:
+        return ProxyError(502, Layer.UPSTREAM, reason, retryable=True, source=APP_REFUSED)
+    return ProxyError(502, Layer.UPSTREAM, reason)
 
 
 class Framing:

@@ -11,6 +11,7 @@ from portico import memory
 from portico.http.limits import HeadLimits
 from portico.policy.forwarded import Forwarding
 from portico.proxy.accesslog import AccessLog
+from portico.proxy.route_policy import Policies
 from portico.routing.table import RouteTable
 from portico.settings import ClientTimeouts, PoolSettings, default_max_connections
 from portico.upstream.pool import UpstreamPool
@@ -42,6 +43,7 @@ class Gateway:
     ) -> None:
         self.loop = loop
         self.routes = routes
+        self.policies = Policies()  # compiled per route: route_policy.compile_policies
         self.forwarding = forwarding
         self.head_limits = head_limits
         self.timeouts = timeouts

@@ -1,55 +1,99 @@
-"""Everything a route decides about a request, compiled once at load."""
+"""Everything a route decides about a request, compiled once when the gateway is built.
+
+``compile_policies`` turns the plan into one ``RoutePolicy`` per route (by route
+index) plus the server-wide request filters: each phase of ``proxy/phases.py``
+a tuple, empty when the route has nothing to do in it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING
 
-from portico.http.events import Headers
-from portico.http.headers import FRAMING, HOP_BY_HOP, connection_named
-from portico.policy.context import RequestFacts
-from portico.policy.forwarded import VIA
+from portico.policy.forwarded import OWN_REQUEST_HEADERS
 from portico.policy.header_ops import HeaderOps
-from portico.routing.proxypass import LOCATION_HEADERS, ReverseMap
+from portico.proxy.accesslog import LogSink
+from portico.proxy.phases import (
+    BackendSelector,
+    EchoRequestId,
+    ErrorFilter,
+    ForwardedFields,
+    Hsts,
+    OnlyBackend,
+    RedirectToHttps,
+    RequestFilter,
+    RequestHeaderRules,
+    ResponseFilter,
+    ResponseHeaderRules,
+    ReverseFields,
+    UpstreamRequestFilter,
+)
+from portico.routing.proxypass import ReverseMap
 from portico.settings import RouteLimits
 from portico.upstream.availability import Availability
 
-# What a response field needs, by lower-case name; absent: passed on as it is.
-_DROP: Final = 1  # hop-by-hop or framing: written afresh for the client
-_LOCATION: Final = 2  # ProxyPassReverse
-_COOKIE: Final = 3  # ProxyPassReverseCookiePath / Domain
-_RESPONSE_FIELD_KIND: Final[dict[bytes, int]] = {
-    **{name: _LOCATION for name in LOCATION_HEADERS},
-    b"set-cookie": _COOKIE,
-    **{name: _DROP for name in HOP_BY_HOP | FRAMING},
-}
+if TYPE_CHECKING:
+    from portico.config.plan import HeaderRulesPlan, ServingPlan
+    from portico.proxy.gateway import Gateway
 
 
 @dataclass(frozen=True, slots=True)
 class RoutePolicy:
+    """One route's limits and phases, in the order they run."""
+
     limits: RouteLimits
-    request_ops: HeaderOps
-    response_ops: HeaderOps
-    reverse: ReverseMap
+    request_filter: tuple[RequestFilter, ...]
+    select_backend: BackendSelector
+    upstream_request_filter: tuple[UpstreamRequestFilter, ...]  # ForwardedFields first
+    response_filter: tuple[ResponseFilter, ...]  # ReverseFields first
+    on_error: tuple[ErrorFilter, ...]
+    log: tuple[LogSink, ...]
     app: Availability | None = None  # set when the route serves a supervised [[app]]
 
-    def downstream_headers(
-        self, headers: Headers, lnames: list[bytes], facts: RequestFacts, public_origin: bytes
-    ) -> Headers:
-        """The upstream's response fields as the client gets them, minus framing."""
-        named = connection_named(headers, lnames) if b"connection" in lnames else None
-        reverse = self.reverse
-        kinds = _RESPONSE_FIELD_KIND
-        out: Headers = []
-        for i, field in enumerate(headers):  # not zip: mypyc compiles this natively
-            lname = lnames[i]
-            kind = kinds.get(lname, 0)
-            if kind == 0:
-                if named is None or lname not in named:
-                    out.append(field)  # the parsed tuple itself: no new one per field
-            elif kind == _LOCATION:
-                out.append((field[0], reverse.location(field[1], public_origin)))
-            elif kind == _COOKIE:
-                out.append((field[0], reverse.set_cookie(field[1])))
-        out.append((b"Via", VIA))
-        return self.response_ops.apply(out, facts)
+
+@dataclass(frozen=True, slots=True)
+class Policies:
+    """The gateway's: request filters run before routing, then each route's policy."""
+
+    request_filter: tuple[RequestFilter, ...] = ()
+    routes: tuple[RoutePolicy, ...] = ()
+
+
+def compile_policies(
+    plan: ServingPlan, gw: Gateway, gates: dict[str, Availability] | None = None
+) -> Policies:
+    """Build every phase once; ``gw`` supplies the shared pieces (forwarding, the log)."""
+    log: tuple[LogSink, ...] = (gw.access_log,) if gw.access_log.enabled else ()
+    hsts: tuple[ResponseFilter, ...] = (Hsts(gw.hsts),) if gw.hsts else ()
+    routes = []
+    for spec, route in zip(plan.routes, gw.routes.routes, strict=True):
+        backend = route.backend
+        upstream_request: list[UpstreamRequestFilter] = [
+            ForwardedFields(gw.forwarding, route.preserve_host)
+        ]
+        request_ops = _ops(spec.request_headers, OWN_REQUEST_HEADERS)
+        if not request_ops.empty:
+            upstream_request.append(RequestHeaderRules(request_ops))
+        stripped = bool(route.prefix) and not route.preserve_path
+        response: list[ResponseFilter] = [ReverseFields(ReverseMap(
+            backend, route.base_path, route.prefix, stripped))]
+        response_ops = _ops(spec.response_headers)
+        if not response_ops.empty:
+            response.append(ResponseHeaderRules(response_ops))
+        response.append(EchoRequestId())
+        routes.append(RoutePolicy(
+            limits=spec.limits,
+            request_filter=(),
+            select_backend=OnlyBackend(backend),
+            upstream_request_filter=tuple(upstream_request),
+            response_filter=tuple(response) + hsts,
+            on_error=(),
+            log=log,
+            app=(gates or {}).get(spec.app) if spec.app else None,
+        ))
+    redirect: tuple[RequestFilter, ...] = (RedirectToHttps(gw),) if gw.redirect_to_https else ()
+    return Policies(redirect, tuple(routes))
+
+
+def _ops(rules: HeaderRulesPlan, own: dict[bytes, bytes] | None = None) -> HeaderOps:
+    return HeaderOps(rules.set, rules.add, rules.remove, own)

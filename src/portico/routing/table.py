@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from portico.errors import Layer, ProxyError
 from portico.routing.path import (
@@ -38,7 +38,6 @@ class Route:
     base_path: bytes = b"/"  # joined in front of what the route passes on
     preserve_path: bool = False
     preserve_host: bool = False
-    policy: Any = field(default=None, compare=False)  # proxy.route_policy.RoutePolicy
     label: str = field(default="", compare=False)  # "host/prefix", for logs
     log_label: bytes = field(default=b"", compare=False)  # the same, for the access log
 

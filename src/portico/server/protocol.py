@@ -1,4 +1,9 @@
-"""A client connection: moves bytes between the transport and the sans-IO parser.
+"""An HTTP/1.1 client connection: the transport, the sans-IO parser, and the wire form.
+
+Its ``Http1Response`` is the ``Downstream`` (``proxy/downstream.py``) of the
+exchange it is serving, and makes every HTTP/1.1 decision for it: response framing and chunking,
+``100 Continue``, which 1xx to relay, the error page's bytes, and whether the
+connection stays open (``Connection``, the statuses that always close).
 
 Rules:
 
@@ -8,6 +13,8 @@ Rules:
    a connect in progress) and resumes only when none is left.
 3. One deadline at a time: head (408), body (408, via the exchange),
    upstream (504, via the exchange), idle keep-alive (silent close).
+4. One whole bodiless request with nothing queued skips ``_pending``: it goes
+   through the same ``_start``, and ``finished`` → ``_dispatch`` as any other.
 """
 
 from __future__ import annotations
@@ -16,16 +23,23 @@ import asyncio
 from collections import deque
 from typing import Final, cast
 
-from portico.errors import Layer
-from portico.http.events import END, Data, Event, Rejected, Request
+from portico.errors import Layer, ProxyError
+from portico.http import writer
+from portico.http.events import END, Body, Data, Event, Headers, Rejected, Request, Response
 from portico.http.parser import RequestParser
-from portico.proxy.errorpage import error_page
+from portico.proxy.dispatch import open_exchange
+from portico.proxy.downstream import Downstream
+from portico.proxy.errorpage import error_page, error_reply
 from portico.proxy.exchange import Exchange
+from portico.proxy.framing import connection_field, frame_response
 from portico.proxy.gateway import Gateway
 
 HIGH_WATER: Final = 64 * 1024
 LOW_WATER: Final = 16 * 1024
 _PIPELINE: Final = "pipeline"
+# An error answer with one of these statuses always closes: what follows may be garbage.
+CLOSE_AFTER: Final = frozenset({400, 408, 413, 414, 431, 505})
+_NO_REQUEST: Final = Request(b"GET", b"/", b"1.1", [], b"", Body.NONE, 0, False, False)
 
 
 class ClientConnection(asyncio.Protocol):
@@ -49,6 +63,8 @@ class ClientConnection(asyncio.Protocol):
         self.local_port = b""
         self.local_authority = b""
         self.trusted = False
+        self.down = Http1Response(self)  # the Downstream of each exchange in turn
+        self.down.scheme = scheme
 
     # -- asyncio.Protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -78,6 +94,11 @@ class ClientConnection(asyncio.Protocol):
             self.local_port = str(local[1]).encode("ascii")
             host = f"[{host}]" if ":" in host else host
             self.local_authority = f"{host}:{local[1]}".encode("ascii")
+        down = self.down
+        down.scheme = self.scheme
+        down.remote_addr = self.remote_addr
+        down.trusted = self.trusted
+        down.local_authority = self.local_authority
         self.gw.connections.add(self)
         self._idle_deadline = self.gw.now + self.gw.timeouts.head_timeout
 
@@ -101,6 +122,7 @@ class ClientConnection(asyncio.Protocol):
             self._start(events[0])
             reading = self._reading
             self._reading = None
+            self.down.body_done = True
             if reading is not None:
                 reading.on_request_end()
             return
@@ -160,6 +182,7 @@ class ClientConnection(asyncio.Protocol):
                     pending.popleft()
                     reading = self._reading
                     self._reading = None
+                    self.down.body_done = True
                     if reading is not None:
                         reading.on_request_end()
                 else:
@@ -168,6 +191,7 @@ class ClientConnection(asyncio.Protocol):
                         pending.popleft()
                         reading = self._reading
                         self._reading = None
+                        self.down.keep = False
                         reading.on_request_broken(event)
                     elif self.exchange is not None:
                         return  # answer the earlier requests first
@@ -181,12 +205,17 @@ class ClientConnection(asyncio.Protocol):
     def _start(self, request: Request) -> None:
         self._head_deadline = 0.0
         self._requests += 1
-        exchange = Exchange(self, request, self.gw)
-        if self._requests >= self.gw.timeouts.max_keepalive_requests:
-            exchange.keep_client = False  # the last one: its response says Connection: close
-        self.exchange = exchange
-        self._reading = exchange
-        exchange.start()
+        down = self.down
+        down.request = request
+        # The last one allowed says Connection: close.
+        down.keep = request.keep_alive and self._requests < self.gw.timeouts.max_keepalive_requests
+        down.body_done = request.body is Body.NONE
+        down.chunked = False
+        exchange = open_exchange(down, request, self.gw)
+        if exchange is not None:
+            self.exchange = exchange
+            self._reading = exchange
+            exchange.start()
 
     def _reject(self, rejected: Rejected) -> None:
         """The stream is malformed with no request in flight: answer and close."""
@@ -203,12 +232,11 @@ class ClientConnection(asyncio.Protocol):
         )
         self.close()
 
-    def exchange_finished(self, exchange: Exchange, keep_alive: bool) -> None:
-        if exchange is not self.exchange:
-            return
+    def exchange_finished(self, keep: bool) -> None:
+        """The exchange (or an answer before one) is over; ``keep``: serve another."""
         self.exchange = None
         if (
-            not keep_alive
+            not keep
             or self.gw.draining
             or self._requests >= self.gw.timeouts.max_keepalive_requests
             or (self.parser.finished and not self._pending)
@@ -290,3 +318,86 @@ class ClientConnection(asyncio.Protocol):
             self._refuse(408, "the request head did not arrive in time")
         elif not self._head_deadline and now > self._idle_deadline:
             self.close()  # idle keep-alive: silently (catalogue 56)
+
+
+class Http1Response(Downstream):
+    """The HTTP/1.1 wire form of the response an exchange on ``conn`` sends; one per
+    connection, reset for each request (one exchange at a time: rule 1)."""
+
+    def __init__(self, conn: ClientConnection) -> None:
+        super().__init__()
+        self.conn = conn
+        self.request = _NO_REQUEST  # the request being answered
+        self.keep = False  # the connection stays open after this response
+        self.body_done = True  # all of the request body has been read
+        self.chunked = False  # the body is re-chunked for the client
+        self.out: list[bytes] = []  # written at flush or end
+
+    @property
+    def reading_paused(self) -> bool:
+        return self.conn.reading_paused
+
+    def pause_reading(self, reason: object) -> None:
+        self.conn.pause_reading(reason)
+
+    def resume_reading(self, reason: object) -> None:
+        self.conn.resume_reading(reason)
+
+    def accept_body(self) -> None:
+        if self.request.expect_continue and not self.body_done:
+            self.conn.write(writer.CONTINUE)
+
+    def start_response(self, response: Response, headers: Headers) -> None:
+        request = self.request
+        framing = frame_response(request, response)
+        headers += framing.fields
+        self.chunked = framing.chunked
+        if framing.close_delimited or not self.body_done or self.conn.gw.draining:
+            self.keep = False
+        headers += connection_field(self.keep, request.version)
+        self.out.append(writer.head(writer.status_line(response.status, response.reason),
+                                     headers))
+
+    def send_informational(self, response: Response) -> None:
+        """1xx but 100 (ours to send or not) are relayed to a 1.1 client; 1.0 has none."""
+        if response.status != 100 and self.request.version == b"1.1":
+            self.out.append(writer.head(writer.status_line(response.status, response.reason),
+                                         response.headers))
+
+    def send_data(self, data: bytes) -> None:
+        if self.chunked:
+            self.out += writer.chunk(data)
+        else:
+            self.out.append(data)
+
+    def flush(self) -> None:
+        out = self.out
+        if out:
+            self.conn.writelines(out)
+            out.clear()
+
+    def end(self) -> None:
+        if self.chunked:
+            self.out.append(writer.LAST_CHUNK)
+        self.flush()
+
+    def _keep_after_answer(self, status: int) -> bool:
+        keep = (self.keep and self.body_done and not self.conn.gw.draining
+                and status not in CLOSE_AFTER)
+        self.keep = keep
+        return keep
+
+    def send_error(self, error: ProxyError, request_id: bytes) -> int:
+        keep = self._keep_after_answer(error.status)
+        data, sent = error_reply(error, request_id, self.request, keep)
+        self.conn.write(data)
+        return sent
+
+    def send_answer(self, status: int, headers: Headers) -> None:
+        headers.append((b"Content-Length", b"0"))
+        if not self._keep_after_answer(status):
+            headers.append((b"Connection", b"close"))
+        self.conn.write(writer.head(writer.status_line(status, b""), headers))
+
+    def finished(self, clean: bool) -> None:
+        self.conn.exchange_finished(clean and self.keep)

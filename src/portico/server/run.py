@@ -19,7 +19,6 @@ from portico.admin.control import control_path, remove_control, serve_control
 from portico.config.plan import RunPlan, ServingPlan
 from portico.config.prepare import check_certificates
 from portico.errors import ConfigError
-from portico.proxy.route_policy import RoutePolicy
 from portico.server.listeners import InProcess, Listeners, bind, https_port
 from portico.server.loops import loop_factory
 from portico.server.reload import Reloader, Runtime
@@ -251,7 +250,7 @@ async def status_snapshot(
 ) -> dict[str, Any]:
     routes = []
     for route, spec in zip(state.serving.routes.routes, plan.routes, strict=True):
-        gate = route.policy.app if isinstance(route.policy, RoutePolicy) else None
+        gate = state.serving.policies.routes[route.index].app
         routes.append({
             "route": route.label,
             "upstream": f"{route.backend.scheme}://{route.backend.label}"

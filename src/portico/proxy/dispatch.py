@@ -1,0 +1,117 @@
+"""Before an exchange: the request_filter phase, routing, and the answers made there.
+
+``open_exchange`` is what a client protocol calls for each request head. The
+server's request filters (a redirect to https) run before routing, the route's
+after it; their answers, a 404 from routing and a 413 by Content-Length are sent
+here, through the ``Downstream``, and logged. Every other request becomes an
+``Exchange`` that is routed already (its route, policy and facts are set).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from portico.errors import ProxyError
+from portico.http.events import Body, Request
+from portico.policy.context import RequestFacts, client_request_id, public_port
+from portico.proxy.downstream import Downstream
+from portico.proxy.exchange import Exchange
+from portico.proxy.phases import Answer, RequestFilter
+
+if TYPE_CHECKING:
+    from portico.proxy.gateway import Gateway
+    from portico.routing.table import Route
+
+
+def open_exchange(client: Downstream, request: Request, gw: Gateway) -> Exchange | None:
+    """The routed exchange for ``request``, not started; None when it was answered here."""
+    started = gw.loop.time()
+    policies = gw.policies
+    if policies.request_filter and _filtered(
+        policies.request_filter, client, request, gw, None, started
+    ):
+        return None
+    try:
+        match = gw.routes.resolve(request.host, request.target)
+    except ProxyError as exc:
+        _refuse(client, request, gw, exc, None, started)
+        return None
+    route = match.route
+    policy = policies.routes[route.index]
+    if policy.request_filter and _filtered(
+        policy.request_filter, client, request, gw, route, started
+    ):
+        return None
+    limits = policy.limits
+    if request.body is Body.LENGTH and request.content_length > limits.max_body_size:
+        _refuse(client, request, gw, limits.body_too_large(), route, started)
+        return None
+    scheme = client.scheme
+    host = request.host or client.local_authority
+    facts = RequestFacts(
+        scheme,
+        host,
+        public_port(host, scheme),
+        client.remote_addr,
+        route.prefix if match.stripped else b"",
+        client_request_id(request) or gw.request_id(),
+    )
+    return Exchange(client, request, gw, match, policy, facts, started)
+
+
+def _filtered(
+    steps: tuple[RequestFilter, ...],
+    client: Downstream,
+    request: Request,
+    gw: Gateway,
+    route: Route | None,
+    started: float,
+) -> bool:
+    """Phase request_filter: True when one of ``steps`` answered the request."""
+    answer: Answer | None = None
+    for step in steps:
+        answer = step.answer(request, client)
+        if answer is not None:
+            break
+    if answer is None:
+        return False
+    rid = client_request_id(request) or gw.request_id()
+    answer.headers.append((b"X-Request-ID", rid))
+    client.send_answer(answer.status, answer.headers)
+    _answered(client, request, gw, answer.status, 0, rid, route, started)
+    return True
+
+
+def _refuse(
+    client: Downstream,
+    request: Request,
+    gw: Gateway,
+    error: ProxyError,
+    route: Route | None,
+    started: float,
+) -> None:
+    rid = client_request_id(request) or gw.request_id()
+    sent = client.send_error(error, rid)
+    _answered(client, request, gw, error.status, sent, rid, route, started)
+
+
+def _answered(
+    client: Downstream,
+    request: Request,
+    gw: Gateway,
+    status: int,
+    sent: int,
+    rid: bytes,
+    route: Route | None,
+    started: float,
+) -> None:
+    """Log an answer made before an exchange, then let the client go on."""
+    log = gw.access_log
+    if log.enabled:
+        log.record(
+            client.remote_addr, request.method, request.target, request.version, status, sent,
+            request.get(b"referer"), request.get(b"user-agent"), rid,
+            route.log_label if route else b"", route.backend.authority if route else b"",
+            gw.loop.time() - started,
+        )
+    client.finished(True)
