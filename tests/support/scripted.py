@@ -1,9 +1,10 @@
 """A scripted upstream in the test's event loop: real loopback sockets, no threads.
 
-``ScriptedUpstream(loop, script)`` listens on an ephemeral 127.0.0.1 port; each accepted
-connection runs ``await script(conn)``. ``await conn.read_request()`` reads one request
-(head plus Content-Length or chunked body) and records it as a ``Seen``, so a test can
-assert on exactly what reached the upstream; ``conn.send``/``close``/``reset`` answer.
+``await ScriptedUpstream(script).start()`` in the test's loop listens on an ephemeral
+127.0.0.1 port; each accepted connection runs ``await script(conn)``.
+``await conn.read_request()`` reads one request (head plus Content-Length or chunked
+body) and records it as a ``Seen``, so a test can assert on exactly what reached the
+upstream; ``conn.send``/``close``/``reset`` answer.
 ``requests_arrived(n)``/``accepted(n)`` are awaitables that replace "sleep until the
 request is at the upstream".
 """
