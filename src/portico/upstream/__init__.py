@@ -1,1 +1,1 @@
-"""Upstream side: connections to backends and the keep-alive pool."""
+"""Upstream side: the backends (one per address), their availability, connections and pool."""
