@@ -97,6 +97,17 @@ def test_a_reload_that_keeps_an_address_keeps_its_backend_state_and_connections(
     assert backend.idle == [conn] and backend.in_flight == 0 and not transport.aborted
 
 
+def test_a_connection_knows_it_sat_in_the_pool_even_at_clock_zero(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    backend = gateway(config("http://127.0.0.1:9001/"), loop).routes.routes[0].backend
+    pool = UpstreamPool(loop, 4, 1.5)
+    fresh = UpstreamConnection(backend)
+    assert not fresh.from_pool  # connected for this request: a break is not a stale close
+    conn, _ = pooled(backend, pool)  # released at loop time 0.0
+    assert pool.acquire(backend) is conn and conn.from_pool
+
+
 def test_a_changed_address_gets_a_fresh_backend_and_the_old_one_is_closed(
     loop: asyncio.AbstractEventLoop,
 ) -> None:

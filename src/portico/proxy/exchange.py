@@ -342,7 +342,7 @@ class Exchange:
         pooled = False
         if conn is not None:
             received = conn.parser.received
-            pooled = conn.idle_since > 0.0  # set only when it went back to the pool
+            pooled = conn.from_pool
         live = self.conn
         self.conn = None
         if live is not None:
