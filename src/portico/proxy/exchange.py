@@ -128,11 +128,11 @@ class Exchange:
     # -- phase: start ------------------------------------------------------------
     def start(self) -> None:
         policy = self.policy
-        self.backend = policy.select_backend.select(self.request, self.facts)
+        backend = self.backend = policy.select_backend.select(self.request, self.facts)
         self._head = self._upstream_head()
         if self.request_state == REQUEST_BODY:
             self.body_deadline = self.gw.now + policy.limits.body_timeout
-        gate = self.backend.gate
+        gate = backend.gate
         if gate is not None and not gate.up:
             self._wait_for_app()
             return
