@@ -31,6 +31,7 @@ REQUEST_PATH = [
     "src/portico/policy/context.py",
     "src/portico/policy/forwarded.py",
     "src/portico/policy/header_ops.py",
+    "src/portico/policy/redirect.py",
     "src/portico/proxy/accesslog.py",
     "src/portico/proxy/dispatch.py",
     "src/portico/proxy/downstream.py",

@@ -64,14 +64,15 @@ class ProtocolError(Exception):
 
 class ProxyError(Exception):
     """A request could not be proxied; carries the status and layer, and whether sending
-    the request again may help (``retryable``, from ``source``: set where it is made)."""
+    the request again may help: ``source``, set where the error is made, the one field a
+    retry decision reads (``retryable`` is only its truth)."""
 
-    def __init__(
-        self, status: int, layer: Layer, message: str, *, retryable: bool = False,
-        source: int = 0,
-    ) -> None:
+    def __init__(self, status: int, layer: Layer, message: str, *, source: int = 0) -> None:
         super().__init__(message)
         self.status = status
         self.layer = layer
-        self.retryable = retryable
         self.source = source  # STALE_CONNECTION, APP_DIED, APP_REFUSED; 0: not retryable
+
+    @property
+    def retryable(self) -> bool:
+        return self.source != 0

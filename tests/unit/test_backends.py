@@ -14,10 +14,12 @@ from portico.config.compile import serving_plan
 from portico.config.load import parse
 from portico.config.provision import build_gateway
 from portico.proxy.gateway import Gateway
-from portico.upstream.availability import Availability
+from portico.upstream.availability import Availability, BackendState
 from portico.upstream.backend import Backend
 from portico.upstream.connection import UpstreamConnection
 from portico.upstream.pool import UpstreamPool
+from tests.conftest import proxy_config
+from tests.support.harness import ProxyHarness
 
 
 class Transport:
@@ -97,6 +99,17 @@ def test_a_reload_that_keeps_an_address_keeps_its_backend_state_and_connections(
     assert backend.idle == [conn] and backend.in_flight == 0 and not transport.aborted
 
 
+def test_a_connection_knows_it_sat_in_the_pool_even_at_clock_zero(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    backend = gateway(config("http://127.0.0.1:9001/"), loop).routes.routes[0].backend
+    pool = UpstreamPool(loop, 4, 1.5)
+    fresh = UpstreamConnection(backend)
+    assert not fresh.from_pool  # connected for this request: a break is not a stale close
+    conn, _ = pooled(backend, pool)  # released at loop time 0.0
+    assert pool.acquire(backend) is conn and conn.from_pool
+
+
 def test_a_changed_address_gets_a_fresh_backend_and_the_old_one_is_closed(
     loop: asyncio.AbstractEventLoop,
 ) -> None:
@@ -159,3 +172,27 @@ app = "api"
     app, plain, _ = built.routes.routes
     assert app.backend.gate is gates["api"] and app.backend.key == ("http", "127.0.0.1", 9005, "")
     assert plain.backend.gate is None
+
+
+def test_an_exchange_waits_on_its_backends_gate_then_connects_or_answers_503() -> None:
+    harness, upstream = ProxyHarness.with_upstream(proxy_config)
+    try:
+        backend = harness.gateway.routes.routes[0].backend
+        gate = backend.gate = Availability("api", harness.loop, 5.0)
+        client = harness.client()
+        client.send(b"GET /myapp/ HTTP/1.1\r\nHost: a\r\n\r\n")
+        harness.turn()
+        assert not client.received and not upstream.connections  # the app is starting
+        gate.set(BackendState.UP)
+        harness.run_until(lambda: b"\r\n\r\n" in client.received)
+        harness.settle(client)
+        assert client.take().startswith(b"HTTP/1.1 200 ") and len(upstream.requests) == 1
+        gate.set(BackendState.FAILED)
+        client.send(b"GET /myapp/ HTTP/1.1\r\nHost: a\r\n\r\n")
+        harness.run_until(lambda: b"\r\n\r\n" in client.received)
+        harness.settle(client)
+        reply = client.reply()
+        assert reply.status == 503 and b"is failed" in reply.data
+        assert len(upstream.requests) == 1
+    finally:
+        harness.close()

@@ -12,6 +12,7 @@ from portico.config.load import parse
 from portico.config.provision import build_gateway
 from portico.errors import APP_DIED, APP_REFUSED, STALE_CONNECTION
 from portico.http.events import Body, Request
+from portico.policy.redirect import https_authority, https_redirect
 from portico.proxy.framing import connect_refused, upstream_broke
 from portico.proxy.phases import (
     EchoRequestId,
@@ -23,7 +24,9 @@ from portico.proxy.phases import (
     ResponseHeaderRules,
     ReverseFields,
 )
-from portico.proxy.route_policy import compile_policies
+from portico.proxy.route_policy import Policies, compile_policies
+from tests.conftest import proxy_config
+from tests.support.harness import ProxyHarness
 
 CONFIG = """
 [server]
@@ -99,3 +102,42 @@ def test_a_refused_connect_waits_for_a_supervised_app_once() -> None:
     assert connect_refused("refused", True, 0).source == APP_REFUSED
     assert not connect_refused("refused", True, 1).retryable
     assert not connect_refused("refused", False, 0).retryable
+
+
+def test_redirect_to_https_answers_plain_http_before_routing_and_keeps_the_connection() -> None:
+    harness, upstream = ProxyHarness.with_upstream(proxy_config)
+    try:
+        gateway = harness.gateway
+        gateway.https_port = 8443
+        gateway.policies = Policies((RedirectToHttps(gateway),), gateway.policies.routes)
+        plain = harness.client()
+        plain.send(b"GET /nowhere/x?q=1 HTTP/1.1\r\nHost: example.com:8080\r\n\r\n")
+        harness.run_until(lambda: b"\r\n\r\n" in plain.received)
+        head = plain.take()
+        assert head.startswith(b"HTTP/1.1 308 ")  # before routing: /nowhere has no route
+        assert b"\r\nLocation: https://example.com:8443/nowhere/x?q=1\r\n" in head
+        assert b"\r\nX-Request-ID: " in head and b"\r\nContent-Length: 0\r\n" in head
+        assert b"Connection: close" not in head and not plain.closed
+        secure = harness.client(scheme=b"https")
+        secure.send(b"GET /myapp/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        harness.run_until(lambda: b"\r\n\r\n" in secure.received)
+        harness.settle(secure)
+        assert secure.reply().status == 200 and len(upstream.requests) == 1
+    finally:
+        harness.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "authority"),
+    [
+        (b"example.com:8080", 8443, b"example.com:8443"),
+        (b"example.com", 443, b"example.com"),
+        (b"[::1]:8080", 8443, b"[::1]:8443"),
+        (b"[::1]", 443, b"[::1]"),
+    ],
+)
+def test_the_redirect_keeps_the_host_and_names_the_https_port(
+    host: bytes, port: int, authority: bytes
+) -> None:
+    assert https_authority(host, port) == authority
+    assert https_redirect(host, b"*", port) == [(b"Location", b"https://" + authority + b"/")]

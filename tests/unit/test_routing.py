@@ -115,7 +115,7 @@ def test_upstream_base_path_joins_with_one_slash() -> None:
      (b"/api/", b"//a", b"/api/a")],
 )
 def test_join_upstream(base: bytes, rest: bytes, expected: bytes) -> None:
-    assert join_upstream(base, rest, b"") == expected
+    assert join_upstream(base, rest) == expected
 
 
 def test_remove_dot_segments() -> None:

@@ -45,7 +45,8 @@ def build_routes(
     plan: ServingPlan, pool: UpstreamPool, gates: dict[str, Availability] | None = None
 ) -> RouteTable:
     """The routes, their backends taken from ``pool`` (the one already there for an
-    address it knows)."""
+    address it knows). A route that names an ``[[app]]`` gives that app's gate to the
+    backend at its bind address: every route to the address then waits for the app."""
     routes = []
     for route in plan.routes:
         backend = pool.backend(build_backend(route))
@@ -92,7 +93,7 @@ def build_gateway(
         access_log=AccessLog(server.access_log, server.log_format),
         tick_interval=server.tick,
     )
-    gateway.policies = compile_policies(plan, gateway, gates)
+    gateway.policies = compile_policies(plan, gateway)
     return gateway
 
 

@@ -10,6 +10,6 @@ from portico.settings import HeadLimits
 
 __all__ = ["RESPONSE_LIMITS", "HeadLimits"]
 
-RESPONSE_LIMITS = HeadLimits(
-    max_request_line=8 * 1024, max_header_size=64 * 1024, max_head_size=64 * 1024, max_headers=200
-)
+# No request line in a response: its status line counts in the head (max_head_size),
+# and max_request_line (left at its default) is never read for it.
+RESPONSE_LIMITS = HeadLimits(max_header_size=64 * 1024, max_head_size=64 * 1024, max_headers=200)

@@ -128,11 +128,11 @@ class Exchange:
     # -- phase: start ------------------------------------------------------------
     def start(self) -> None:
         policy = self.policy
-        self.backend = policy.select_backend.select(self.request, self.facts)
+        backend = self.backend = policy.select_backend.select(self.request, self.facts)
         self._head = self._upstream_head()
         if self.request_state == REQUEST_BODY:
             self.body_deadline = self.gw.now + policy.limits.body_timeout
-        gate = policy.app
+        gate = backend.gate
         if gate is not None and not gate.up:
             self._wait_for_app()
             return
@@ -160,7 +160,7 @@ class Exchange:
 
     # -- phase: wait for a supervised app that is (re)starting -------------------------
     def _wait_for_app(self) -> None:
-        gate = self.policy.app
+        gate = self.backend.gate
         assert gate is not None
         self._app_waits += 1
         self.state = WAITING_APP
@@ -172,7 +172,7 @@ class Exchange:
         if up:
             self._acquire()
             return
-        gate = self.policy.app
+        gate = self.backend.gate
         assert gate is not None
         self.fail(ProxyError(503, Layer.UPSTREAM, gate.unavailable_reason()))
 
@@ -197,7 +197,7 @@ class Exchange:
         if isinstance(exc, TimeoutError):
             self.fail(ProxyError(504, Layer.UPSTREAM, "timed out connecting to the upstream"))
         elif exc is not None:
-            supervised = self.policy.app is not None
+            supervised = self.backend.gate is not None
             self._failed(connect_refused(connect_failure(exc), supervised, self._app_waits))
         else:
             self._attach(task.result())
@@ -342,7 +342,7 @@ class Exchange:
         pooled = False
         if conn is not None:
             received = conn.parser.received
-            pooled = conn.idle_since > 0.0  # set only when it went back to the pool
+            pooled = conn.from_pool
         live = self.conn
         self.conn = None
         if live is not None:
@@ -353,7 +353,7 @@ class Exchange:
             self._log()
             self.client.finished(False)
             return
-        supervised = self.policy.app is not None
+        supervised = self.backend.gate is not None
         self._failed(upstream_broke(rejected.reason, self.request, received, self._retried,
                                     pooled, supervised))
 
@@ -366,7 +366,7 @@ class Exchange:
             self._wait_for_app()  # the app may have just crashed: wait for its restart
             return
         self._retried += 1
-        gate = self.policy.app
+        gate = self.backend.gate
         if error.source == APP_DIED and gate is not None and not gate.up:
             self._wait_for_app()
         else:

@@ -39,9 +39,9 @@ def upstream_broke(
     app (it died under the request; its orphaned workers may accept once more)."""
     safe = received == 0 and request.method in IDEMPOTENT and request.body is Body.NONE
     if safe and pooled and tries < 1:
-        return ProxyError(502, Layer.UPSTREAM, reason, retryable=True, source=STALE_CONNECTION)
+        return ProxyError(502, Layer.UPSTREAM, reason, source=STALE_CONNECTION)
     if safe and supervised and tries < MAX_APP_RETRIES:
-        return ProxyError(502, Layer.UPSTREAM, reason, retryable=True, source=APP_DIED)
+        return ProxyError(502, Layer.UPSTREAM, reason, source=APP_DIED)
     return ProxyError(502, Layer.UPSTREAM, reason)
 
 
@@ -49,7 +49,7 @@ def connect_refused(reason: str, supervised: bool, app_waits: int) -> ProxyError
     """The 502 for a failed connect; retryable once for a supervised app, which may have
     just crashed: its restart is waited for."""
     if supervised and app_waits == 0:
-        return ProxyError(502, Layer.UPSTREAM, reason, retryable=True, source=APP_REFUSED)
+        return ProxyError(502, Layer.UPSTREAM, reason, source=APP_REFUSED)
     return ProxyError(502, Layer.UPSTREAM, reason)
 
 

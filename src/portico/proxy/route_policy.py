@@ -30,7 +30,6 @@ from portico.proxy.phases import (
 )
 from portico.routing.proxypass import ReverseMap
 from portico.settings import RouteLimits
-from portico.upstream.availability import Availability
 
 if TYPE_CHECKING:
     from portico.config.plan import HeaderRulesPlan, ServingPlan
@@ -48,7 +47,6 @@ class RoutePolicy:
     response_filter: tuple[ResponseFilter, ...]  # ReverseFields first
     on_error: tuple[ErrorFilter, ...]
     log: tuple[LogSink, ...]
-    app: Availability | None = None  # set when the route serves a supervised [[app]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +57,7 @@ class Policies:
     routes: tuple[RoutePolicy, ...] = ()
 
 
-def compile_policies(
-    plan: ServingPlan, gw: Gateway, gates: dict[str, Availability] | None = None
-) -> Policies:
+def compile_policies(plan: ServingPlan, gw: Gateway) -> Policies:
     """Build every phase once; ``gw`` supplies the shared pieces (forwarding, the log)."""
     log: tuple[LogSink, ...] = (gw.access_log,) if gw.access_log.enabled else ()
     hsts: tuple[ResponseFilter, ...] = (Hsts(gw.hsts),) if gw.hsts else ()
@@ -89,7 +85,6 @@ def compile_policies(
             response_filter=tuple(response) + hsts,
             on_error=(),
             log=log,
-            app=(gates or {}).get(spec.app) if spec.app else None,
         ))
     redirect: tuple[RequestFilter, ...] = (RedirectToHttps(gw),) if gw.redirect_to_https else ()
     return Policies(redirect, tuple(routes))

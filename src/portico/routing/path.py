@@ -91,7 +91,7 @@ def _is_hex(pair: bytes) -> bool:
     return len(pair) == 2 and all(c in b"0123456789abcdefABCDEF" for c in pair)
 
 
-def join_upstream(base: bytes, rest: bytes, query: bytes) -> bytes:
+def join_upstream(base: bytes, rest: bytes) -> bytes:
     """ProxyPass joining with exactly one slash: (``/``, ``/a``) → ``/a``; (``/``, ``""``) → ``/``.
 
     A run of slashes at the join is one slash (``/myapp//evil.com/x`` goes as
@@ -101,9 +101,7 @@ def join_upstream(base: bytes, rest: bytes, query: bytes) -> bytes:
     if rest.startswith(b"//"):
         rest = b"/" + rest.lstrip(b"/")
     if not rest:
-        path = base or b"/"
-    elif base.endswith(b"/"):
-        path = base[:-1] + rest if rest.startswith(b"/") else base + rest
-    else:
-        path = base + rest if rest.startswith(b"/") else base + b"/" + rest
-    return path + query
+        return base or b"/"
+    if base.endswith(b"/"):
+        return base[:-1] + rest if rest.startswith(b"/") else base + rest
+    return base + rest if rest.startswith(b"/") else base + b"/" + rest

@@ -135,7 +135,7 @@ class RouteTable:
         return match
 
     def _resolve(self, host: bytes, raw_path: bytes) -> RouteMatch:
-        query = b""
+        """The match for a path without its query (``resolve`` adds it after the cache)."""
         hostname = "" if self._hostless else host_without_port(host)
         if not needs_decoding(raw_path):
             route = self.match(hostname, raw_path)
@@ -153,8 +153,8 @@ class RouteTable:
                 raise bad_path("path uses dot-segments to leave its route")
             rest = raw_path[raw_index(raw_path, len(route.prefix)) :]
         if route.preserve_path:
-            return RouteMatch(route, join_upstream(route.base_path, raw_path, query), False)
-        return RouteMatch(route, join_upstream(route.base_path, rest, query), bool(route.prefix))
+            return RouteMatch(route, join_upstream(route.base_path, raw_path), False)
+        return RouteMatch(route, join_upstream(route.base_path, rest), bool(route.prefix))
 
 
 def host_without_port(host: bytes) -> str:

@@ -45,7 +45,6 @@ _NO_REQUEST: Final = Request(b"GET", b"/", b"1.1", [], b"", Body.NONE, 0, False,
 class ClientConnection(asyncio.Protocol):
     def __init__(self, gw: Gateway, scheme: bytes = b"http") -> None:
         self.gw = gw
-        self.scheme = scheme
         self.parser = RequestParser(gw.head_limits)
         self.transport: asyncio.Transport | None = None
         self.exchange: Exchange | None = None
@@ -59,11 +58,9 @@ class ClientConnection(asyncio.Protocol):
         self._requests = 0
         self._head_deadline = 0.0
         self._idle_deadline = 0.0
-        self.remote_addr = b"-"
-        self.local_port = b""
-        self.local_authority = b""
-        self.trusted = False
-        self.down = Http1Response(self)  # the Downstream of each exchange in turn
+        # The Downstream of each exchange in turn; it holds the peer facts (scheme here,
+        # the addresses in connection_made).
+        self.down = Http1Response(self)
         self.down.scheme = scheme
 
     # -- asyncio.Protocol ---------------------------------------------------------------
@@ -84,21 +81,16 @@ class ClientConnection(asyncio.Protocol):
             transport.abort()
             return
         transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+        down = self.down
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         if peer:
-            self.remote_addr = str(peer[0]).encode("ascii")
-            self.trusted = self.gw.forwarding.trust.trusts(str(peer[0]))
+            down.remote_addr = str(peer[0]).encode("ascii")
+            down.trusted = self.gw.forwarding.trust.trusts(str(peer[0]))
         if local:
             host = str(local[0])
-            self.local_port = str(local[1]).encode("ascii")
             host = f"[{host}]" if ":" in host else host
-            self.local_authority = f"{host}:{local[1]}".encode("ascii")
-        down = self.down
-        down.scheme = self.scheme
-        down.remote_addr = self.remote_addr
-        down.trusted = self.trusted
-        down.local_authority = self.local_authority
+            down.local_authority = f"{host}:{local[1]}".encode("ascii")
         self.gw.connections.add(self)
         self._idle_deadline = self.gw.now + self.gw.timeouts.head_timeout
 
@@ -227,7 +219,7 @@ class ClientConnection(asyncio.Protocol):
         head, body = error_page(status, Layer.CLIENT, reason, request_id)
         self.write(head + body)
         self.gw.access_log.record(
-            self.remote_addr, b"-", b"-", b"1.1", status, len(body), b"", b"",
+            self.down.remote_addr, b"-", b"-", b"1.1", status, len(body), b"", b"",
             request_id, b"", b"", 0.0,
         )
         self.close()

@@ -250,7 +250,7 @@ async def status_snapshot(
 ) -> dict[str, Any]:
     routes = []
     for route, spec in zip(state.serving.routes.routes, plan.routes, strict=True):
-        gate = state.serving.policies.routes[route.index].app
+        gate = route.backend.gate
         routes.append({
             "route": route.label,
             "upstream": f"{route.backend.scheme}://{route.backend.label}"

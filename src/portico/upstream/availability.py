@@ -2,9 +2,10 @@
 
 Whoever knows moves a gate through its states: the supervisor for a supervised
 app (in the main process; workers follow over the channel that carries app
-states), a health checker for any other backend. An exchange whose route
-points at the backend asks the gate before connecting and, while the backend
-(re)starts, waits on it (bounded) instead of failing at once.
+states); a health checker could do the same for any other backend (none does
+yet: only an app's backend has a gate, ``Backend.gate``). An exchange asks its
+backend's gate before connecting and, while the backend (re)starts, waits on it
+(bounded) instead of failing at once.
 """
 
 from __future__ import annotations

@@ -72,7 +72,9 @@ class Backend:
         if _is_ip(host):
             self.address, self.resolve_at = (host, port), math.inf
         self.retired = False  # no route names it any more: nothing is pooled again
-        self.gate: Availability | None = None  # set for a supervised app (by its supervisor)
+        # A supervised app's availability gate, for the app at this address (build_routes);
+        # its supervisor moves it. None: the address is always tried.
+        self.gate: Availability | None = None
 
     def lent(self, conn: UpstreamConnection) -> UpstreamConnection:
         """Count ``conn`` as in use by a request until it is returned or dropped."""

@@ -27,6 +27,7 @@ class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "backend",
         "closed",
+        "from_pool",
         "idle_since",
         "lent",
         "parser",
@@ -45,7 +46,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.write_paused = False
         self.read_paused = False
-        self.idle_since = 0.0
+        self.idle_since = 0.0  # loop time it last went back to the pool
+        # It has sat in the pool (set by the pool): the upstream may have closed it
+        # meanwhile, so a request it breaks on may be sent again (framing.upstream_broke).
+        self.from_pool = False
 
     # -- asyncio.Protocol --------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

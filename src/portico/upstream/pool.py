@@ -75,6 +75,7 @@ class UpstreamPool:
             conn.abort()
             return
         conn.idle_since = now
+        conn.from_pool = True
         stack.append(conn)
 
     def expire(self, now: float) -> None:
