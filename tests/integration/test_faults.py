@@ -57,6 +57,12 @@ def hammer(url: str, threads: int, stop: threading.Event) -> tuple[Counter[int |
     return statuses, workers
 
 
+def answered(statuses: Counter[int | str]) -> int:
+    """How many requests the load threads have had an answer to so far (read while
+    they count: list() copies the values in one step)."""
+    return sum(list(statuses.values()))
+
+
 @pytest.mark.parametrize("server", ["gunicorn", "waitress"])
 def test_app_killed_under_load_comes_back_and_no_request_fails(start_portico: StartPortico, server: str) -> None:
     proxy = start_portico(config(demo(server)))
@@ -64,11 +70,12 @@ def test_app_killed_under_load_comes_back_and_no_request_fails(start_portico: St
     old_family = {before["pid"], *descendants(before["pid"])}
     stop = threading.Event()
     statuses, workers = hammer(f"{proxy.url}/myapp/", LOAD_THREADS, stop)
-    time.sleep(1.0)
+    wait_until(lambda: answered(statuses) >= 50, 30, "50 answers before the kill")
     os.kill(before["pid"], signal.SIGKILL)
     wait_until(lambda: app_status(proxy, "myapp")["restarts"] == 1
                and app_status(proxy, "myapp")["state"] == "up", 30, "the restart")
-    time.sleep(1.0)
+    restarted = answered(statuses)
+    wait_until(lambda: answered(statuses) >= restarted + 50, 30, "50 answers after the restart")
     stop.set()
     for worker in workers:
         worker.join(30)

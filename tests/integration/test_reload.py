@@ -264,11 +264,13 @@ def test_tls_handshakes_under_way_when_workers_reload_are_still_served(
         thread.start()
     try:
         for count in range(1, 5):
-            time.sleep(0.3)
+            before = served[0]  # each reload lands on handshakes in flight
+            wait_until(lambda before=before: served[0] >= before + 10, 15, "ten handshakes")
             os.kill(proxy.pid, signal.SIGHUP)
             wait_until(lambda count=count: proxy.log_text().count("reloaded") >= count, 15,
                        f"reload {count}")
-        time.sleep(1.5)  # the last replaced gateways drain under load
+        after = served[0]  # the last replaced gateways drain under load
+        wait_until(lambda: served[0] >= after + 30, 15, "thirty handshakes after the reloads")
     finally:
         done.set()
         for thread in threads:

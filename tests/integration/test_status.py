@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
-from tests.support.client import connect, read_response, read_until_quiet, send_raw
+from tests.support.client import connect, read_response, read_until_quiet
 from tests.support.portico_proc import Portico, StartPortico
 from tests.support.procs import alive, descendants, kill_leftovers
 from tests.support.status import portico_status, proxy_only, status_json
@@ -141,7 +141,9 @@ def test_own_error_responses_are_logged_with_status_bytes_and_request_id(
         (b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n", 400, "-"),
     ]
     for request, status, target in cases:
-        reply = send_raw(proxy.port, request, quiet=5)
+        with connect(proxy.port) as sock:  # one framed response: no waiting for quiet
+            sock.sendall(request)
+            reply = read_response(sock)
         assert reply.status == status, reply.data
         rid = reply.header(b"x-request-id")
         assert rid, reply.data
