@@ -1,6 +1,6 @@
 # make demo  - set up and serve the Apache guide's Flask app at http://127.0.0.1:8080/myapp/
 # make test  - set up and run every test (lint, types, unit, integration), one of them
-#              from the installed wheel (make wheel)
+#              from the installed wheel (make wheel); load runs are left to make test-long
 # make wheel - the sdist and the compiled wheel in build/dist, the wheel installed with
 #              its apps extra in build/wheel-venv
 # make bench - nginx, HAProxy and portico in front of one origin (installs what it needs)
@@ -13,7 +13,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup wheel demo test test-deps lint unit bench bench-deps bench-budget fuzz soak clean
+.PHONY: setup wheel demo test test-long test-deps lint unit bench bench-deps bench-budget fuzz soak clean
 
 $(STAMP): pyproject.toml setup.py Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,7 +73,12 @@ test-deps:
 	  echo "make: could not install iproute2/systemd; their tests will skip"
 
 test: lint test-deps wheel
-	PORTICO_WHEEL_VENV=$(abspath $(WHEEL_VENV)) $(BIN)/python -m pytest -q
+	PORTICO_WHEEL_VENV=$(abspath $(WHEEL_VENV)) $(BIN)/python -m pytest -q -m "not long"
+
+# The load runs and full conformance suites (tests marked `long`) that would take
+# make test past its ten minutes.
+test-long: setup test-deps
+	$(BIN)/python -m pytest -q -m long
 
 # Hypothesis properties with 20,000 examples each, then the in-process request-path
 # fuzzer for FUZZ_SECONDS (default 120).
