@@ -76,6 +76,9 @@ class ServingPlan:
     app_waits: dict[str, float]  # app name -> how long a request waits while it restarts
     certificates: list[CertSource]
     tls_reload_interval: float
+    # Signs balance = "cookie"'s cookies, the same in every worker (config/balancing.py);
+    # "" until ``run_plan`` reads it from the state dir (then each process draws its own).
+    balance_secret: str = ""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)  # Path -> str
