@@ -33,10 +33,13 @@ from portico.proxy.phases import (
 )
 from portico.routing.proxypass import ReverseMap
 from portico.settings import RouteLimits
+from portico.upstream.backend import Backend
 from portico.upstream.balancer import Member, Sticky, make_policy
 from portico.upstream.health import PassiveHealth
+from portico.upstream.probes import Check, CheckState
 
 if TYPE_CHECKING:
+    from portico.config.backends import HealthCheckPlan
     from portico.config.plan import HeaderRulesPlan, RoutePlan, ServingPlan
     from portico.proxy.gateway import Gateway
     from portico.routing.table import Route
@@ -114,7 +117,9 @@ def _selector(
     balance = spec.balance
     if len(route.backends) == 1 and balance.health.path is None:
         return OnlyBackend(route.backend), None, None
-    members = [Member(backend, plan.weight)
+    check = _check(balance.health)
+    members = [Member(backend, plan.weight,
+                      gw.pool.check_state(backend, check) if check is not None else None)
                for backend, plan in zip(route.backends, spec.backends, strict=True)]
     policy = make_policy(balance.policy, balance.key, secret, rng)
     selector = Balanced(members, policy, gw, balance.retries, balance.try_duration,
@@ -124,6 +129,24 @@ def _selector(
     health = PassiveHealth(passive.max_fails, passive.fail_duration, passive.unhealthy_status,
                            passive.unhealthy_latency)
     return selector, health, sticky
+
+
+def _check(plan: HealthCheckPlan) -> Check | None:
+    if plan.path is None:
+        return None
+    return Check(plan.path, plan.interval, plan.timeout, plan.expect_status, plan.expect_body,
+                 plan.passes, plan.fails, tuple(sorted(plan.headers.items())))
+
+
+def checked(policies: Policies) -> list[tuple[Backend, CheckState]]:
+    """Every (backend, check verdict) the gateway's routes use: what the main process
+    probes (upstream/probes.py's ``Prober.follow``)."""
+    found = []
+    for route in policies.routes:
+        selector = route.select_backend
+        if isinstance(selector, Balanced):
+            found += [(m.backend, m.check) for m in selector.members if m.check is not None]
+    return found
 
 
 def _ops(rules: HeaderRulesPlan, own: dict[bytes, bytes] | None = None) -> HeaderOps:

@@ -74,6 +74,7 @@ class Runtime:
         self.certs: CertStore | None = None
         self._draining: dict[asyncio.Task[int], Gateway] = {}
         self._cut = asyncio.Event()
+        self.served: list[Callable[[Gateway], None]] = []  # told of each reload's gateway
 
     def build(self, plan: ServingPlan, cert_facts: list[CertFacts] | None = None) -> Built:
         """The one place a gateway is built from a plan (at start and at each reload).
@@ -105,6 +106,8 @@ class Runtime:
         built.gateway.serve_backends()
         old.successor = built.gateway
         self.gateway, self.plan = built.gateway, built.plan
+        for hook in self.served:
+            hook(built.gateway)
         task = self.loop.create_task(drain(old, [], built.plan.server.drain_timeout,
                                            RELOAD_IDLE_GRACE, self._cut))
         self._draining[task] = old
