@@ -185,3 +185,16 @@ def test_reload_keeps_fail_counts_health_and_pooled_connections(close: list[Setu
     assert isinstance(changed.select_backend, Balanced)
     fresh = changed.select_backend.members[0].check
     assert fresh is not None and fresh is not verdict and fresh.probes == 0
+
+
+def test_a_redirect_to_any_backends_own_url_maps_back(close: list[Setup]) -> None:
+    async def redirect(conn: UpstreamConn) -> None:
+        while await conn.read_request() is not None:
+            port = conn.writer.get_extra_info("sockname")[1]
+            conn.send(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:%d/next\r\n"
+                      b"Content-Length: 0\r\n\r\n" % port)
+
+    setup = balanced([redirect, redirect])
+    close.append(setup)
+    locations = {setup.harness.exchange(GET).header(b"location") for _ in range(2)}
+    assert locations == {b"http://a/p/next"}

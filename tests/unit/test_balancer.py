@@ -192,3 +192,31 @@ def test_a_check_falls_after_fails_and_rises_after_passes() -> None:
         state.record(passed, "" if passed else "503", 0.0)
         assert state.up is up
     assert state.probes == 7 and state.reason == ""
+
+
+def test_with_every_backend_down_a_restarting_app_is_waited_for() -> None:
+    import asyncio
+
+    from portico.proxy.phases import Balanced
+    from portico.upstream.availability import Availability, BackendState
+
+    loop = asyncio.new_event_loop()
+    try:
+        pool = members(1, 1)
+
+        class Clock:
+            now = 100.0
+
+        selector = Balanced(pool, RoundRobin(), Clock(), 2, 0.0, 5.0)  # type: ignore[arg-type]
+        pool[0].backend.down_until = 200.0
+        gate = Availability("app", loop, 5.0)
+        gate.set(BackendState.RESTARTING)
+        pool[1].backend.gate = gate
+        assert selector.select(request(), facts()) is pool[1].backend  # its gate waits
+        gate.set(BackendState.FAILED)
+        assert selector.select(request(), facts()) is None
+        assert selector.unavailable().retry_after == 100
+        gate.set(BackendState.UP)
+        assert selector.select(request(), facts()) is pool[1].backend
+    finally:
+        loop.close()

@@ -88,7 +88,7 @@ def compile_policies(
             upstream_request.append(RequestHeaderRules(request_ops))
         stripped = bool(route.prefix) and not route.preserve_path
         response: list[ResponseFilter] = [ReverseFields(ReverseMap(
-            backend, route.base_path, route.prefix, stripped))]
+            backend, route.base_path, route.prefix, stripped, route.backends[1:]))]
         response_ops = _ops(spec.response_headers)
         if not response_ops.empty:
             response.append(ResponseHeaderRules(response_ops))
