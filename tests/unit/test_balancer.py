@@ -195,21 +195,18 @@ def test_a_check_falls_after_fails_and_rises_after_passes() -> None:
 
 
 def test_with_every_backend_down_a_restarting_app_is_waited_for() -> None:
-    import asyncio
-
     from portico.proxy.phases import Balanced
     from portico.upstream.availability import Availability, BackendState
+    from tests.support.harness import ProxyHarness
 
-    loop = asyncio.new_event_loop()
+    harness = ProxyHarness('[[route]]\npath = "/"\nupstream = "http://127.0.0.1:9/"\n')
     try:
+        gateway = harness.gateway
+        gateway.now = 100.0
         pool = members(1, 1)
-
-        class Clock:
-            now = 100.0
-
-        selector = Balanced(pool, RoundRobin(), Clock(), 2, 0.0, 5.0)  # type: ignore[arg-type]
+        selector = Balanced(pool, RoundRobin(), gateway, 2, 0.0, 5.0)
         pool[0].backend.down_until = 200.0
-        gate = Availability("app", loop, 5.0)
+        gate = Availability("app", harness.loop, 5.0)
         gate.set(BackendState.RESTARTING)
         pool[1].backend.gate = gate
         assert selector.select(request(), facts()) is pool[1].backend  # its gate waits
@@ -219,4 +216,4 @@ def test_with_every_backend_down_a_restarting_app_is_waited_for() -> None:
         gate.set(BackendState.UP)
         assert selector.select(request(), facts()) is pool[1].backend
     finally:
-        loop.close()
+        harness.close()
