@@ -111,3 +111,8 @@ bench-budget: setup bench-deps
 clean:
 	find src -name '*.so' -delete
 	rm -rf $(VENV) build $(COMPILED) *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# A route with four backends and an active health check against a one-upstream route,
+# the same portico, the same run (bench/balancing.py; the bar: at most 3% req/s).
+bench-balancing: setup bench-deps
+	cd bench && ../$(BIN)/python balancing.py

@@ -119,7 +119,11 @@ class Balanced(BackendSelector):
 
     def select(self, request: Request, facts: RequestFacts) -> Backend | None:
         now = self.gw.now
-        members = [member for member in self.members if available(member, now)]
+        members = self.members
+        for member in members:  # all available (the usual case): no new list
+            if not available(member, now):
+                members = [member for member in members if available(member, now)]
+                break
         if members:
             return self.policy.pick(members, request, facts).backend
         for member in self.members:  # an app restarting: its gate is waited for

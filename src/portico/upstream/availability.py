@@ -2,10 +2,10 @@
 
 Whoever knows moves a gate through its states: the supervisor for a supervised
 app (in the main process; workers follow over the channel that carries app
-states); a health checker could do the same for any other backend (none does
-yet: only an app's backend has a gate, ``Backend.gate``). An exchange asks its
-backend's gate before connecting and, while the backend (re)starts, waits on it
-(bounded) instead of failing at once.
+states). An exchange asks its backend's gate before connecting and, while the
+backend (re)starts, waits on it (bounded) instead of failing at once. A balanced
+route also skips a backend whose gate is not up (upstream/health.py's
+``available``, with passive health and the active checks' verdicts).
 """
 
 from __future__ import annotations
@@ -13,10 +13,6 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from portico.upstream.backend import Backend
 
 Waiter = Callable[[bool], None]
 Listener = Callable[[str, "BackendState"], None]
@@ -83,12 +79,3 @@ class Availability:
         if self._waiters.pop(waiter, None) is not None:
             waiter(False)
 
-
-def usable(backend: Backend, now: float) -> bool:
-    """Whether a balanced route may send ``backend`` a request now (its active check
-    aside: ``Member.check``): passive health has not taken it out, its app (if any) is
-    up."""
-    if backend.down_until > now:
-        return False
-    gate = backend.gate
-    return gate is None or gate.up

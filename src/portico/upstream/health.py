@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from portico.errors import Layer, ProxyError
-from portico.upstream.availability import usable
+from portico.upstream.availability import BackendState
 from portico.upstream.backend import Backend
 from portico.upstream.balancer import Member
 
@@ -73,7 +73,13 @@ def why(member: Member, now: float) -> str:
 
 
 def available(member: Member, now: float) -> bool:
-    """Whether the route may send this backend a request now: its check (if any) is up
-    and it is ``usable`` (passive health, its app's gate)."""
+    """Whether the route may send this backend a request now: its active check (if
+    any) is up, passive health has not taken it out, its app's gate (if any) is up."""
     check = member.check
-    return (check is None or check.up) and usable(member.backend, now)
+    if check is not None and not check.up:
+        return False
+    backend = member.backend
+    if backend.down_until > now:
+        return False
+    gate = backend.gate
+    return gate is None or gate.state is BackendState.UP
