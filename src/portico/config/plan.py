@@ -73,7 +73,8 @@ class ServerPlan:
 class ServingPlan:
     server: ServerPlan
     routes: list[RoutePlan]
-    app_waits: dict[str, float]  # app name -> how long a request waits while it restarts
+    # app instance name (config/instances.py) -> how long a request waits while it restarts
+    app_waits: dict[str, float]
     certificates: list[CertSource]
     tls_reload_interval: float
 
@@ -115,6 +116,10 @@ class AppPlan:
     log_backups: int
     # uvicorn --root-path for an ``asgi`` app routed under one stripped prefix, or "".
     root_path: str
+    instances: int = 1
+    args: list[str] = dataclasses.field(default_factory=list)  # extra server arguments
+    python: str | None = None  # the interpreter (or venv) the server runs with
+    binds: list[str] = dataclasses.field(default_factory=list)  # each instance's HOST:PORT
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,9 @@ def build_routes(
     routes = []
     for route in plan.routes:
         backend = pool.backend(build_backend(route))
-        gate = (gates or {}).get(route.app) if route.app else None
+        # an app of several instances: its first, until the route has a backend each
+        gate = ((gates or {}).get(route.app) or (gates or {}).get(f"{route.app}#1")
+                if route.app else None)
         if gate is not None:
             backend.gate = gate
         base_path = route.base_path.encode("latin-1")

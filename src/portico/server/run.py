@@ -19,12 +19,14 @@ from portico.admin.control import control_path, remove_control, serve_control
 from portico.config.plan import RunPlan, ServingPlan
 from portico.config.prepare import check_certificates
 from portico.errors import ConfigError
+from portico.server.control_api import control_actions
 from portico.server.listeners import InProcess, Listeners, bind, https_port
 from portico.server.loops import loop_factory
 from portico.server.reload import Reloader, Runtime
 from portico.server.workers import WorkerPool, worker_count
 from portico.supervisor.logs import Echo
-from portico.supervisor.supervisor import Supervisor
+from portico.supervisor.process import AppStartError
+from portico.supervisor.supervisor import Supervisor, UnknownApp
 
 if TYPE_CHECKING:
     from portico.proxy.gateway import Gateway
@@ -93,6 +95,15 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
             else InProcess(state, bound, plan.server.client_timeouts.head_timeout)
         )
         await listeners.start()
+        serving_now = listeners
+        if isinstance(listeners, WorkerPool):
+            supervisor.gate_listeners.append(listeners.app_changed)
+
+        async def every_process_knows() -> None:  # each worker has read what came before
+            await serving_now.counts()
+
+        supervisor.barrier = every_process_knows
+        state.supervisor = supervisor
         listening = _announce_listening(listeners, gateway, ctx.announce)
         reloader = Reloader(run_plan, state, listeners, ctx.announce, ctx.lean)
         record = runtime.Instance(
@@ -104,6 +115,7 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
             control_file,
             lambda: status_snapshot(reloader.run.serving, state, supervisor, listening,
                                     serving, record),
+            control_actions(supervisor),
         )
         runtime.write_record(runtime_dir, record)
         if state.certs is not None:
@@ -112,6 +124,7 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
                 state.certs, plan.tls_reload_interval, listeners, in_process=not ctx.lean))
         with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
             loop.add_signal_handler(signal.SIGHUP, reloader.start_reload)
+            loop.add_signal_handler(signal.SIGUSR2, restart_every_app, supervisor, loop)
         gateway.start_clock()
         ctx.announce(f"ready: {len(listening)} listeners, {len(gateway.routes.routes)} routes, "
                      f"{len(run_plan.apps)} apps, request path "
@@ -142,6 +155,19 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
         hurrier.cancel()
         if stopped:
             ctx.announce("stopped")
+
+
+def restart_every_app(supervisor: Supervisor, loop: asyncio.AbstractEventLoop) -> None:
+    """SIGUSR2 (for scripts): a rolling restart of every app, one app after another."""
+
+    async def restart() -> None:
+        for name in list(supervisor.plans):
+            try:
+                await supervisor.restart_app(name)
+            except (AppStartError, UnknownApp) as exc:
+                supervisor.announce(f"SIGUSR2: {exc}")
+
+    loop.create_task(restart())
 
 
 def _stop_signals(

@@ -63,15 +63,17 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
 
     def handle(message: channel.Message) -> None:
         if isinstance(message, channel.Serve):  # a reload
+            for name, wait in message.plan.app_waits.items():  # an app a reload added
+                gates.setdefault(name, Availability(name, loop, wait)).wait_timeout = wait
             try:
                 runtime.swap(runtime.build(message.plan))
             except (ConfigError, OSError) as exc:  # the main process built it: rare
                 answer(channel.Serving(message.generation, str(exc)))
             else:
                 answer(channel.Serving(message.generation))
-        elif isinstance(message, channel.AppChanged):
-            if message.app in gates:
-                gates[message.app].set(BackendState(message.state))
+        elif isinstance(message, channel.AppChanged):  # of an app a reload adds: before Serve
+            gate = gates.setdefault(message.app, Availability(message.app, loop, 5.0))
+            gate.set(BackendState(message.state))
         elif isinstance(message, channel.ReloadCertificates):
             if runtime.certs is not None:
                 runtime.certs.reload(only=message.indices)

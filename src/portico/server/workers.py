@@ -183,7 +183,7 @@ class WorkerPool:
         self.stopping = False
         self._watchers: dict[Worker, asyncio.Task[None]] = {}
         for gate in gates.values():
-            gate.listeners.append(self._app_changed)
+            gate.listeners.append(self.app_changed)
 
     def addresses(self) -> list[tuple[str, Any]]:
         return [(scheme, sockets[0].getsockname()) for scheme, sockets in self.bound]
@@ -243,7 +243,7 @@ class WorkerPool:
                 return
             await worker.start()
 
-    def _app_changed(self, name: str, state: BackendState) -> None:
+    def app_changed(self, name: str, state: BackendState) -> None:
         self.broadcast(channel.AppChanged(name, str(state)))
 
     def broadcast(self, message: channel.Message) -> None:
