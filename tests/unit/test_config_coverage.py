@@ -47,6 +47,17 @@ ALTERNATIVES: dict[str, Any] = {
     "route.upstream": "https://10.0.0.2/",
     "route.app": {"app": "a", "upstream": DELETE},
     "route.ca": "ca.pem",
+    "route.upstreams": {"upstreams": ["https://10.0.0.1/", {"url": "https://10.0.0.2/",
+                                                             "weight": 3}],
+                        "upstream": DELETE},
+    "route.balance": "least_conn",
+    "route.balance_key": "X-User",
+    "route.unhealthy_status": [503],
+    "route.unhealthy_latency": "2s",
+    "route.health.path": "/healthz",
+    "route.health.expect_status": [204],
+    "route.health.expect_body": "ok",
+    "route.health.headers": {"X-Probe": "1"},
     **{f"route.{side}_headers.{op}": value
        for side in ("request", "response")
        for op, value in (("set", {"X-A": "1"}), ("add", {"X-A": ["1", "2"]}),
@@ -62,6 +73,8 @@ ALTERNATIVES: dict[str, Any] = {
     "app.env": {"A": "1"},
     "app.bind": "127.0.0.1:9999",
     "app.health": "/h",
+    "app.args": ["--timeout", "60"],
+    "app.python": "venv/bin/python",
     "tls.certificate.hosts": ["b.test"],
     "tls.certificate.cert": "c2.pem",
     "tls.certificate.key": "k2.pem",
@@ -122,7 +135,8 @@ def changed(key: str, base_dir: Path) -> dict[str, Any]:
     return data
 
 
-_DICT_KEYS = {key for key in ALTERNATIVES if key.endswith((".env", "_headers.set", "_headers.add"))}
+_DICT_KEYS = {key for key in ALTERNATIVES
+              if key.endswith((".env", "_headers.set", "_headers.add", "health.headers"))}
 
 
 def _value_in(model: Any, key: str) -> Any:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from portico.config.acquire import checked_certificates, free_ports, issue_self_signed
+from portico.config.balancing import balance_plan, route_backends
 from portico.config.instances import instance_binds, instance_name
 from portico.config.plan import (
     AppPlan,
@@ -33,11 +34,11 @@ from portico.config.plan import (
     ServerPlan,
     ServingPlan,
 )
-from portico.config.schema import App, Config, HeaderRules, parse_upstream
+from portico.config.schema import App, Config, HeaderRules
 from portico.config.schema import Route as RouteConfig
 from portico.errors import ConfigError, key_path
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
-from portico.supervisor.commands import connect_host, interpreter, split_bind
+from portico.supervisor.commands import interpreter
 from portico.tls.store import CertSource
 from portico.upstream.backend import Backend
 
@@ -126,21 +127,12 @@ def asgi_root_path(app: App, routes: list[RouteConfig]) -> str:
     return prefixes.pop() if len(prefixes) == 1 else ""
 
 
-def upstream_address(route: RouteConfig, config: Config) -> tuple[str, str, int, str]:
-    """The route's upstream as (scheme, host, port, base path); an app's bind is its address."""
-    if route.upstream is not None:
-        return parse_upstream(route.upstream)
-    app = next(app for app in config.app if app.name == route.app)
-    if app.bind is None:  # not assigned yet (``portico check``): shown as port 0
-        return "http", "127.0.0.1", 0, "/"
-    first = instance_binds(app.bind, app.instances)[0]
-    return "http", connect_host(first), split_bind(first)[1], "/"
-
-
 def upstream_of(route: RouteConfig, config: Config) -> tuple[Backend, str]:
-    """The route's backend, without a TLS context, and its base path (``portico check``)."""
-    scheme, host, port, base = upstream_address(route, config)
-    return Backend(scheme, host, port), base
+    """The route's first backend, without a TLS context, and its base path (``portico
+    check``)."""
+    backends, base = route_backends(route, config)
+    first = backends[0]
+    return Backend(first.scheme, first.host, first.port), base
 
 
 def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan:
@@ -148,7 +140,7 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
     server, limits = config.server, config.server.limits
     routes = []
     for index, route in enumerate(config.route):
-        scheme, host, port, base = upstream_address(route, config)
+        backends, base = route_backends(route, config)
         ca = (base_dir / route.ca) if route.ca else None
         if ca is not None and not ca.is_file():
             raise ConfigError.at(("route", index, "ca"), f"{ca}: no such file")
@@ -157,9 +149,8 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
             path=route.path,
             host=route.host,
             app=route.app,
-            scheme=scheme,
-            upstream_host=host,
-            upstream_port=port,
+            backends=backends,
+            balance=balance_plan(route),
             base_path=base,
             verify=route.verify,
             ca=ca,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from portico.config.backends import BackendPlan
+
 _BIND: Final = re.compile(r"^(?P<host>.+):(?P<first>\d{1,5})(?:-(?P<last>\d{1,5}))?$")
 
 
@@ -45,3 +47,17 @@ def instance_name(app: str, index: int, instances: int) -> str:
     """The name of an instance's gate, log and status row: the app's own for a single
     instance, ``app#2`` (counted from 1) for each of several."""
     return app if instances == 1 else f"{app}#{index + 1}"
+
+
+def app_backends(app: str, bind: str | None, instances: int) -> tuple[BackendPlan, ...]:
+    """The backends of a route to the app: one per instance, each following its own
+    gate (port 0 while the ports are unassigned: ``portico check``)."""
+    if bind is None:
+        return tuple(BackendPlan("http", "127.0.0.1", 0, app=instance_name(app, i, instances))
+                     for i in range(instances))
+    from portico.supervisor.commands import connect_host, split_bind
+
+    return tuple(
+        BackendPlan("http", connect_host(each), split_bind(each)[1],
+                    app=instance_name(app, i, instances))
+        for i, each in enumerate(instance_binds(bind, instances)))

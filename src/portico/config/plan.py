@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from portico.config.backends import BackendPlan, BalancePlan
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
 from portico.tls.store import CertFacts, CertSource
 
@@ -41,10 +42,9 @@ class RoutePlan:
     path: str
     host: str | None
     app: str | None  # the supervised app this route points at, if any
-    scheme: str  # upstream scheme, host, port and base path, resolved
-    upstream_host: str
-    upstream_port: int
-    base_path: str
+    backends: tuple[BackendPlan, ...]  # where it sends requests (config/backends.py)
+    balance: BalancePlan  # how it picks one, their health, retries
+    base_path: str  # the upstreams' base path, resolved
     verify: bool
     ca: Path | None
     preserve_path: bool

@@ -11,6 +11,7 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from portico.config.backends import BackendPlan
 from portico.config.plan import RoutePlan, ServingPlan
 from portico.errors import ConfigError
 from portico.policy.forwarded import Forwarding, Trust
@@ -27,10 +28,11 @@ if TYPE_CHECKING:
     from portico.tls.store import CertError, CertFacts, CertSource, CertStore
 
 
-def build_backend(route: RoutePlan) -> Backend:
-    """The route's backend; an https one gets its TLS context (a bad CA file: ConfigError)."""
-    if route.scheme != "https":
-        return Backend(route.scheme, route.upstream_host, route.upstream_port)
+def build_backend(route: RoutePlan, spec: BackendPlan) -> Backend:
+    """One of the route's backends; an https one gets its TLS context (a bad CA file:
+    ConfigError)."""
+    if spec.scheme != "https":
+        return Backend(spec.scheme, spec.host, spec.port)
     try:
         context = upstream_context(route.verify, route.ca)
     except ssl.SSLError as exc:
@@ -38,23 +40,24 @@ def build_backend(route: RoutePlan) -> Backend:
             ("route", route.index, "ca"), f"{route.ca}: not a PEM CA file ({exc})"
         ) from None
     label = f"verify={route.verify};ca={route.ca}"
-    return Backend(route.scheme, route.upstream_host, route.upstream_port, context, label)
+    return Backend(spec.scheme, spec.host, spec.port, context, label)
 
 
 def build_routes(
     plan: ServingPlan, pool: UpstreamPool, gates: dict[str, Availability] | None = None
 ) -> RouteTable:
     """The routes, their backends taken from ``pool`` (the one already there for an
-    address it knows). A route that names an ``[[app]]`` gives that app's gate to the
-    backend at its bind address: every route to the address then waits for the app."""
+    address it knows). A backend of an ``[[app]]`` gets that app's gate: every route to
+    the address then waits for the app."""
     routes = []
     for route in plan.routes:
-        backend = pool.backend(build_backend(route))
-        # an app of several instances: its first, until the route has a backend each
-        gate = ((gates or {}).get(route.app) or (gates or {}).get(f"{route.app}#1")
-                if route.app else None)
-        if gate is not None:
-            backend.gate = gate
+        backends = []
+        for spec in route.backends:
+            backend = pool.backend(build_backend(route, spec))
+            gate = (gates or {}).get(spec.app) if spec.app else None
+            if gate is not None:
+                backend.gate = gate
+            backends.append(backend)
         base_path = route.base_path.encode("latin-1")
         prefix = b"" if route.path == "/" else route.path.encode("ascii")
         routes.append(
@@ -62,7 +65,8 @@ def build_routes(
                 index=route.index,
                 prefix=prefix,
                 host=route.host,
-                backend=backend,
+                backend=backends[0],
+                backends=tuple(backends),
                 base_path=base_path,
                 preserve_path=route.preserve_path,
                 preserve_host=route.preserve_host,

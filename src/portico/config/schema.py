@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from portico.config.balancing import BalancingKeys, check_balancing
 from portico.config.instances import instance_binds, parse_bind
 from portico.config.listen import parse_listen
 from portico.config.units import Duration, Size
@@ -131,8 +132,8 @@ _PATH = re.compile(r"/(?:[A-Za-z0-9._~!$&'()*+,=:@-]+(?:/[A-Za-z0-9._~!$&'()*+,=
 _HOSTNAME = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\Z")
 
 
-class Route(_Table):
-    """``[[route]]``: a public path prefix served by one upstream or app."""
+class Route(BalancingKeys):
+    """``[[route]]``: a public path prefix served by an upstream, several, or an app."""
 
     path: str
     """Prefix matched on whole segments: ``/myapp`` serves ``/myapp`` and ``/myapp/...``."""
@@ -191,11 +192,7 @@ class Route(_Table):
 
     @model_validator(mode="after")
     def _one_target(self) -> Route:
-        if (self.upstream is None) == (self.app is None):
-            raise ValueError("a route needs exactly one of 'upstream' or 'app'")
-        tls = self.upstream is not None and self.upstream.startswith("https://")
-        if not tls and (self.ca is not None or not self.verify):
-            raise ValueError("'verify' and 'ca' apply only to an https:// upstream")
+        check_balancing(self)  # config/balancing.py
         return self
 
 

@@ -34,7 +34,8 @@ class Route:
     index: int
     prefix: bytes
     host: str | None
-    backend: Backend
+    backend: Backend  # the first of ``backends`` (what ProxyPassReverse maps back)
+    backends: tuple[Backend, ...] = ()  # all of them, in config order; () means (backend,)
     base_path: bytes = b"/"  # joined in front of what the route passes on
     preserve_path: bool = False
     preserve_host: bool = False
@@ -42,6 +43,8 @@ class Route:
     log_label: bytes = field(default=b"", compare=False)  # the same, for the access log
 
     def __post_init__(self) -> None:
+        if not self.backends:
+            object.__setattr__(self, "backends", (self.backend,))
         if not self.label:
             text = (self.host or "") + (self.prefix.decode("latin-1") or "/")
             object.__setattr__(self, "label", text)
