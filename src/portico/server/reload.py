@@ -40,7 +40,7 @@ from portico.proxy.gateway import Gateway
 from portico.server.drain import RELOAD_IDLE_GRACE, drain, open_counts
 from portico.server.workers import WorkerStartError
 from portico.supervisor.process import AppStartError
-from portico.upstream.availability import Availability
+from portico.upstream.availability import Availability, BackendState
 
 if TYPE_CHECKING:
     from portico.config.plan import AppPlan
@@ -81,6 +81,22 @@ class Runtime:
         self._cut = asyncio.Event()
         self.supervisor: Supervisor | None = None  # the main process's, once apps run
 
+    def _follow_gates(self) -> None:
+        """Each app gate (one a reload added too) closes its backend's idle connections
+        when it leaves ``up``: a draining app instance keeps none of ours open (gunicorn
+        would wait out its graceful timeout for them)."""
+        for gate in self.gates.values():
+            if self._gate_closer not in gate.listeners:
+                gate.listeners.append(self._gate_closer)
+
+    def _gate_closer(self, name: str, state: BackendState) -> None:
+        if state is BackendState.UP or self.gateway is None:
+            return
+        gate = self.gates.get(name)
+        for backend in self.gateway.pool.backends.values():
+            if backend.gate is gate:
+                backend.close_idle()
+
     # -- the apps (main process): the control socket's and the admin API's actions ----
     def _apps(self) -> Supervisor:
         if self.supervisor is None:
@@ -103,6 +119,7 @@ class Runtime:
     def build(self, plan: ServingPlan, cert_facts: list[CertFacts] | None = None) -> Built:
         """The one place a gateway is built from a plan (at start and at each reload).
         ConfigError if the plan cannot be served here (a certificate file gone)."""
+        self._follow_gates()
         certs = build_cert_store(plan, self.say, cert_facts)
         # a reload's gateway shares the serving one's pool: unchanged backends keep
         # their warm connections and their state
