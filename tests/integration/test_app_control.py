@@ -178,7 +178,7 @@ def test_rolling_restart_during_20s_of_wrk(proxy: Portico) -> None:
     time.sleep(5)  # the restart lands in the middle of the run
     for _ in range(2):
         assert portico_app(proxy, "restart", "web").returncode == 0
-    out, _ = wrk.communicate(60)
+    out, _ = wrk.communicate(timeout=60)
     assert "Non-2xx" not in out, out
     assert "Socket errors" not in out, out
     assert re.search(r"(\d+) requests in", out), out
