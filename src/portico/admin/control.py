@@ -37,8 +37,32 @@ def control_path(directory: Path, config_file: Path | None) -> Path:
 
 
 async def serve_control(
-    path: Path, snapshot: Snapshot, actions: Actions | None = None
+    path: Path, snapshot: Snapshot | None, actions: Actions | None = None
 ) -> asyncio.Server:
+    handle = _handler(snapshot, actions)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if USE_UNIX:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        old_umask = os.umask(0o177)
+        try:
+            return await asyncio.start_unix_server(handle, path=str(path))
+        finally:
+            os.umask(old_umask)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    path.with_name(path.name + ".port").write_text(str(port))
+    return server
+
+
+async def serve_http(host: str, port: int, actions: Actions) -> asyncio.Server:
+    """``actions`` alone (no ``/status``) on a TCP address: ``[metrics] listen``."""
+    return await asyncio.start_server(_handler(None, actions), host.strip("[]"), port)
+
+
+def _handler(
+    snapshot: Snapshot | None, actions: Actions | None
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await asyncio.wait_for(reader.readline(), 5)
@@ -49,7 +73,7 @@ async def serve_control(
             answer = await actions(method, target) if actions is not None else None
             if answer is not None:
                 code, kind, body = answer
-            elif (method, target) == ("GET", "/status"):
+            elif snapshot is not None and (method, target) == ("GET", "/status"):
                 code, kind = 200, "application/json"
                 body = json.dumps(await snapshot(), indent=2).encode() + b"\n"
             else:
@@ -64,19 +88,7 @@ async def serve_control(
         finally:
             writer.close()
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if USE_UNIX:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        old_umask = os.umask(0o177)
-        try:
-            return await asyncio.start_unix_server(handle, path=str(path))
-        finally:
-            os.umask(old_umask)
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    path.with_name(path.name + ".port").write_text(str(port))
-    return server
+    return handle
 
 
 def remove_control(path: Path) -> None:

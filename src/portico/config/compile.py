@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from portico.config.acquire import checked_certificates, free_ports, issue_self_signed
 from portico.config.balancing import balance_plan, route_backends
 from portico.config.instances import instance_binds, instance_name
+from portico.config.metrics import metrics_plan
 from portico.config.plan import (
     AppPlan,
     HeaderRulesPlan,
@@ -86,6 +87,7 @@ def compile_plan(
         restart_only={
             "server.listen": json.dumps(source.server.listen),
             "server.workers": json.dumps(source.server.workers),
+            "metrics.listen": json.dumps(source.metrics.listen),
         },
         cert_facts=[],
     )
@@ -175,6 +177,7 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
                    for app in config.app for i in range(app.instances)},
         certificates=certificate_sources(config, base_dir, state_dir),
         tls_reload_interval=config.tls.reload_interval,
+        metrics=metrics_plan(config.metrics),
     )
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from portico.config.backends import BackendPlan, BalancePlan
+from portico.metrics.plan import MetricsPlan
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
 from portico.tls.store import CertFacts, CertSource
 
@@ -77,6 +78,7 @@ class ServingPlan:
     app_waits: dict[str, float]
     certificates: list[CertSource]
     tls_reload_interval: float
+    metrics: MetricsPlan = dataclasses.field(default_factory=MetricsPlan)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)  # Path -> str

@@ -22,6 +22,7 @@ from pydantic import (
 from portico.config.balancing import BalancingKeys, check_balancing
 from portico.config.instances import instance_binds, parse_bind
 from portico.config.listen import parse_listen
+from portico.config.metrics import Metrics
 from portico.config.units import Duration, Size
 from portico.policy.header_ops import Template, check_name
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
@@ -457,6 +458,7 @@ class Config(_Table):
     route: list[Route] = []
     app: list[App] = []
     tls: Tls = Tls()
+    metrics: Metrics = Metrics()
 
     @model_validator(mode="after")
     def _references(self) -> Config:

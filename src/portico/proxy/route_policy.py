@@ -55,11 +55,14 @@ class Policies:
 
     request_filter: tuple[RequestFilter, ...] = ()
     routes: tuple[RoutePolicy, ...] = ()
+    log: tuple[LogSink, ...] = ()  # the log phase of the answers made before routing
 
 
 def compile_policies(plan: ServingPlan, gw: Gateway) -> Policies:
     """Build every phase once; ``gw`` supplies the shared pieces (forwarding, the log)."""
     log: tuple[LogSink, ...] = (gw.access_log,) if gw.access_log.enabled else ()
+    if gw.metrics is not None:
+        log += (gw.metrics,)
     hsts: tuple[ResponseFilter, ...] = (Hsts(gw.hsts),) if gw.hsts else ()
     routes = []
     for spec, route in zip(plan.routes, gw.routes.routes, strict=True):
@@ -87,7 +90,7 @@ def compile_policies(plan: ServingPlan, gw: Gateway) -> Policies:
             log=log,
         ))
     redirect: tuple[RequestFilter, ...] = (RedirectToHttps(gw),) if gw.redirect_to_https else ()
-    return Policies(redirect, tuple(routes))
+    return Policies(redirect, tuple(routes), log)
 
 
 def _ops(rules: HeaderRulesPlan, own: dict[bytes, bytes] | None = None) -> HeaderOps:

@@ -11,6 +11,8 @@ guesses at a dict's keys.
                      Cut()                                  stop draining now (Ctrl-C twice)
     worker -> main   Serving(generation, error)            a Serve is in force (or why not)
                      Counts(seq, connections, requests)    the answer to a CountQuery
+                     MetricsDelta(rows)                    counters that moved, once a
+                                                           tick ([metrics] on)
 """
 
 from __future__ import annotations
@@ -80,10 +82,21 @@ class Counts:
     requests: int
 
 
-Message = Serve | AppChanged | ReloadCertificates | CountQuery | Cut | Serving | Counts
+@dataclass(frozen=True)
+class MetricsDelta:
+    """What one worker counted since its last tick: route label -> a row of increments
+    (metrics/counters.py); the main process adds them up (metrics/totals.py)."""
+
+    type: ClassVar[str] = "metrics"
+    rows: dict[str, list[int]]
+
+
+Message = (Serve | AppChanged | ReloadCertificates | CountQuery | Cut | Serving | Counts
+           | MetricsDelta)
 KINDS: dict[str, type[Message]] = {
     kind.type: kind
-    for kind in (Serve, AppChanged, ReloadCertificates, CountQuery, Cut, Serving, Counts)
+    for kind in (Serve, AppChanged, ReloadCertificates, CountQuery, Cut, Serving, Counts,
+                 MetricsDelta)
 }
 
 

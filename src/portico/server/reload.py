@@ -28,6 +28,7 @@ where the serving process was handed over to and has no pydantic of its own.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -36,6 +37,8 @@ from portico.config.plan import RunPlan, ServingPlan
 from portico.config.prepare import reload_plan
 from portico.config.provision import build_cert_store, build_gateway
 from portico.errors import ConfigError
+from portico.metrics.counters import Deltas, Send
+from portico.metrics.totals import Totals
 from portico.proxy.gateway import Gateway
 from portico.server.drain import RELOAD_IDLE_GRACE, drain, open_counts
 from portico.server.workers import WorkerStartError
@@ -80,6 +83,14 @@ class Runtime:
         self._draining: dict[asyncio.Task[int], Gateway] = {}
         self._cut = asyncio.Event()
         self.supervisor: Supervisor | None = None  # the main process's, once apps run
+        # [metrics]: where this process's gateways send their counters each tick (a
+        # worker: over its channel; the main process: into ``totals``)
+        self.totals = Totals()  # the main process's sums (unused in a worker)
+        self.metrics_send: Send | None = self.totals.add
+
+    def add_metrics(self, rows: Deltas) -> None:
+        """A worker's counters (server/workers.py) into the main process's sums."""
+        self.totals.add(rows)
 
     def _follow_gates(self) -> None:
         """Each app gate (one a reload added too) closes its backend's idle connections
@@ -124,7 +135,8 @@ class Runtime:
         # a reload's gateway shares the serving one's pool: unchanged backends keep
         # their warm connections and their state
         pool = self.gateway.pool if self.gateway is not None else None
-        gateway = build_gateway(plan, self.loop, self.gates, pool=pool)
+        gateway = build_gateway(plan, self.loop, self.gates, pool=pool,
+                                metrics_send=self.metrics_send)
         gateway.https_port = self.https_port
         return Built(plan, gateway, certs)
 
@@ -261,8 +273,10 @@ class Reloader:
             if isinstance(exc, ConfigError) and not exc.file:
                 exc = ConfigError(str(config_file), exc.key, exc.message)
             self.announce(f"reload refused: {exc}; the config loaded before keeps serving")
+            self.runtime.totals.reloaded(False, time.time())
             return False
         self.runtime.swap(built)
+        self.runtime.totals.reloaded(True, time.time())
         self.run = run
         self.announce(f"reloaded {config_file}: {len(built.gateway.routes.routes)} routes")
         if supervisor is not None:

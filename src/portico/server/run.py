@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 import portico
 from portico import memory
 from portico.admin import runtime
-from portico.admin.control import control_path, remove_control, serve_control
+from portico.admin.control import control_path, remove_control, serve_control, serve_http
 from portico.config.plan import RunPlan, ServingPlan
 from portico.config.prepare import check_certificates
 from portico.errors import ConfigError
 from portico.server.control_api import control_actions
 from portico.server.listeners import InProcess, Listeners, bind, https_port
 from portico.server.loops import loop_factory
+from portico.server.metrics_scrape import metrics_action
 from portico.server.reload import Reloader, Runtime
 from portico.server.workers import WorkerPool, worker_count
 from portico.supervisor.logs import Echo
@@ -77,6 +78,7 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
         count = 1
     control_file = control_path(runtime_dir, run_plan.config_file)
     control: asyncio.Server | None = None
+    metrics_server: asyncio.Server | None = None
     record: runtime.Instance | None = None
     watcher: asyncio.Task[None] | None = None
     listeners: Listeners | None = None
@@ -111,12 +113,23 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
             listening, round(time.time(), 3), str(control_file), str(log_dir),
         )
         serving = listeners
+        state.totals.last_reload_at = time.time()
+        scrape = metrics_action(state, listeners, supervisor,
+                                lambda: reloader.run.serving.metrics.enabled)
         control = await serve_control(
             control_file,
             lambda: status_snapshot(reloader.run.serving, state, supervisor, listening,
                                     serving, record),
-            control_actions(supervisor),
+            control_actions(supervisor, scrape),
         )
+        if plan.metrics.listen:
+            host, _, port = plan.metrics.listen.rpartition(":")
+            try:
+                metrics_server = await serve_http(host, int(port), scrape)
+                ctx.announce(f"metrics on http://{plan.metrics.listen}/metrics")
+            except OSError as exc:
+                ctx.announce(f"warning: [metrics] listen {plan.metrics.listen}: {exc}; "
+                             "/metrics is on the control socket only")
         runtime.write_record(runtime_dir, record)
         if state.certs is not None:
             state.certs.warn_expiring()
@@ -149,6 +162,8 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
         if control is not None:
             control.close()
             remove_control(control_file)
+        if metrics_server is not None:
+            metrics_server.close()
         if listeners is not None:
             await listeners.stop(plan.server.drain_timeout)  # if start-up failed half-way
         await supervisor.stop_all()

@@ -53,6 +53,7 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
     plan = first.plan
     gates = {name: Availability(name, loop, wait) for name, wait in plan.app_waits.items()}
     runtime = Runtime(loop, gates, _say)
+    runtime.metrics_send = lambda rows: writer.write(channel.encode(channel.MetricsDelta(rows)))
     runtime.set_https_port(first.https_port)
     gateway = runtime.open(runtime.build(plan))
     servers = await serve(runtime, [(scheme, socket.socket(fileno=fd)) for scheme, fd in listen],
@@ -99,6 +100,10 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
     await stop.wait()
 
     await runtime.stop(servers)
+    if runtime.gateway is not None and runtime.gateway.metrics is not None:
+        runtime.gateway.metrics.flush()  # the last tick's counts
+        with contextlib.suppress(OSError):
+            await writer.drain()
     follower.cancel()
     return 0
 

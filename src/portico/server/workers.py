@@ -158,6 +158,8 @@ class Worker:
                     waiter = self._counts.pop(message.seq, None)
                     if waiter is not None and not waiter.done():
                         waiter.set_result(message)
+                elif isinstance(message, channel.MetricsDelta):
+                    self.pool.runtime.add_metrics(message.rows)
         except (OSError, ValueError):
             pass  # the worker died with bytes unread: its watcher reports and restarts it
         writer.close()  # this process's end of the pair; a restart makes a new one

@@ -1,0 +1,67 @@
+"""``GET /metrics``: what the main process gathers for one scrape, rendered as text.
+
+The request counters come summed from every serving process (metrics/totals.py);
+the gauges are read now: connections and requests in flight (a count query to
+each worker, as ``portico status`` makes), each route backend's state, each app
+instance's state, restarts and process-tree CPU and memory, the certificates'
+expiry, the reloads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from portico.metrics.procstat import group_usage
+from portico.metrics.render import CONTENT_TYPE, AppRow, Scrape, UpstreamRow, render_metrics
+
+if TYPE_CHECKING:
+    from portico.server.control_api import Answer, Extra
+    from portico.server.listeners import Listeners
+    from portico.server.reload import Runtime
+    from portico.supervisor.supervisor import Supervisor
+
+
+async def gather(state: Runtime, listeners: Listeners, supervisor: Supervisor) -> Scrape:
+    counts = [c for c in await listeners.counts() if c is not None]
+    scrape = Scrape(state.totals, connections=sum(c for c, _ in counts),
+                    in_flight=sum(r for _, r in counts), workers=max(1, len(counts)))
+    for route in state.serving.routes.routes:
+        label = route.log_label.decode("latin-1")
+        for backend in getattr(route, "backends", (route.backend,)):
+            gate = backend.gate
+            up = gate.up if gate is not None else True
+            scrape.upstreams.append(UpstreamRow(
+                label, f"{backend.scheme}://{backend.label}", up,
+                int(getattr(backend, "fails", 0) or 0)))
+    for entry in supervisor.apps:
+        process = entry.process
+        usage = group_usage(process.pid) if process is not None and process.running and \
+            process.pid is not None else None
+        scrape.apps.append(AppRow(
+            entry.group, entry.app.name, entry.gate.up, entry.restarts,
+            usage[0] if usage else None, usage[1] if usage else None))
+    if state.certs is not None:
+        for loaded in state.certs.loaded:
+            if loaded.facts is not None:
+                name = loaded.facts.names[0] if loaded.facts.names else str(loaded.source.cert)
+                scrape.certificates.append((name, loaded.facts.not_after.timestamp()))
+    return scrape
+
+
+def metrics_action(
+    state: Runtime, listeners: Listeners, supervisor: Supervisor, enabled: Callable[[], bool]
+) -> Extra:
+    """The control socket's ``GET /metrics`` (404 saying how to turn it on, when off)."""
+
+    async def action(method: str, path: str) -> Answer | None:
+        if path != "/metrics":
+            return None
+        if not enabled():
+            return 404, "application/json", (b'{"error": "metrics are off: set [metrics] '
+                                             b'enabled = true"}\n')
+        if method != "GET":
+            return 405, "application/json", b'{"error": "use GET /metrics"}\n'
+        return 200, CONTENT_TYPE, render_metrics(await gather(state, listeners, supervisor))
+
+    return action
