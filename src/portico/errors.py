@@ -14,6 +14,7 @@ from typing import Final
 STALE_CONNECTION: Final = 1  # a pooled connection the upstream had closed: connect afresh
 APP_DIED: Final = 2  # a supervised app died under the request: connect if up, else wait
 APP_REFUSED: Final = 3  # a supervised app refused the connection: wait for its restart
+NEXT_BACKEND: Final = 4  # a balanced route's backend failed: try another (proxy/framing.py)
 
 
 class Layer(StrEnum):
@@ -72,6 +73,7 @@ class ProxyError(Exception):
         self.status = status
         self.layer = layer
         self.source = source  # STALE_CONNECTION, APP_DIED, APP_REFUSED; 0: not retryable
+        self.retry_after = 0  # seconds, for a 503's Retry-After (0: none)
 
     @property
     def retryable(self) -> bool:

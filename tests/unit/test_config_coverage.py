@@ -73,6 +73,7 @@ ALTERNATIVES: dict[str, Any] = {
     "app.env": {"A": "1"},
     "app.bind": "127.0.0.1:9999",
     "app.health": "/h",
+    "metrics.listen": "127.0.0.1:9464",
     "app.args": ["--timeout", "60"],
     "app.python": "venv/bin/python",
     "tls.certificate.hosts": ["b.test"],

@@ -8,6 +8,10 @@ The pydantic side (the ``Route`` model in config/schema.py takes these fields) a
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import secrets
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -22,6 +26,7 @@ from portico.config.units import Duration
 from portico.policy.header_ops import check_name
 
 if TYPE_CHECKING:
+    from portico.config.plan import ServingPlan
     from portico.config.schema import Config, Route
 
 Policy = Literal[
@@ -202,3 +207,22 @@ def balance_plan(route: Route) -> BalancePlan:
             headers=dict(health.headers),
         ),
     )
+
+
+def with_balance_secret(plan: ServingPlan, state_dir: Path) -> ServingPlan:
+    """``plan`` with the key that signs sticky cookies, kept in the state dir so that
+    every worker and every reload signs alike; unchanged if no route is sticky."""
+    if not any(route.balance.policy == "cookie" for route in plan.routes):
+        return plan
+    path = state_dir / "balance.key"
+    try:
+        secret = path.read_text().strip()
+    except FileNotFoundError:
+        secret = ""
+    if len(secret) < 32:
+        secret = secrets.token_hex(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secret + "\n")
+    return dataclasses.replace(plan, balance_secret=secret)

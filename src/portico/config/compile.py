@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from portico.config.acquire import checked_certificates, free_ports, issue_self_signed
-from portico.config.balancing import balance_plan, route_backends
+from portico.config.balancing import balance_plan, route_backends, with_balance_secret
 from portico.config.instances import instance_binds, instance_name
 from portico.config.metrics import metrics_plan
 from portico.config.plan import (
@@ -59,8 +59,9 @@ def run_plan(
     running apps' ports; otherwise an app without ``bind`` gets a free loopback port."""
     plan = compile_plan(source, base_dir, state_dir, config_file, free_ports(source, binds))
     issue_self_signed(source, plan.serving.certificates, state_dir, log)
+    serving = with_balance_secret(plan.serving, state_dir)
     return dataclasses.replace(
-        plan, cert_facts=checked_certificates(plan.serving.certificates))
+        plan, serving=serving, cert_facts=checked_certificates(plan.serving.certificates))
 
 
 def compile_plan(

@@ -79,6 +79,9 @@ class ServingPlan:
     certificates: list[CertSource]
     tls_reload_interval: float
     metrics: MetricsPlan = dataclasses.field(default_factory=MetricsPlan)
+    # Signs balance = "cookie"'s cookies, the same in every worker (config/balancing.py);
+    # "" until ``run_plan`` reads it from the state dir (then each process draws its own).
+    balance_secret: str = ""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)  # Path -> str

@@ -20,7 +20,8 @@ def error_reply(
     """What to write for ``error`` in answer to ``request``, and how many of those bytes
     are body (the access log's count): a HEAD gets the head alone."""
     head, body = error_page(error.status, error.layer, str(error), request_id,
-                            as_json=wants_json(request.get(b"accept")), close=not keep)
+                            as_json=wants_json(request.get(b"accept")), close=not keep,
+                            retry_after=error.retry_after)
     if request.method == b"HEAD":
         return head, 0
     return head + body, len(body)
@@ -34,6 +35,7 @@ def error_page(
     *,
     as_json: bool = False,
     close: bool = True,
+    retry_after: int = 0,
 ) -> tuple[bytes, bytes]:
     """An error reply's head and body, apart: the access log counts the body's bytes."""
     reason = writer.reason_phrase(status).decode("ascii")
@@ -59,6 +61,8 @@ def error_page(
         (b"X-Portico-Error", layer.name.lower().encode()),
         (b"Cache-Control", b"no-store"),
     ]
+    if retry_after:
+        headers.append((b"Retry-After", b"%d" % retry_after))
     if close:
         headers.append((b"Connection", b"close"))
     return writer.head(writer.status_line(status, b""), headers), body

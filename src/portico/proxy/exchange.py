@@ -35,13 +35,19 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Final
 
-from portico.errors import APP_DIED, APP_REFUSED, Layer, ProxyError
+from portico.errors import APP_DIED, APP_REFUSED, NEXT_BACKEND, Layer, ProxyError
 from portico.http import writer
 from portico.http.events import END, Body, Data, Event, Rejected, Request, Response
 from portico.policy.context import RequestFacts
 from portico.proxy.accesslog import Fields, Outcome
 from portico.proxy.downstream import Downstream
-from portico.proxy.framing import connect_refused, frame_request, upstream_broke
+from portico.proxy.framing import (
+    balanced_response,
+    connect_refused,
+    connect_timed_out,
+    frame_request,
+    upstream_broke,
+)
 from portico.proxy.route_policy import RoutePolicy
 from portico.routing.table import Route, RouteMatch
 from portico.upstream.backend import Backend
@@ -72,6 +78,7 @@ class Exchange:
         "_connecting",
         "_head",
         "_retried",
+        "_tried",
         "backend",
         "body_deadline",
         "body_received",
@@ -116,6 +123,7 @@ class Exchange:
         self._buffered: list[bytes] = []
         self._chunked_up = request.body is Body.CHUNKED
         self._retried = 0  # sent again after the upstream broke
+        self._tried: list[Backend] | None = None  # a balanced route's failed backends
         self._app_waits = 0  # waits for a supervised app to come up
         self.request_state = REQUEST_DONE if request.body is Body.NONE else REQUEST_BODY
         self.state = CONNECTING
@@ -128,7 +136,11 @@ class Exchange:
     # -- phase: start ------------------------------------------------------------
     def start(self) -> None:
         policy = self.policy
-        backend = self.backend = policy.select_backend.select(self.request, self.facts)
+        backend = policy.select_backend.select(self.request, self.facts)
+        if backend is None:
+            self.fail(policy.select_backend.unavailable())
+            return
+        self.backend = backend
         self._head = self._upstream_head()
         if self.request_state == REQUEST_BODY:
             self.body_deadline = self.gw.now + policy.limits.body_timeout
@@ -194,11 +206,13 @@ class Exchange:
             if exc is None:
                 self.gw.pool.release(task.result(), self.gw.now)
             return
+        balanced = self.policy.passive is not None
         if isinstance(exc, TimeoutError):
-            self.fail(ProxyError(504, Layer.UPSTREAM, "timed out connecting to the upstream"))
+            self._failed(connect_timed_out(balanced))
         elif exc is not None:
             supervised = self.backend.gate is not None
-            self._failed(connect_refused(connect_failure(exc), supervised, self._app_waits))
+            self._failed(connect_refused(connect_failure(exc), supervised, self._app_waits,
+                                         balanced))
         else:
             self._attach(task.result())
 
@@ -319,8 +333,11 @@ class Exchange:
         self.status = response.status
         facts = self.facts
         headers = response.headers
-        for step in self.policy.response_filter:
+        policy = self.policy
+        for step in policy.response_filter:
             headers = step.apply(headers, response, facts)
+        if policy.passive is not None:  # a balanced route
+            headers = balanced_response(policy, self, response.status, headers)
         self.client.start_response(response, headers)
 
     # -- endings ---------------------------------------------------------------------
@@ -355,12 +372,18 @@ class Exchange:
             return
         supervised = self.backend.gate is not None
         self._failed(upstream_broke(rejected.reason, self.request, received, self._retried,
-                                    pooled, supervised))
+                                    pooled, supervised, self.policy.passive is not None))
 
     def _failed(self, error: ProxyError) -> None:
         """An upstream failed before any response byte: send again if the error says so."""
+        passive = self.policy.passive
+        if passive is not None:
+            passive.failed(self.backend, self.gw.now, str(error))
         if not error.retryable:
             self.fail(error)
+            return
+        if error.source == NEXT_BACKEND:
+            self._next_backend(error)
             return
         if error.source == APP_REFUSED:
             self._wait_for_app()  # the app may have just crashed: wait for its restart
@@ -371,6 +394,27 @@ class Exchange:
             self._wait_for_app()
         else:
             self._connect()  # a stale pooled connection, or an app that is up again
+
+    def _next_backend(self, error: ProxyError) -> None:
+        """A balanced route: the same request to another backend (the head again: its
+        Host is that backend's), or ``error`` when there is none or the bounds are hit."""
+        tried = self._tried
+        if tried is None:
+            tried = self._tried = []
+        tried.append(self.backend)
+        backend = self.policy.select_backend.retry(
+            self.request, self.facts, tried, self.gw.now - self.started)
+        if backend is None:
+            self.fail(error)
+            return
+        self._retried += 1
+        self.backend = backend
+        self._head = self._upstream_head()
+        gate = backend.gate
+        if gate is not None and not gate.up:
+            self._wait_for_app()
+        else:
+            self._acquire()
 
     def _drop_upstream(self) -> None:
         conn = self.conn

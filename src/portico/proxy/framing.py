@@ -8,10 +8,21 @@ and the HTTP versions.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from portico.errors import APP_DIED, APP_REFUSED, STALE_CONNECTION, Layer, ProxyError
+from portico.errors import (
+    APP_DIED,
+    APP_REFUSED,
+    NEXT_BACKEND,
+    STALE_CONNECTION,
+    Layer,
+    ProxyError,
+)
 from portico.http.events import Body, Headers, Request, Response
+
+if TYPE_CHECKING:
+    from portico.proxy.exchange import Exchange
+    from portico.proxy.route_policy import RoutePolicy
 
 BODY_METHODS: Final = frozenset({b"POST", b"PUT", b"PATCH"})
 IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
@@ -29,28 +40,58 @@ def frame_request(request: Request) -> Headers:
 
 
 def upstream_broke(
-    reason: str, request: Request, received: int, tries: int, pooled: bool, supervised: bool
+    reason: str, request: Request, received: int, tries: int, pooled: bool, supervised: bool,
+    balanced: bool = False,
 ) -> ProxyError:
     """The 502 for an upstream connection that broke before the response head.
 
     Retryable (RFC 9110 §9.2.2) only for an idempotent request without a body that got
     no response byte, and only where sending it again may help: once on a connection
     that had sat in the pool (the upstream closed it meanwhile), twice for a supervised
-    app (it died under the request; its orphaned workers may accept once more)."""
+    app (it died under the request; its orphaned workers may accept once more); on a
+    balanced route, to another backend (the route's ``retries`` bound it). A request with
+    a body is never sent twice: it may have been streamed."""
     safe = received == 0 and request.method in IDEMPOTENT and request.body is Body.NONE
     if safe and pooled and tries < 1:
         return ProxyError(502, Layer.UPSTREAM, reason, source=STALE_CONNECTION)
+    if safe and balanced:
+        return ProxyError(502, Layer.UPSTREAM, reason, source=NEXT_BACKEND)
     if safe and supervised and tries < MAX_APP_RETRIES:
         return ProxyError(502, Layer.UPSTREAM, reason, source=APP_DIED)
     return ProxyError(502, Layer.UPSTREAM, reason)
 
 
-def connect_refused(reason: str, supervised: bool, app_waits: int) -> ProxyError:
-    """The 502 for a failed connect; retryable once for a supervised app, which may have
-    just crashed: its restart is waited for."""
+def connect_refused(
+    reason: str, supervised: bool, app_waits: int, balanced: bool = False
+) -> ProxyError:
+    """The 502 for a failed connect; on a balanced route retryable on another backend
+    for any method (nothing was sent); else retryable once for a supervised app, which
+    may have just crashed: its restart is waited for."""
+    if balanced:
+        return ProxyError(502, Layer.UPSTREAM, reason, source=NEXT_BACKEND)
     if supervised and app_waits == 0:
         return ProxyError(502, Layer.UPSTREAM, reason, source=APP_REFUSED)
     return ProxyError(502, Layer.UPSTREAM, reason)
+
+
+def connect_timed_out(balanced: bool) -> ProxyError:
+    """The 504 for a connect that timed out: another backend's turn on a balanced route."""
+    source = NEXT_BACKEND if balanced else 0
+    return ProxyError(504, Layer.UPSTREAM, "timed out connecting to the upstream", source=source)
+
+
+def balanced_response(
+    policy: RoutePolicy, exchange: Exchange, status: int, headers: Headers
+) -> Headers:
+    """A balanced route's response head: passive health judges it (status, latency) and
+    a sticky route's cookie is set."""
+    backend = exchange.backend
+    now = exchange.gw.now
+    assert policy.passive is not None
+    policy.passive.answered(backend, status, now - exchange.started, now)
+    if policy.sticky is not None:
+        headers = policy.sticky.stamp(headers, exchange.request, backend)
+    return headers
 
 
 class Framing:

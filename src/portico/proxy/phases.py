@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from portico.errors import ProxyError
+from portico.errors import Layer, ProxyError
 from portico.http.events import Headers, Request, Response
 from portico.http.headers import FRAMING, HOP_BY_HOP, connection_named
 from portico.policy.context import RequestFacts
@@ -28,7 +28,10 @@ from portico.policy.header_ops import HeaderOps
 from portico.policy.redirect import https_redirect
 from portico.proxy.downstream import Downstream
 from portico.routing.proxypass import LOCATION_HEADERS, ReverseMap
+from portico.upstream.availability import usable
 from portico.upstream.backend import Backend
+from portico.upstream.balancer import Member, Policy
+from portico.upstream.health import all_down
 
 if TYPE_CHECKING:
     from portico.proxy.gateway import Gateway
@@ -70,8 +73,18 @@ class RedirectToHttps(RequestFilter):
 
 # -- select_backend -----------------------------------------------------------------------
 class BackendSelector:
-    def select(self, request: Request, facts: RequestFacts) -> Backend:
+    def select(self, request: Request, facts: RequestFacts) -> Backend | None:
+        """The backend for ``request``; None: none is available (``unavailable`` says)."""
         raise NotImplementedError
+
+    def retry(
+        self, request: Request, facts: RequestFacts, tried: list[Backend], elapsed: float
+    ) -> Backend | None:
+        """Another backend to try after ``tried`` failed, within the route's bounds."""
+        return None
+
+    def unavailable(self) -> ProxyError:
+        return ProxyError(503, Layer.UPSTREAM, "no backend is available")
 
 
 class OnlyBackend(BackendSelector):
@@ -82,8 +95,52 @@ class OnlyBackend(BackendSelector):
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
 
-    def select(self, request: Request, facts: RequestFacts) -> Backend:
+    def select(self, request: Request, facts: RequestFacts) -> Backend | None:
         return self.backend
+
+
+class Balanced(BackendSelector):
+    """A route with several backends (or health checks): the policy picks among those
+    available now (upstream/balancer.py); when none is, a backend whose app is
+    (re)starting is waited for, else 503 with Retry-After."""
+
+    __slots__ = ("backends", "gw", "interval", "members", "policy", "retries", "try_duration")
+
+    def __init__(
+        self, members: list[Member], policy: Policy, gw: Gateway, retries: int,
+        try_duration: float, interval: float,
+    ) -> None:
+        self.members = members
+        self.backends = tuple(member.backend for member in members)
+        self.policy = policy
+        self.gw = gw  # its clock
+        self.retries = retries
+        self.try_duration = try_duration
+        self.interval = interval  # the active check's, for Retry-After
+
+    def select(self, request: Request, facts: RequestFacts) -> Backend | None:
+        now = self.gw.now
+        members = [member for member in self.members if usable(member.backend, now)]
+        if members:
+            return self.policy.pick(members, request, facts).backend
+        for backend in self.backends:  # an app restarting: its gate is waited for
+            gate = backend.gate
+            if gate is not None and not gate.gone and backend.healthy:
+                return backend
+        return None
+
+    def retry(
+        self, request: Request, facts: RequestFacts, tried: list[Backend], elapsed: float
+    ) -> Backend | None:
+        if len(tried) > self.retries or (self.try_duration and elapsed >= self.try_duration):
+            return None
+        now = self.gw.now
+        members = [member for member in self.members
+                   if member.backend not in tried and usable(member.backend, now)]
+        return self.policy.pick(members, request, facts).backend if members else None
+
+    def unavailable(self) -> ProxyError:
+        return all_down(self.backends, self.gw.now, self.interval)
 
 
 # -- upstream_request_filter --------------------------------------------------------------

@@ -7,6 +7,8 @@ a tuple, empty when the route has nothing to do in it.
 
 from __future__ import annotations
 
+import os
+import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,7 @@ from portico.policy.header_ops import HeaderOps
 from portico.proxy.accesslog import LogSink
 from portico.proxy.phases import (
     BackendSelector,
+    Balanced,
     EchoRequestId,
     ErrorFilter,
     ForwardedFields,
@@ -30,10 +33,13 @@ from portico.proxy.phases import (
 )
 from portico.routing.proxypass import ReverseMap
 from portico.settings import RouteLimits
+from portico.upstream.balancer import Member, Sticky, make_policy
+from portico.upstream.health import PassiveHealth
 
 if TYPE_CHECKING:
-    from portico.config.plan import HeaderRulesPlan, ServingPlan
+    from portico.config.plan import HeaderRulesPlan, RoutePlan, ServingPlan
     from portico.proxy.gateway import Gateway
+    from portico.routing.table import Route
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +53,8 @@ class RoutePolicy:
     response_filter: tuple[ResponseFilter, ...]  # ReverseFields first
     on_error: tuple[ErrorFilter, ...]
     log: tuple[LogSink, ...]
+    passive: PassiveHealth | None = None  # a balanced route's: requests judge backends
+    sticky: Sticky | None = None  # balance = "cookie": sets the cookie on the response
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +66,13 @@ class Policies:
     log: tuple[LogSink, ...] = ()  # the log phase of the answers made before routing
 
 
-def compile_policies(plan: ServingPlan, gw: Gateway) -> Policies:
-    """Build every phase once; ``gw`` supplies the shared pieces (forwarding, the log)."""
+def compile_policies(
+    plan: ServingPlan, gw: Gateway, rng: random.Random | None = None
+) -> Policies:
+    """Build every phase once; ``gw`` supplies the shared pieces (forwarding, the log);
+    ``rng`` the balancing policies' lots (seeded in tests)."""
+    rng = rng or random.Random()
+    secret = plan.balance_secret.encode("ascii") or os.urandom(32)
     log: tuple[LogSink, ...] = (gw.access_log,) if gw.access_log.enabled else ()
     if gw.metrics is not None:
         log += (gw.metrics,)
@@ -80,17 +93,40 @@ def compile_policies(plan: ServingPlan, gw: Gateway) -> Policies:
         if not response_ops.empty:
             response.append(ResponseHeaderRules(response_ops))
         response.append(EchoRequestId())
+        selector, passive, sticky = _selector(spec, route, gw, secret, rng)
         routes.append(RoutePolicy(
             limits=spec.limits,
             request_filter=(),
-            select_backend=OnlyBackend(backend),
+            select_backend=selector,
             upstream_request_filter=tuple(upstream_request),
             response_filter=tuple(response) + hsts,
             on_error=(),
             log=log,
+            passive=passive,
+            sticky=sticky,
         ))
     redirect: tuple[RequestFilter, ...] = (RedirectToHttps(gw),) if gw.redirect_to_https else ()
     return Policies(redirect, tuple(routes), log)
+
+
+def _selector(
+    spec: RoutePlan, route: Route, gw: Gateway, secret: bytes, rng: random.Random
+) -> tuple[BackendSelector, PassiveHealth | None, Sticky | None]:
+    """One backend and no active check: ``OnlyBackend``, nothing more on the request's
+    path. Otherwise the route balances, with passive health (and a cookie if sticky)."""
+    balance = spec.balance
+    if len(route.backends) == 1 and balance.health.path is None:
+        return OnlyBackend(route.backend), None, None
+    members = [Member(backend, plan.weight)
+               for backend, plan in zip(route.backends, spec.backends, strict=True)]
+    policy = make_policy(balance.policy, balance.key, secret, rng)
+    selector = Balanced(members, policy, gw, balance.retries, balance.try_duration,
+                        balance.health.interval)
+    sticky = policy if isinstance(policy, Sticky) else None
+    passive = balance.passive
+    health = PassiveHealth(passive.max_fails, passive.fail_duration, passive.unhealthy_status,
+                           passive.unhealthy_latency)
+    return selector, health, sticky
 
 
 def _ops(rules: HeaderRulesPlan, own: dict[bytes, bytes] | None = None) -> HeaderOps:

@@ -13,6 +13,10 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portico.upstream.backend import Backend
 
 Waiter = Callable[[bool], None]
 Listener = Callable[[str, "BackendState"], None]
@@ -78,3 +82,12 @@ class Availability:
     def _expire(self, waiter: Waiter) -> None:
         if self._waiters.pop(waiter, None) is not None:
             waiter(False)
+
+
+def usable(backend: Backend, now: float) -> bool:
+    """Whether a balanced route may send ``backend`` a request now: its active check
+    passes, passive health has not taken it out, and its app (if any) is up."""
+    if not backend.healthy or backend.down_until > now:
+        return False
+    gate = backend.gate
+    return gate is None or gate.up
