@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from portico.metrics.procstat import group_usage
 from portico.metrics.render import CONTENT_TYPE, AppRow, Scrape, UpstreamRow, render_metrics
+from portico.upstream.availability import usable
 
 if TYPE_CHECKING:
     from portico.server.control_api import Answer, Extra
@@ -26,14 +27,15 @@ async def gather(state: Runtime, listeners: Listeners, supervisor: Supervisor) -
     counts = [c for c in await listeners.counts() if c is not None]
     scrape = Scrape(state.totals, connections=sum(c for c, _ in counts),
                     in_flight=sum(r for _, r in counts), workers=max(1, len(counts)))
-    for route in state.serving.routes.routes:
+    gateway = state.serving
+    for route in gateway.routes.routes:
         label = route.log_label.decode("latin-1")
-        for backend in getattr(route, "backends", (route.backend,)):
-            gate = backend.gate
-            up = gate.up if gate is not None else True
+        for backend in route.backends:
+            # the main process's view: active checks and app gates; with workers = N,
+            # the passive fail counts are each worker's own and not summed here
             scrape.upstreams.append(UpstreamRow(
-                label, f"{backend.scheme}://{backend.label}", up,
-                int(getattr(backend, "fails", 0) or 0)))
+                label, f"{backend.scheme}://{backend.label}", usable(backend, gateway.now),
+                backend.fails))
     for entry in supervisor.apps:
         process = entry.process
         usage = group_usage(process.pid) if process is not None and process.running and \
