@@ -122,3 +122,13 @@ def test_labels_stay_bounded_and_promtool_is_silent() -> None:
     checked = subprocess.run(["promtool", "check", "metrics"], input=text,
                              capture_output=True, timeout=30)
     assert (checked.returncode, checked.stdout, checked.stderr) == (0, b"", b"")
+
+
+def test_the_metrics_guide_example_compiles_with_metrics_on() -> None:
+    from portico.config.compile import compile_plan
+
+    guide = (Path(__file__).parents[2] / "docs" / "guide" / "metrics.md").read_text()
+    text = guide.split("```toml\n")[1].split("```", 1)[0]
+    plan = compile_plan(parse(text, "metrics.md"), Path.cwd(), Path.cwd(), None, {})
+    assert plan.serving.metrics.enabled and plan.serving.metrics.listen == "127.0.0.1:9464"
+    assert plan.workers == 2
