@@ -66,7 +66,8 @@ class RequestMetrics(LogSink):
         row[RECEIVED_AT] += received
 
     def flush(self) -> None:
-        """Hand the rows that moved since the last tick to ``send``, and zero them."""
+        """Hand the rows that moved since the last tick to ``send`` (an empty dict if
+        none did: the receiver may add gauges of its own), and zero them."""
         deltas: Deltas = {}
         for i, row in enumerate(self.rows):
             if any(row):
@@ -78,5 +79,4 @@ class RequestMetrics(LogSink):
                     for k in range(ROW):
                         known[k] += row[k]
                 self.rows[i] = [0] * ROW
-        if deltas:
-            self.send(deltas)
+        self.send(deltas)

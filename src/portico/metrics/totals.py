@@ -18,8 +18,11 @@ class Totals:
         self.reloads = {"success": 0, "failure": 0}
         self.last_reload_ok = True
         self.last_reload_at = 0.0  # unix time of the last successful reload (or start)
+        # each live worker's (open connections, requests in flight), as of its last tick
+        self.gauges: dict[int, tuple[int, int]] = {}
 
     def add(self, deltas: Deltas) -> None:
+        """Add one process's counters (a worker's deltas, or the main process's own)."""
         for label, delta in deltas.items():
             if len(delta) != ROW:
                 continue  # another version's layout: never mix it in

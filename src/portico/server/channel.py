@@ -11,8 +11,8 @@ guesses at a dict's keys.
                      Cut()                                  stop draining now (Ctrl-C twice)
     worker -> main   Serving(generation, error)            a Serve is in force (or why not)
                      Counts(seq, connections, requests)    the answer to a CountQuery
-                     MetricsDelta(rows)                    counters that moved, once a
-                                                           tick ([metrics] on)
+                     MetricsDelta(rows, connections,       counters that moved, and the
+                                  requests)                gauges, once a tick ([metrics])
 """
 
 from __future__ import annotations
@@ -89,6 +89,8 @@ class MetricsDelta:
 
     type: ClassVar[str] = "metrics"
     rows: dict[str, list[int]]
+    connections: int = 0  # open client connections now
+    requests: int = 0  # requests in flight now
 
 
 Message = (Serve | AppChanged | ReloadCertificates | CountQuery | Cut | Serving | Counts

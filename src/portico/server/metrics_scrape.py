@@ -1,10 +1,11 @@
 """``GET /metrics``: what the main process gathers for one scrape, rendered as text.
 
-The request counters come summed from every serving process (metrics/totals.py);
-the gauges are read now: connections and requests in flight (a count query to
-each worker, as ``portico status`` makes), each route backend's state, each app
-instance's state, restarts and process-tree CPU and memory, the certificates'
-expiry, the reloads.
+The request counters come summed from every serving process (metrics/totals.py),
+with each worker's connections and requests in flight as of its last tick; the
+rest is read now, without asking the workers anything: each route backend's
+state, each app instance's state, restarts and process-tree CPU and memory, the
+certificates' expiry, the reloads. So a scrape is synchronous (``render_now``),
+and the admin API mounts it as it is.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ if TYPE_CHECKING:
     from portico.supervisor.supervisor import Supervisor
 
 
-async def gather(state: Runtime, listeners: Listeners, supervisor: Supervisor) -> Scrape:
-    counts = [c for c in await listeners.counts() if c is not None]
-    scrape = Scrape(state.totals, connections=sum(c for c, _ in counts),
-                    in_flight=sum(r for _, r in counts), workers=max(1, len(counts)))
+def gather(state: Runtime, workers: bool, supervisor: Supervisor) -> Scrape:
+    """``workers``: the serving is done by worker processes (their gauges are in the
+    totals), else by this one (counted now)."""
+    gauges = list(state.totals.gauges.values()) if workers else [state.counts()]
+    scrape = Scrape(state.totals, connections=sum(c for c, _ in gauges),
+                    in_flight=sum(r for _, r in gauges), workers=len(gauges))
     gateway = state.serving
     for route in gateway.routes.routes:
         label = route.log_label.decode("latin-1")
@@ -51,6 +54,13 @@ async def gather(state: Runtime, listeners: Listeners, supervisor: Supervisor) -
     return scrape
 
 
+def render_now(state: Runtime, listeners: Listeners, supervisor: Supervisor) -> bytes:
+    """``GET /metrics``'s text, now (the admin API's ``metrics``)."""
+    from portico.server.workers import WorkerPool
+
+    return render_metrics(gather(state, isinstance(listeners, WorkerPool), supervisor))
+
+
 def metrics_action(
     state: Runtime, listeners: Listeners, supervisor: Supervisor, enabled: Callable[[], bool]
 ) -> Extra:
@@ -64,6 +74,6 @@ def metrics_action(
                                              b'enabled = true"}\n')
         if method != "GET":
             return 405, "application/json", b'{"error": "use GET /metrics"}\n'
-        return 200, CONTENT_TYPE, render_metrics(await gather(state, listeners, supervisor))
+        return 200, CONTENT_TYPE, render_now(state, listeners, supervisor)
 
     return action

@@ -37,7 +37,7 @@ from portico.config.plan import RunPlan, ServingPlan
 from portico.config.prepare import reload_plan
 from portico.config.provision import build_cert_store, build_gateway
 from portico.errors import ConfigError
-from portico.metrics.counters import Deltas, Send
+from portico.metrics.counters import Send
 from portico.metrics.totals import Totals
 from portico.proxy.gateway import Gateway
 from portico.server.drain import RELOAD_IDLE_GRACE, drain, open_counts
@@ -87,10 +87,6 @@ class Runtime:
         # worker: over its channel; the main process: into ``totals``)
         self.totals = Totals()  # the main process's sums (unused in a worker)
         self.metrics_send: Send | None = self.totals.add
-
-    def add_metrics(self, rows: Deltas) -> None:
-        """A worker's counters (server/workers.py) into the main process's sums."""
-        self.totals.add(rows)
 
     def _follow_gates(self) -> None:
         """Each app gate (one a reload added too) closes its backend's idle connections

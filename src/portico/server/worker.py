@@ -53,7 +53,15 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
     plan = first.plan
     gates = {name: Availability(name, loop, wait) for name, wait in plan.app_waits.items()}
     runtime = Runtime(loop, gates, _say)
-    runtime.metrics_send = lambda rows: writer.write(channel.encode(channel.MetricsDelta(rows)))
+    sent_gauges = [(0, 0)]
+
+    def send_metrics(rows: dict[str, list[int]]) -> None:  # each tick, [metrics] on
+        gauges = runtime.counts()
+        if rows or gauges != sent_gauges[0]:
+            sent_gauges[0] = gauges
+            writer.write(channel.encode(channel.MetricsDelta(rows, *gauges)))
+
+    runtime.metrics_send = send_metrics
     runtime.set_https_port(first.https_port)
     gateway = runtime.open(runtime.build(plan))
     servers = await serve(runtime, [(scheme, socket.socket(fileno=fd)) for scheme, fd in listen],

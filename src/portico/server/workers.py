@@ -159,7 +159,9 @@ class Worker:
                     if waiter is not None and not waiter.done():
                         waiter.set_result(message)
                 elif isinstance(message, channel.MetricsDelta):
-                    self.pool.runtime.add_metrics(message.rows)
+                    totals = self.pool.runtime.totals
+                    totals.add(message.rows)
+                    totals.gauges[self.index] = (message.connections, message.requests)
         except (OSError, ValueError):
             pass  # the worker died with bytes unread: its watcher reports and restarts it
         writer.close()  # this process's end of the pair; a restart makes a new one
@@ -235,6 +237,7 @@ class WorkerPool:
         while True:
             assert worker.process is not None
             code = await worker.process.wait()
+            self.runtime.totals.gauges.pop(worker.index, None)  # its connections are gone
             if self.stopping:
                 return
             print(f"portico: worker {worker.index} (pid {worker.pid}) exited with {code}; "
