@@ -70,6 +70,13 @@ def test_exchanges_and_answers_before_one_are_counted_and_flushed_once() -> None
     assert found[("portico_response_bytes_total", (("route", "/api"),))] > 0
 
 
+def test_the_row_layout_matches_its_lists() -> None:
+    from portico.metrics import counters
+
+    assert counters.BUCKETS_AT == len(counters.METHODS) * len(counters.CLASSES)
+    assert counters.DURATION_US_AT == counters.BUCKETS_AT + len(counters.BUCKETS) + 1
+
+
 def test_off_costs_no_sink() -> None:
     harness, _ = ProxyHarness.with_upstream(lambda url: config(url, metrics=False))
     try:
