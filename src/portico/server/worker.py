@@ -53,7 +53,7 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
     plan = first.plan
     gates = {name: Availability(name, loop, wait) for name, wait in plan.app_waits.items()}
     runtime = Runtime(loop, gates, _say)
-    sent_gauges = [(0, 0)]
+    sent_gauges: list[tuple[int, int] | None] = [None]  # the first tick always reports
 
     def send_metrics(rows: dict[str, list[int]]) -> None:  # each tick, [metrics] on
         gauges = runtime.counts()
