@@ -47,7 +47,9 @@ REQUEST_PATH = [
     "src/portico/metrics/counters.py",
     "src/portico/settings.py",
     "src/portico/upstream/backend.py",
+    "src/portico/upstream/balancer.py",
     "src/portico/upstream/connection.py",
+    "src/portico/upstream/health.py",
     "src/portico/upstream/pool.py",
 ]
 

@@ -16,6 +16,8 @@ import pytest
 from portico.config.compile import serving_plan
 from portico.config.load import parse
 from portico.config.provision import build_gateway
+from portico.proxy.phases import Balanced
+from portico.upstream.probes import Check
 from tests.support.harness import ProxyHarness, new_loop
 from tests.support.scripted import Script, ScriptedUpstream, UpstreamConn, ok_script
 
@@ -154,20 +156,45 @@ def test_sticky_cookie_end_to_end(close: list[Setup]) -> None:
 
 
 def test_reload_keeps_fail_counts_health_and_pooled_connections(close: list[Setup]) -> None:
-    setup = balanced([ok_script], "max_fails = 5", dead=1)
+    health = '[route.health]\npath = "/h"\ninterval = "1h"'
+    setup = balanced([ok_script], "max_fails = 5\n" + health, dead=1)
     close.append(setup)
     harness = setup.harness
     assert harness.exchange(b"GET /p/x HTTP/1.1\r\nHost: a\r\n\r\n").status == 200
     old = harness.gateway
     dead, alive = old.routes.routes[0].backends
-    dead.healthy, dead.reason = False, "health check: 503"  # as an active check would say
+    verdict = old.pool.check_state(dead, Check("/h", 3600.0, 5.0))
+    verdict.record(False, "health check answered 503", 1.0)  # as a probe would
     assert dead.fails >= 1 and len(alive.idle) == 1
     fails, idle = dead.fails, list(alive.idle)
     # The same addresses under another path: the reload's gateway shares the pool.
     urls = ", ".join(f'"http://{b.label}/"' for b in (dead, alive))
-    config = f'[[route]]\npath = "/q"\nupstreams = [{urls}]\nmax_fails = 5'
-    plan = serving_plan(parse(config, "reload"), Path.cwd(), Path.cwd())
+    config = f'[[route]]\npath = "/q"\nupstreams = [{urls}]\nmax_fails = 5\n'
+    plan = serving_plan(parse(config + health, "reload"), Path.cwd(), Path.cwd())
     new = build_gateway(plan, harness.loop, pool=old.pool)
     kept_dead, kept_alive = new.routes.routes[0].backends
-    assert kept_dead is dead and kept_dead.fails == fails and not kept_dead.healthy
+    assert kept_dead is dead and kept_dead.fails == fails
     assert kept_alive is alive and kept_alive.idle == idle
+    selector = new.policies.routes[0].select_backend
+    assert isinstance(selector, Balanced)
+    assert selector.members[0].check is verdict and verdict.probes == 1
+    # A changed check starts fresh.
+    plan = serving_plan(parse(config + health.replace("/h", "/ready"), "reload"),
+                        Path.cwd(), Path.cwd())
+    changed = build_gateway(plan, harness.loop, pool=old.pool).policies.routes[0]
+    assert isinstance(changed.select_backend, Balanced)
+    fresh = changed.select_backend.members[0].check
+    assert fresh is not None and fresh is not verdict and fresh.probes == 0
+
+
+def test_a_redirect_to_any_backends_own_url_maps_back(close: list[Setup]) -> None:
+    async def redirect(conn: UpstreamConn) -> None:
+        while await conn.read_request() is not None:
+            port = conn.writer.get_extra_info("sockname")[1]
+            conn.send(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:%d/next\r\n"
+                      b"Content-Length: 0\r\n\r\n" % port)
+
+    setup = balanced([redirect, redirect])
+    close.append(setup)
+    locations = {setup.harness.exchange(GET).header(b"location") for _ in range(2)}
+    assert locations == {b"http://a/p/next"}

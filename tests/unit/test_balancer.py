@@ -22,6 +22,7 @@ from portico.upstream.balancer import (
     make_policy,
 )
 from portico.upstream.health import PassiveHealth, all_down
+from portico.upstream.probes import Check, CheckState
 
 
 def members(*weights: int) -> list[Member]:
@@ -177,7 +178,42 @@ def test_passive_health_counts_failures_within_the_window() -> None:
 def test_all_down_is_a_503_with_retry_after() -> None:
     pool = members(1, 1)
     pool[0].backend.down_until, pool[0].backend.reason = 107.2, "3 failures"
-    pool[1].backend.healthy, pool[1].backend.reason = False, "health check: 503"
-    error = all_down(tuple(m.backend for m in pool), 100.0, 5.0)
+    pool[1].check = CheckState(Check("/h", 5.0, 1.0, fails=1))
+    pool[1].check.record(False, "health check answered 503", 1.0)
+    error = all_down(pool, 100.0, 5.0)
     assert error.status == 503 and error.retry_after == 5
-    assert "3 failures" in str(error) and "health check: 503" in str(error)
+    assert "3 failures" in str(error) and "answered 503" in str(error)
+
+
+def test_a_check_falls_after_fails_and_rises_after_passes() -> None:
+    state = CheckState(Check("/h", 1.0, 1.0, passes=2, fails=3))
+    for passed, up in ((False, True), (True, True), (False, True), (False, True),
+                       (False, False), (True, False), (True, True)):
+        state.record(passed, "" if passed else "503", 0.0)
+        assert state.up is up
+    assert state.probes == 7 and state.reason == ""
+
+
+def test_with_every_backend_down_a_restarting_app_is_waited_for() -> None:
+    from portico.proxy.phases import Balanced
+    from portico.upstream.availability import Availability, BackendState
+    from tests.support.harness import ProxyHarness
+
+    harness = ProxyHarness('[[route]]\npath = "/"\nupstream = "http://127.0.0.1:9/"\n')
+    try:
+        gateway = harness.gateway
+        gateway.now = 100.0
+        pool = members(1, 1)
+        selector = Balanced(pool, RoundRobin(), gateway, 2, 0.0, 5.0)
+        pool[0].backend.down_until = 200.0
+        gate = Availability("app", harness.loop, 5.0)
+        gate.set(BackendState.RESTARTING)
+        pool[1].backend.gate = gate
+        assert selector.select(request(), facts()) is pool[1].backend  # its gate waits
+        gate.set(BackendState.FAILED)
+        assert selector.select(request(), facts()) is None
+        assert selector.unavailable().retry_after == 100
+        gate.set(BackendState.UP)
+        assert selector.select(request(), facts()) is pool[1].backend
+    finally:
+        harness.close()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
@@ -68,8 +69,28 @@ def status(config_path: str | None, as_json: bool) -> None:
     if info["apps"]:
         out.print(apps)
     out.print(routes)
+    if any(len(route.get("backends", ())) > 1 or any(b["check"] for b in route["backends"])
+           for route in info["routes"]):
+        out.print(backend_table(info["routes"]))
     if info.get("certificates"):
         out.print(cert_table(info["certificates"]))
+
+
+def backend_table(routes: list[dict[str, Any]]) -> Table:
+    """Each backend of the balanced routes: up/down and why, in flight, fails, last check."""
+    table = Table(title="backends")
+    for column in ("route", "backend", "weight", "state", "in flight", "fails", "last check",
+                   "why"):
+        table.add_column(column)
+    now = time.time()
+    for route in routes:
+        for backend in route.get("backends", ()):
+            checked = backend["last_check"]
+            last = "-" if checked is None else f"{max(0.0, now - checked):.0f}s ago"
+            table.add_row(route["route"], backend["address"], str(backend["weight"]),
+                          backend["state"], str(backend["in_flight"]), str(backend["fails"]),
+                          last, escape(backend["why"] or "-"))
+    return table
 
 
 def find_instance(config_file: Path | None, here: Path | None = None) -> Instance:

@@ -134,7 +134,7 @@ class Gateway:
         """This gateway now serves (a reload put it in place): the pool keeps its
         backends, with its limits, and closes those no route of it names."""
         settings = self.pool_settings
-        self.pool.retain([route.backend for route in self.routes.routes],
+        self.pool.retain([b for route in self.routes.routes for b in route.backends],
                          settings.max_idle, settings.idle_timeout)
 
     def abort_all(self) -> None:

@@ -28,10 +28,9 @@ from portico.policy.header_ops import HeaderOps
 from portico.policy.redirect import https_redirect
 from portico.proxy.downstream import Downstream
 from portico.routing.proxypass import LOCATION_HEADERS, ReverseMap
-from portico.upstream.availability import usable
 from portico.upstream.backend import Backend
 from portico.upstream.balancer import Member, Policy
-from portico.upstream.health import all_down
+from portico.upstream.health import all_down, available
 
 if TYPE_CHECKING:
     from portico.proxy.gateway import Gateway
@@ -120,13 +119,13 @@ class Balanced(BackendSelector):
 
     def select(self, request: Request, facts: RequestFacts) -> Backend | None:
         now = self.gw.now
-        members = [member for member in self.members if usable(member.backend, now)]
+        members = [member for member in self.members if available(member, now)]
         if members:
             return self.policy.pick(members, request, facts).backend
-        for backend in self.backends:  # an app restarting: its gate is waited for
-            gate = backend.gate
-            if gate is not None and not gate.gone and backend.healthy:
-                return backend
+        for member in self.members:  # an app restarting: its gate is waited for
+            gate = member.backend.gate
+            if gate is not None and not gate.gone and (member.check is None or member.check.up):
+                return member.backend
         return None
 
     def retry(
@@ -136,11 +135,11 @@ class Balanced(BackendSelector):
             return None
         now = self.gw.now
         members = [member for member in self.members
-                   if member.backend not in tried and usable(member.backend, now)]
+                   if member.backend not in tried and available(member, now)]
         return self.policy.pick(members, request, facts).backend if members else None
 
     def unavailable(self) -> ProxyError:
-        return all_down(self.backends, self.gw.now, self.interval)
+        return all_down(self.members, self.gw.now, self.interval)
 
 
 # -- upstream_request_filter --------------------------------------------------------------

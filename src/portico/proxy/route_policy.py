@@ -33,10 +33,13 @@ from portico.proxy.phases import (
 )
 from portico.routing.proxypass import ReverseMap
 from portico.settings import RouteLimits
+from portico.upstream.backend import Backend
 from portico.upstream.balancer import Member, Sticky, make_policy
 from portico.upstream.health import PassiveHealth
+from portico.upstream.probes import Check, CheckState
 
 if TYPE_CHECKING:
+    from portico.config.backends import HealthCheckPlan
     from portico.config.plan import HeaderRulesPlan, RoutePlan, ServingPlan
     from portico.proxy.gateway import Gateway
     from portico.routing.table import Route
@@ -88,7 +91,7 @@ def compile_policies(
             upstream_request.append(RequestHeaderRules(request_ops))
         stripped = bool(route.prefix) and not route.preserve_path
         response: list[ResponseFilter] = [ReverseFields(ReverseMap(
-            backend, route.base_path, route.prefix, stripped))]
+            backend, route.base_path, route.prefix, stripped, route.backends[1:]))]
         response_ops = _ops(spec.response_headers)
         if not response_ops.empty:
             response.append(ResponseHeaderRules(response_ops))
@@ -117,7 +120,9 @@ def _selector(
     balance = spec.balance
     if len(route.backends) == 1 and balance.health.path is None:
         return OnlyBackend(route.backend), None, None
-    members = [Member(backend, plan.weight)
+    check = _check(balance.health)
+    members = [Member(backend, plan.weight,
+                      gw.pool.check_state(backend, check) if check is not None else None)
                for backend, plan in zip(route.backends, spec.backends, strict=True)]
     policy = make_policy(balance.policy, balance.key, secret, rng)
     selector = Balanced(members, policy, gw, balance.retries, balance.try_duration,
@@ -127,6 +132,24 @@ def _selector(
     health = PassiveHealth(passive.max_fails, passive.fail_duration, passive.unhealthy_status,
                            passive.unhealthy_latency)
     return selector, health, sticky
+
+
+def _check(plan: HealthCheckPlan) -> Check | None:
+    if plan.path is None:
+        return None
+    return Check(plan.path, plan.interval, plan.timeout, plan.expect_status, plan.expect_body,
+                 plan.passes, plan.fails, tuple(sorted(plan.headers.items())))
+
+
+def checked(policies: Policies) -> list[tuple[Backend, CheckState]]:
+    """Every (backend, check verdict) the gateway's routes use: what the main process
+    probes (upstream/probes.py's ``Prober.follow``)."""
+    found = []
+    for route in policies.routes:
+        selector = route.select_backend
+        if isinstance(selector, Balanced):
+            found += [(m.backend, m.check) for m in selector.members if m.check is not None]
+    return found
 
 
 def _ops(rules: HeaderRulesPlan, own: dict[bytes, bytes] | None = None) -> HeaderOps:

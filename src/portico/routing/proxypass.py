@@ -27,8 +27,10 @@ class ReverseMap:
 
     __slots__ = ("_base", "_cookie_domain", "_origins", "_prefix", "_stripped")
 
-    def __init__(self, backend: Backend, base_path: bytes, prefix: bytes, stripped: bool) -> None:
-        self._origins = backend.origins()
+    def __init__(self, backend: Backend, base_path: bytes, prefix: bytes, stripped: bool,
+                 others: tuple[Backend, ...] = ()) -> None:
+        # ``others``: a balanced route's other backends, whose own URLs map back too.
+        self._origins = backend.origins() + tuple(o for b in others for o in b.origins())
         self._base = base_path.rstrip(b"/")  # b"" for a base of "/"
         self._prefix = prefix
         self._stripped = stripped

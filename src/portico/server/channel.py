@@ -6,6 +6,7 @@ guesses at a dict's keys.
 
     main -> worker   Serve(generation, https_port, plan)   first, and again on a reload
                      AppChanged(app, state)                 on every change of an app
+                     BackendHealth(address, check, up, ...) each active check's verdict
                      ReloadCertificates(indices)           certificates the main checked
                      CountQuery(seq)                       how busy are you? (status, stop)
                      Cut()                                  stop draining now (Ctrl-C twice)
@@ -43,6 +44,21 @@ class AppChanged:
     type: ClassVar[str] = "app"
     app: str
     state: str  # a BackendState value
+
+
+@dataclass(frozen=True)
+class BackendHealth:
+    """An active check's verdict on one backend address (server/health.py)."""
+
+    type: ClassVar[str] = "health"
+    scheme: str  # the address: scheme, host, port and TLS identity (Backend.key)
+    host: str
+    port: int
+    tls: str
+    check: str  # the check's ident (upstream/probes.py)
+    up: bool
+    reason: str
+    checked_at: float  # wall time of the probe
 
 
 @dataclass(frozen=True)
@@ -93,12 +109,12 @@ class MetricsDelta:
     requests: int = 0  # requests in flight now
 
 
-Message = (Serve | AppChanged | ReloadCertificates | CountQuery | Cut | Serving | Counts
-           | MetricsDelta)
+Message = (Serve | AppChanged | BackendHealth | ReloadCertificates | CountQuery | Cut | Serving
+           | Counts | MetricsDelta)
 KINDS: dict[str, type[Message]] = {
     kind.type: kind
-    for kind in (Serve, AppChanged, ReloadCertificates, CountQuery, Cut, Serving, Counts,
-                 MetricsDelta)
+    for kind in (Serve, AppChanged, BackendHealth, ReloadCertificates, CountQuery, Cut, Serving,
+                 Counts, MetricsDelta)
 }
 
 

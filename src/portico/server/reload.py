@@ -82,6 +82,7 @@ class Runtime:
         self.certs: CertStore | None = None
         self._draining: dict[asyncio.Task[int], Gateway] = {}
         self._cut = asyncio.Event()
+        self.served: list[Callable[[Gateway], None]] = []  # told of each reload's gateway
         self.supervisor: Supervisor | None = None  # the main process's, once apps run
         # [metrics]: where this process's gateways send their counters each tick (a
         # worker: over its channel; the main process: into ``totals``)
@@ -155,6 +156,8 @@ class Runtime:
         built.gateway.serve_backends()
         old.successor = built.gateway
         self.gateway, self.plan = built.gateway, built.plan
+        for hook in self.served:
+            hook(built.gateway)
         task = self.loop.create_task(drain(old, [], built.plan.server.drain_timeout,
                                            RELOAD_IDLE_GRACE, self._cut))
         self._draining[task] = old

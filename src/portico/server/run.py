@@ -20,6 +20,7 @@ from portico.config.plan import RunPlan, ServingPlan
 from portico.config.prepare import check_certificates
 from portico.errors import ConfigError
 from portico.server.control_api import control_actions
+from portico.server.health import backend_rows, start_probes
 from portico.server.listeners import InProcess, Listeners, bind, https_port
 from portico.server.loops import loop_factory
 from portico.server.metrics_scrape import metrics_action
@@ -32,6 +33,7 @@ from portico.supervisor.supervisor import Supervisor, UnknownApp
 if TYPE_CHECKING:
     from portico.proxy.gateway import Gateway
     from portico.tls.store import CertStore
+    from portico.upstream.probes import Prober
 
 Announce = Callable[[str], None]
 
@@ -81,6 +83,7 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
     metrics_server: asyncio.Server | None = None
     record: runtime.Instance | None = None
     watcher: asyncio.Task[None] | None = None
+    prober: Prober | None = None
     listeners: Listeners | None = None
     hurrier = loop.create_task(_hurry_when(hurry, state, lambda: listeners, supervisor))
     stopped = False  # the stop went as planned (no error): say so at the end
@@ -107,6 +110,7 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
         supervisor.barrier = every_process_knows
         state.supervisor = supervisor
         listening = _announce_listening(listeners, gateway, ctx.announce)
+        prober = start_probes(loop, state, listeners)  # active health checks, if any
         reloader = Reloader(run_plan, state, listeners, ctx.announce, ctx.lean)
         record = runtime.Instance(
             key, os.getpid(), str(run_plan.config_file) if run_plan.config_file else None,
@@ -157,6 +161,8 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
     finally:
         if watcher is not None:
             watcher.cancel()
+        if prober is not None:
+            prober.stop()
         if record is not None:
             runtime.remove_record(runtime_dir, record.key, record.pid)
         if control is not None:
@@ -290,7 +296,9 @@ async def status_snapshot(
     about: runtime.Instance | None = None,
 ) -> dict[str, Any]:
     routes = []
-    for route, spec in zip(state.serving.routes.routes, plan.routes, strict=True):
+    backends = backend_rows(state.serving)
+    for index, (route, spec) in enumerate(zip(state.serving.routes.routes, plan.routes,
+                                              strict=True)):
         gate = route.backend.gate
         routes.append({
             "route": route.label,
@@ -299,6 +307,7 @@ async def status_snapshot(
             "app": spec.app,
             "state": str(gate.state) if gate else None,
             "path": "preserved" if route.preserve_path else "prefix stripped",
+            "backends": backends[index],  # server/health.py
         })
     worker_rows = await listeners.status()
     if worker_rows:

@@ -24,6 +24,7 @@ import sys
 from portico import memory
 from portico.errors import ConfigError
 from portico.server import channel
+from portico.server.health import apply_verdict
 from portico.server.listeners import serve
 from portico.server.loops import loop_factory
 from portico.server.reload import Runtime
@@ -83,6 +84,8 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
         elif isinstance(message, channel.AppChanged):  # of an app a reload adds: before Serve
             gate = gates.setdefault(message.app, Availability(message.app, loop, 5.0))
             gate.set(BackendState(message.state))
+        elif isinstance(message, channel.BackendHealth):
+            apply_verdict(runtime.serving.pool, message)
         elif isinstance(message, channel.ReloadCertificates):
             if runtime.certs is not None:
                 runtime.certs.reload(only=message.indices)

@@ -85,9 +85,10 @@ class Availability:
 
 
 def usable(backend: Backend, now: float) -> bool:
-    """Whether a balanced route may send ``backend`` a request now: its active check
-    passes, passive health has not taken it out, and its app (if any) is up."""
-    if not backend.healthy or backend.down_until > now:
+    """Whether a balanced route may send ``backend`` a request now (its active check
+    aside: ``Member.check``): passive health has not taken it out, its app (if any) is
+    up."""
+    if backend.down_until > now:
         return False
     gate = backend.gate
     return gate is None or gate.up

@@ -31,13 +31,11 @@ class Backend:
     __slots__ = (
         "address",
         "authority",
-        "checked_at",
         "down_until",
         "fails",
         "fails_since",
         "failures",
         "gate",
-        "healthy",
         "host",
         "idle",
         "in_flight",
@@ -72,14 +70,12 @@ class Backend:
         self.idle: list[UpstreamConnection] = []  # pooled, most recently used last
         self.in_flight = 0  # connections lent to requests
         self.failures = 0  # connects failed in a row
-        # Health (upstream/health.py): passive, counted by the requests of balanced routes
-        # (``fails`` since ``fails_since``; out until ``down_until``), and the active
-        # check's verdict (``healthy``, at wall time ``checked_at``); ``reason``: why down.
+        # Passive health (upstream/health.py), counted by the requests of balanced routes:
+        # ``fails`` since ``fails_since``, out until ``down_until``, ``reason``: why. (An
+        # active check's verdict is per check: upstream/probes.py, ``pool.checks``.)
         self.fails = 0
         self.fails_since = 0.0
         self.down_until = 0.0
-        self.healthy = True
-        self.checked_at = 0.0
         self.reason = ""
         # Where to connect, and when to look the name up again (an IP literal: never).
         self.address: tuple[str, int] | None = None

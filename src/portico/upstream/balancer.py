@@ -22,6 +22,7 @@ from portico.upstream.backend import Backend
 
 if TYPE_CHECKING:
     from portico.policy.context import RequestFacts
+    from portico.upstream.probes import CheckState
 
 _SCALE: Final = float(2**64)
 
@@ -29,11 +30,13 @@ _SCALE: Final = float(2**64)
 class Member:
     """A backend as one route balances over it: its weight and stable identity."""
 
-    __slots__ = ("backend", "current", "ident", "weight")
+    __slots__ = ("backend", "check", "current", "ident", "weight")
 
-    def __init__(self, backend: Backend, weight: int = 1) -> None:
+    def __init__(self, backend: Backend, weight: int = 1, check: CheckState | None = None
+                 ) -> None:
         self.backend = backend
         self.weight = weight
+        self.check = check  # the route's active check's verdict for it, if it has one
         self.current = 0  # smooth weighted round robin's running weight
         scheme, host, port, _ = backend.key
         self.ident = hashlib.blake2b(f"{scheme}://{host}:{port}".encode(),

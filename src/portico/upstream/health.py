@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 
 from portico.errors import Layer, ProxyError
+from portico.upstream.availability import usable
 from portico.upstream.backend import Backend
+from portico.upstream.balancer import Member
 
 
 class PassiveHealth:
@@ -45,25 +47,33 @@ class PassiveHealth:
             self.failed(backend, now, f"answered after {latency:.3g}s")
 
 
-def all_down(backends: tuple[Backend, ...], now: float, interval: float) -> ProxyError:
+def all_down(members: list[Member], now: float, interval: float) -> ProxyError:
     """The 503 for a route none of whose backends is available, with Retry-After: when
     the first comes back (passive), or the next active check."""
-    waits = [b.down_until - now for b in backends if b.down_until > now]
-    if not all(b.healthy for b in backends) or not waits:
+    waits = [m.backend.down_until - now for m in members if m.backend.down_until > now]
+    if any(m.check is not None and not m.check.up for m in members) or not waits:
         waits.append(interval)
-    reasons = "; ".join(f"{b.label}: {why(b, now)}" for b in backends)
+    reasons = "; ".join(f"{m.backend.label}: {why(m, now)}" for m in members)
     error = ProxyError(503, Layer.UPSTREAM, f"every backend of this route is down ({reasons})")
     error.retry_after = max(1, math.ceil(min(waits)))
     return error
 
 
-def why(backend: Backend, now: float) -> str:
-    """Why ``backend`` is down, for a 503 and ``portico status``; "" when it is up."""
-    if not backend.healthy:
-        return backend.reason or "its health check fails"
+def why(member: Member, now: float) -> str:
+    """Why a route's backend is down, for a 503 and ``portico status``; "" when up."""
+    check, backend = member.check, member.backend
+    if check is not None and not check.up:
+        return check.reason or "its health check fails"
     if backend.down_until > now:
         return backend.reason or "too many failed requests"
     gate = backend.gate
     if gate is not None and not gate.up:
         return f"{gate.kind} {gate.name!r} is {gate.state}"
     return ""
+
+
+def available(member: Member, now: float) -> bool:
+    """Whether the route may send this backend a request now: its check (if any) is up
+    and it is ``usable`` (passive health, its app's gate)."""
+    check = member.check
+    return (check is None or check.up) and usable(member.backend, now)

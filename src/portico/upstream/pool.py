@@ -20,6 +20,7 @@ from typing import Final
 
 from portico.upstream.backend import Backend, Key
 from portico.upstream.connection import UpstreamConnection
+from portico.upstream.probes import Check, CheckState
 
 DNS_TTL: Final = 30.0  # seconds a backend's name is used as last resolved
 
@@ -33,6 +34,16 @@ class UpstreamPool:
         self.idle_timeout = idle_timeout
         self.dns_ttl = DNS_TTL
         self.backends: dict[Key, Backend] = {}
+        # Active checks' verdicts by (address, check ident): kept as the backends are.
+        self.checks: dict[tuple[Key, str], CheckState] = {}
+
+    def check_state(self, backend: Backend, check: Check) -> CheckState:
+        """The verdict of ``check`` on ``backend``'s address: the one known, or a new one."""
+        key = (backend.key, check.ident)
+        state = self.checks.get(key)
+        if state is None:
+            state = self.checks[key] = CheckState(check)
+        return state
 
     def backend(self, made: Backend) -> Backend:
         """The pool's backend at ``made``'s address: the one it has (state and idle
@@ -52,6 +63,8 @@ class UpstreamPool:
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout
         keep = {backend.key for backend in wanted}
+        for gone in [check for check in self.checks if check[0] not in keep]:
+            del self.checks[gone]
         for key in [key for key in self.backends if key not in keep]:
             backend = self.backends.pop(key)
             backend.retired = True
