@@ -13,7 +13,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup wheel demo test test-long test-deps lint unit bench bench-deps bench-budget fuzz soak clean
+.PHONY: setup wheel demo test test-long test-deps lint unit bench bench-deps bench-budget fuzz soak clean metrics-deps
 
 $(STAMP): pyproject.toml setup.py Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,7 +72,7 @@ test-deps:
 	   apt-get install -y -qq --no-install-recommends iproute2 systemd) || \
 	  echo "make: could not install iproute2/systemd; their tests will skip"
 
-test: lint test-deps wheel
+test: lint test-deps metrics-deps wheel
 	PORTICO_WHEEL_VENV=$(abspath $(WHEEL_VENV)) $(BIN)/python -m pytest -q -m "not long"
 
 # The load runs and full conformance suites (tests marked `long`) that would take
@@ -116,3 +116,9 @@ clean:
 # the same portico, the same run (bench/balancing.py; the bar: at most 3% req/s).
 bench-balancing: setup bench-deps
 	cd bench && ../$(BIN)/python balancing.py
+# promtool (Debian's prometheus package) for the metrics tests, which skip without it.
+metrics-deps:
+	@command -v promtool >/dev/null || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive \
+	   apt-get install -y -qq --no-install-recommends prometheus) || \
+	  echo "metrics-deps: could not install prometheus (promtool); the promtool checks skip"

@@ -44,6 +44,7 @@ REQUEST_PATH = [
     "src/portico/routing/proxypass.py",
     "src/portico/routing/table.py",
     "src/portico/server/protocol.py",
+    "src/portico/metrics/counters.py",
     "src/portico/settings.py",
     "src/portico/upstream/backend.py",
     "src/portico/upstream/balancer.py",

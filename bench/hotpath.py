@@ -1,7 +1,8 @@
 """Time portico's per-request Python path with no sockets: fake transports, real code.
 
 ``python bench/hotpath.py [N]`` prints microseconds per proxied small GET; with
-``--headers`` the request carries ten browser headers more; with ``--profile``
+``--headers`` the request carries ten browser headers more; with ``--metrics``
+``[metrics]`` is on (its deltas handed to a no-op at each tick); with ``--profile``
 it prints a cProfile summary (of the pure-Python build: ``make setup PORTICO_PURE=1``).
 Used to guide the hot-path work described in docs/performance.md.
 """
@@ -55,8 +56,9 @@ def main() -> None:
     count = int(next((a for a in sys.argv[1:] if a.isdigit()), "100000"))
     request = REQUEST[:-2] + BROWSER + b"\r\n" if "--headers" in sys.argv else REQUEST
     loop = asyncio.new_event_loop()
-    plan = serving_plan(parse(CONFIG, "hotpath"), Path.cwd(), Path.cwd())
-    gateway = build_gateway(plan, loop)
+    config = CONFIG + ("[metrics]\nenabled = true\n" if "--metrics" in sys.argv else "")
+    plan = serving_plan(parse(config, "hotpath"), Path.cwd(), Path.cwd())
+    gateway = build_gateway(plan, loop, metrics_send=lambda deltas: None)
     client = ClientConnection(gateway)
     client.connection_made(CountingTransport(("127.0.0.1", 50000), ("127.0.0.1", 8080)))
     upstream_side = CountingTransport(("127.0.0.1", 9), ("127.0.0.1", 40000))
@@ -82,6 +84,8 @@ def main() -> None:
         one()
     elapsed = time.perf_counter() - started
     gateway.access_log.flush()
+    if gateway.metrics is not None:
+        gateway.metrics.flush()
     print(f"{elapsed / count * 1e6:.2f} us per proxied request (Python path, no syscalls)")
 
 

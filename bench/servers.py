@@ -191,10 +191,12 @@ backend origin
     return Running("haproxy", proc, port, tls_port)
 
 
-def start_portico(work: Path, origin: int, cpu: int | None, workers: int = 1) -> Running:
+def start_portico(work: Path, origin: int, cpu: int | None, workers: int = 1,
+                  extra: str = "", name: str = "") -> Running:
+    """``extra``: more config (a table such as ``[metrics]``); ``name``: its label."""
     port, tls_port = free_port(), free_port()
     cert, key = certificate(work)
-    conf = work / f"portico-{workers}.toml"
+    conf = work / f"portico-{workers}{name}.toml"
     conf.write_text(f"""
 [server]
 listen = ["http://127.0.0.1:{port}", "https://127.0.0.1:{tls_port}"]
@@ -216,6 +218,7 @@ idle_timeout = "30s"
 path = "/myapp"
 upstream = "http://127.0.0.1:{origin}/"
 request_headers.set = {{ "X-Forwarded-Prefix" = "{{prefix}}" }}
+{extra}
 """)
     proc = subprocess.Popen(
         pinned(cpu, [sys.executable, "-m", "portico", "run", "-c", str(conf)]),
@@ -224,7 +227,8 @@ request_headers.set = {{ "X-Forwarded-Prefix" = "{{prefix}}" }}
     )
     wait_port(port)
     wait_port(tls_port)
-    return Running("portico" if workers == 1 else f"portico x{workers}", proc, port, tls_port)
+    label = name or ("portico" if workers == 1 else f"portico x{workers}")
+    return Running(label, proc, port, tls_port)
 
 
 def start_floor(work: Path, origin: int, cpu: int | None, spin_us: float = 0.0) -> Running:

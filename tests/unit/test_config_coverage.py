@@ -73,6 +73,9 @@ ALTERNATIVES: dict[str, Any] = {
     "app.env": {"A": "1"},
     "app.bind": "127.0.0.1:9999",
     "app.health": "/h",
+    "metrics.listen": "127.0.0.1:9464",
+    "app.args": ["--timeout", "60"],
+    "app.python": "venv/bin/python",
     "tls.certificate.hosts": ["b.test"],
     "tls.certificate.cert": "c2.pem",
     "tls.certificate.key": "k2.pem",
@@ -162,3 +165,17 @@ def test_schema_defaults_are_the_runtime_types_defaults() -> None:
     assert plan.server.client_timeouts == ClientTimeouts()
     assert plan.server.pool == PoolSettings()
     assert plan.routes[0].limits == RouteLimits()
+
+
+def test_the_apps_guide_instances_example_compiles() -> None:
+    """docs/guide/apps.md's instances example: two backends on the range's ports."""
+    from portico.config.load import parse
+
+    guide = (Path(__file__).parents[2] / "docs" / "guide" / "apps.md").read_text()
+    blocks = [piece.split("```", 1)[0] for piece in guide.split("```toml\n")[1:]]
+    text = next(block for block in blocks if "instances = 2" in block)
+    plan = compile_plan(parse(text, "apps.md"), Path.cwd(), Path.cwd(), None, {})
+    assert [(b.port, b.app) for b in plan.serving.routes[0].backends] == [
+        (8100, "web#1"), (8101, "web#2")]
+    assert plan.apps[0].binds == ["127.0.0.1:8100", "127.0.0.1:8101"]
+    assert plan.apps[0].args == ["--max-requests", "1000"]

@@ -1,5 +1,9 @@
 """The control socket: a running portico answers ``GET /status`` with JSON.
 
+Beside it, the few other requests the main process hands to ``actions``
+(``GET /api/apps``, ``POST /api/apps/NAME/restart|stop|start``, ``GET
+/metrics``): the admin API (issue 19) serves the same paths on this socket.
+
 On POSIX it is a Unix socket in the runtime directory (admin/runtime.py;
 only the owner can reach it: mode 0600); on Windows a loopback TCP port, written to a file of
 the same name with ``.port`` appended. It speaks just enough HTTP/1.0 that
@@ -20,7 +24,11 @@ from typing import Any
 from portico.admin.runtime import control_socket, instance_key
 
 Snapshot = Callable[[], Awaitable[dict[str, Any]]]
+# (method, path) -> (status, content type, body); None: not one of its paths
+Actions = Callable[[str, str], Awaitable[tuple[int, str, bytes] | None]]
 USE_UNIX = sys.platform != "win32"
+REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+           500: "Internal Server Error", 502: "Bad Gateway"}
 
 
 def control_path(directory: Path, config_file: Path | None) -> Path:
@@ -28,25 +36,10 @@ def control_path(directory: Path, config_file: Path | None) -> Path:
     return control_socket(directory, instance_key(config_file))
 
 
-async def serve_control(path: Path, snapshot: Snapshot) -> asyncio.Server:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            line = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)).strip():
-                pass
-            if line.split(b" ")[:2] == [b"GET", b"/status"]:
-                body = json.dumps(await snapshot(), indent=2).encode() + b"\n"
-                head = b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
-            else:
-                body = b'{"error": "use GET /status"}\n'
-                head = b"HTTP/1.0 404 Not Found\r\nContent-Type: application/json\r\n"
-            writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
-            await writer.drain()
-        except (OSError, TimeoutError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
+async def serve_control(
+    path: Path, snapshot: Snapshot | None, actions: Actions | None = None
+) -> asyncio.Server:
+    handle = _handler(snapshot, actions)
     path.parent.mkdir(parents=True, exist_ok=True)
     if USE_UNIX:
         with contextlib.suppress(FileNotFoundError):
@@ -62,6 +55,42 @@ async def serve_control(path: Path, snapshot: Snapshot) -> asyncio.Server:
     return server
 
 
+async def serve_http(host: str, port: int, actions: Actions) -> asyncio.Server:
+    """``actions`` alone (no ``/status``) on a TCP address: ``[metrics] listen``."""
+    return await asyncio.start_server(_handler(None, actions), host.strip("[]"), port)
+
+
+def _handler(
+    snapshot: Snapshot | None, actions: Actions | None
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 5)
+            while (await asyncio.wait_for(reader.readline(), 5)).strip():
+                pass
+            method, _, rest = line.decode("latin-1").partition(" ")
+            target = rest.partition(" ")[0]
+            answer = await actions(method, target) if actions is not None else None
+            if answer is not None:
+                code, kind, body = answer
+            elif snapshot is not None and (method, target) == ("GET", "/status"):
+                code, kind = 200, "application/json"
+                body = json.dumps(await snapshot(), indent=2).encode() + b"\n"
+            else:
+                code, kind = 404, "application/json"
+                body = b'{"error": "use GET /status"}\n'
+            head = (f"HTTP/1.0 {code} {REASONS.get(code, 'Error')}\r\n"
+                    f"Content-Type: {kind}\r\n").encode()
+            writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            await writer.drain()
+        except (OSError, TimeoutError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    return handle
+
+
 def remove_control(path: Path) -> None:
     for stale in (path, path.with_name(path.name + ".port")):
         with contextlib.suppress(FileNotFoundError):
@@ -70,15 +99,28 @@ def remove_control(path: Path) -> None:
 
 async def fetch_status(path: Path, timeout: float = 5.0) -> dict[str, Any]:
     """The running portico's status; OSError if none answers at ``path``."""
+    _, body = await control_request(path, "GET", "/status", timeout)
+    result: dict[str, Any] = json.loads(body)
+    return result
+
+
+async def control_request(
+    path: Path, method: str, target: str, timeout: float = 5.0
+) -> tuple[int, bytes]:
+    """One request to the running portico at ``path``: (status, body); OSError if none
+    answers, TimeoutError after ``timeout``."""
     async with asyncio.timeout(timeout):
         if USE_UNIX:
             reader, writer = await asyncio.open_unix_connection(str(path))
         else:
             port = int(path.with_name(path.name + ".port").read_text())
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /status HTTP/1.0\r\n\r\n")
+        writer.write(f"{method} {target} HTTP/1.0\r\nContent-Length: 0\r\n\r\n".encode())
         data = await reader.read()
         writer.close()
-    _, _, body = data.partition(b"\r\n\r\n")
-    result: dict[str, Any] = json.loads(body)
-    return result
+    head, _, body = data.partition(b"\r\n\r\n")
+    try:
+        code = int(head.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        raise OSError(f"not an HTTP answer: {head[:60]!r}") from None
+    return code, body

@@ -9,10 +9,12 @@ paths compile already put in the plan; ``checked_certificates`` reads them all.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from portico.config.instances import instance_binds
 from portico.config.provision import cert_config_error
 from portico.config.schema import Config
 from portico.tls.store import CertError, CertFacts, CertSource, check
@@ -25,15 +27,36 @@ def free_ports(config: Config, known: Mapping[str, str] | None = None) -> dict[s
     apps' ports) or a free loopback port, found by binding port 0."""
     binds = dict(known or {})
     for app in config.app:
-        if app.bind is None and app.name not in binds:
-            binds[app.name] = f"127.0.0.1:{_free_port()}"
+        if app.bind is not None:
+            continue
+        kept = binds.get(app.name)
+        if kept is None or not _holds(kept, app.instances):  # instances changed: new ports
+            binds[app.name] = _free_ports(app.instances)
     return {app.name: binds[app.name] for app in config.app if app.bind is None}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _holds(bind: str, instances: int) -> bool:
+    try:
+        instance_binds(bind, instances)
+    except ValueError:
+        return False
+    return True
+
+
+def _free_ports(count: int) -> str:
+    """A bind of ``count`` consecutive free loopback ports: one port, or a range."""
+    for _ in range(50):
+        with contextlib.ExitStack() as held:
+            first = held.enter_context(socket.socket())
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            try:
+                for extra in range(1, count):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port + extra))
+            except OSError:
+                continue
+        return f"127.0.0.1:{port}" if count == 1 else f"127.0.0.1:{port}-{port + count - 1}"
+    raise OSError(f"found no {count} consecutive free loopback ports")
 
 
 def issue_self_signed(config: Config, certificates: list[CertSource], state_dir: Path,

@@ -165,15 +165,12 @@ def upstream_urls(route: Route) -> list[str]:
 def route_backends(route: Route, config: Config) -> tuple[tuple[BackendPlan, ...], str]:
     """The route's backends and base path. An app route's is the app's bind address
     (port 0 while unassigned: ``portico check``)."""
+    from portico.config.instances import app_backends
     from portico.config.schema import parse_upstream
-    from portico.supervisor.commands import connect_host, split_bind
 
     if route.app is not None:
         app = next(app for app in config.app if app.name == route.app)
-        if app.bind is None:
-            return (BackendPlan("http", "127.0.0.1", 0, app=app.name),), "/"
-        port = split_bind(app.bind)[1]
-        return (BackendPlan("http", connect_host(app.bind), port, app=app.name),), "/"
+        return app_backends(app.name, app.bind, app.instances), "/"  # one per instance
     backends, base = [], "/"
     items: list[str | WeightedUpstream] = (
         [route.upstream] if route.upstream is not None else list(route.upstreams or []))

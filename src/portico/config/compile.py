@@ -25,6 +25,8 @@ from pydantic import BaseModel
 
 from portico.config.acquire import checked_certificates, free_ports, issue_self_signed
 from portico.config.balancing import balance_plan, route_backends, with_balance_secret
+from portico.config.instances import instance_binds, instance_name
+from portico.config.metrics import metrics_plan
 from portico.config.plan import (
     AppPlan,
     HeaderRulesPlan,
@@ -37,6 +39,7 @@ from portico.config.schema import App, Config, HeaderRules
 from portico.config.schema import Route as RouteConfig
 from portico.errors import ConfigError, key_path
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
+from portico.supervisor.commands import interpreter
 from portico.tls.store import CertSource
 from portico.upstream.backend import Backend
 
@@ -73,19 +76,19 @@ def compile_plan(
     config = with_binds(source, binds)
     return RunPlan(
         serving=serving_plan(config, base_dir, state_dir),
-        apps=[app_plan(app, config.route) for app in config.app],
+        apps=[app_plan(app, config.route, base_dir) for app in config.app],
         listen=list(config.server.listen),
         workers=config.server.workers,
         base_dir=base_dir,
         state_dir=state_dir,
         config_file=config_file,
+        # [[app]] tables are not here: a reload restarts the apps that changed
+        # (server/apps.py), and an asgi app whose route prefix moved gets its new
+        # --root-path that way (its AppPlan changed)
         restart_only={
             "server.listen": json.dumps(source.server.listen),
             "server.workers": json.dumps(source.server.workers),
-            "app": json.dumps([app.model_dump(mode="json") for app in source.app]),
-            # uvicorn was started with it: a route that moves the app moves its root path.
-            **{f"route.path of app {app.name!r} (uvicorn --root-path)":
-               asgi_root_path(app, source.route) for app in source.app if app.asgi},
+            "metrics.listen": json.dumps(source.metrics.listen),
         },
         cert_facts=[],
     )
@@ -100,10 +103,15 @@ def with_binds(config: Config, binds: Mapping[str, str]) -> Config:
     return config.model_copy(update={"app": apps})
 
 
-def app_plan(app: App, routes: list[RouteConfig]) -> AppPlan:
-    """``app`` as the supervisor runs it (its port assigned); ``routes``: the config's."""
+def app_plan(app: App, routes: list[RouteConfig], base_dir: Path | None = None) -> AppPlan:
+    """``app`` as the supervisor runs it (its ports assigned, its ``python`` resolved
+    against ``base_dir``); ``routes``: the config's."""
     assert app.bind is not None, "ports are assigned first"
-    return AppPlan(**app.model_dump(), root_path=asgi_root_path(app, routes))
+    fields = app.model_dump()
+    if app.python is not None:
+        fields["python"] = interpreter(app.python, base_dir)
+    return AppPlan(**fields, root_path=asgi_root_path(app, routes),
+                   binds=instance_binds(app.bind, app.instances))
 
 
 def asgi_root_path(app: App, routes: list[RouteConfig]) -> str:
@@ -166,9 +174,11 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
             pool=_take(PoolSettings, server.pool),
         ),
         routes=routes,
-        app_waits={app.name: app.request_wait for app in config.app},
+        app_waits={instance_name(app.name, i, app.instances): app.request_wait
+                   for app in config.app for i in range(app.instances)},
         certificates=certificate_sources(config, base_dir, state_dir),
         tls_reload_interval=config.tls.reload_interval,
+        metrics=metrics_plan(config.metrics),
     )
 
 

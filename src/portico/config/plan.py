@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from portico.config.backends import BackendPlan, BalancePlan
+from portico.metrics.plan import MetricsPlan
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
 from portico.tls.store import CertFacts, CertSource
 
@@ -73,9 +74,11 @@ class ServerPlan:
 class ServingPlan:
     server: ServerPlan
     routes: list[RoutePlan]
-    app_waits: dict[str, float]  # app name -> how long a request waits while it restarts
+    # app instance name (config/instances.py) -> how long a request waits while it restarts
+    app_waits: dict[str, float]
     certificates: list[CertSource]
     tls_reload_interval: float
+    metrics: MetricsPlan = dataclasses.field(default_factory=MetricsPlan)
     # Signs balance = "cookie"'s cookies, the same in every worker (config/balancing.py);
     # "" until ``run_plan`` reads it from the state dir (then each process draws its own).
     balance_secret: str = ""
@@ -118,6 +121,10 @@ class AppPlan:
     log_backups: int
     # uvicorn --root-path for an ``asgi`` app routed under one stripped prefix, or "".
     root_path: str
+    instances: int = 1
+    args: list[str] = dataclasses.field(default_factory=list)  # extra server arguments
+    python: str | None = None  # the interpreter (or venv) the server runs with
+    binds: list[str] = dataclasses.field(default_factory=list)  # each instance's HOST:PORT
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from portico.config.importable import AppToProbe, import_problems
+from portico.config.instances import instance_binds
 from portico.config.listen import parse_listen
 from portico.config.schema import Config
 from portico.errors import ConfigError
@@ -84,10 +85,11 @@ def port_problems(config: Config, file: str) -> list[ConfigError]:
     for index, app in enumerate(config.app):
         if app.bind is None:
             continue  # portico picks a free port when it starts
-        host, port = split_bind(app.bind)
-        holder = holder_of(host, port)
-        if holder is not None:
-            problems.append(ConfigError(file, f"app[{index}].bind", (
-                f"{app.bind} is in use by {holder}: stop it, choose another port, or leave "
-                "bind out (portico then picks a free one)")))
+        for bind in instance_binds(app.bind, app.instances):
+            host, port = split_bind(bind)
+            holder = holder_of(host, port)
+            if holder is not None:
+                problems.append(ConfigError(file, f"app[{index}].bind", (
+                    f"{bind} is in use by {holder}: stop it, choose another port, or leave "
+                    "bind out (portico then picks a free one)")))
     return problems

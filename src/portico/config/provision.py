@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from portico.config.backends import BackendPlan
 from portico.config.plan import RoutePlan, ServingPlan
 from portico.errors import ConfigError
+from portico.metrics.counters import RequestMetrics, Send
 from portico.policy.forwarded import Forwarding, Trust
 from portico.proxy.accesslog import AccessLog
 from portico.proxy.gateway import Gateway
@@ -80,6 +81,7 @@ def build_gateway(
     loop: asyncio.AbstractEventLoop,
     gates: dict[str, Availability] | None = None,
     pool: UpstreamPool | None = None,
+    metrics_send: Send | None = None,
 ) -> Gateway:
     """``pool``: the serving process's (a reload's gateway shares it, and with it the
     warm connections); a new one if None."""
@@ -99,6 +101,9 @@ def build_gateway(
         access_log=AccessLog(server.access_log, server.log_format),
         tick_interval=server.tick,
     )
+    if plan.metrics.enabled and metrics_send is not None:
+        labels = [route.log_label.decode("latin-1") for route in gateway.routes.routes]
+        gateway.metrics = RequestMetrics(labels, metrics_send)
     gateway.policies = compile_policies(plan, gateway)
     return gateway
 

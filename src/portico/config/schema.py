@@ -20,7 +20,9 @@ from pydantic import (
 )
 
 from portico.config.balancing import BalancingKeys, check_balancing
+from portico.config.instances import instance_binds, parse_bind
 from portico.config.listen import parse_listen
+from portico.config.metrics import Metrics
 from portico.config.units import Duration, Size
 from portico.policy.header_ops import Template, check_name
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
@@ -310,7 +312,18 @@ class App(_Table):
     env: dict[str, str] = {}
     """Environment variables added to portico's own for the app."""
     bind: str | None = None
-    """Where the app listens, ``HOST:PORT``; left out, portico picks a free loopback port."""
+    """Where the app listens, ``HOST:PORT``; left out, portico picks a free loopback port.
+    With ``instances = N``: a base port (``HOST:PORT``, the N ports from it) or a range
+    of N ports (``HOST:FIRST-LAST``)."""
+    instances: int = Field(1, ge=1, le=64)
+    """Copies of the app, each on its own port; the routes to the app balance over them
+    and ``portico app restart`` restarts them one by one (docs/guide/apps.md)."""
+    args: list[str] = []
+    """Extra arguments to the server (gunicorn, uvicorn or waitress), before the app,
+    e.g. ``["--timeout", "60"]``. Not used for ``command``."""
+    python: str | None = None
+    """The interpreter to run the server with (a path, relative to the config file), or
+    a virtualenv directory (its ``bin/python``); default: portico's own."""
     health: str | None = None
     """Path probed with a GET for readiness and liveness (default ``/``): any status
     below 500 counts as an answer. A bare TCP connect never does, since gunicorn's
@@ -349,11 +362,8 @@ class App(_Table):
     @field_validator("bind")
     @classmethod
     def _bind(cls, bind: str | None) -> str | None:
-        if bind is None:
-            return None
-        host, _, port = bind.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"invalid bind {bind!r}: use HOST:PORT, e.g. \"127.0.0.1:8000\"")
+        if bind is not None:
+            parse_bind(bind)
         return bind
 
     @field_validator("health")
@@ -393,6 +403,8 @@ class App(_Table):
             raise ValueError("uvicorn serves 'asgi' apps; for 'wsgi' use gunicorn or waitress")
         if self.command is not None and self.server is not None:
             raise ValueError("'server' applies to 'wsgi'/'asgi' apps, not to 'command'")
+        if self.bind is not None:
+            instance_binds(self.bind, self.instances)
         return self
 
 
@@ -446,6 +458,7 @@ class Config(_Table):
     route: list[Route] = []
     app: list[App] = []
     tls: Tls = Tls()
+    metrics: Metrics = Metrics()
 
     @model_validator(mode="after")
     def _references(self) -> Config:

@@ -23,31 +23,48 @@ def _plain(value: bytes) -> bool:
     return not value.translate(None, _PLAIN)
 # remote, method, target, version, status, sent, referer, agent, request id, route, upstream
 Fields = tuple[bytes, bytes, bytes, bytes, int, int, bytes, bytes, bytes, bytes, bytes]
+# route index (-1: none), method, status, bytes sent, bytes received: what metrics count
+Outcome = tuple[int, bytes, int, int, int]
 
 
 class Loggable(Protocol):
-    """A finished exchange; its fields are read when the batch is written."""
+    """The completion record of a finished exchange, which every log sink reads: the
+    access log its ``log_fields`` (when the batch is written), metrics its ``outcome``
+    (at once). An ``Exchange`` is one; so is an ``Answered`` (a request answered
+    before it became an exchange: proxy/dispatch.py)."""
 
     def log_fields(self) -> Fields: ...
 
+    def outcome(self) -> Outcome: ...
+
 
 class LogSink:
-    """The ``log`` phase: told of every finished exchange (the access log is the first)."""
+    """The ``log`` phase: told of every finished exchange (the access log is the first,
+    metrics, when on, the second). ``flush`` runs on the gateway's clock tick."""
 
     def record_exchange(self, exchange: Loggable, duration: float) -> None:
         raise NotImplementedError
 
+    def flush(self) -> None:
+        return None
 
-class _Recorded:
-    """Fields known at once (a request refused before it became an exchange)."""
 
-    __slots__ = ("fields",)
+class Answered:
+    """The completion record of a request answered before it became an exchange (a
+    redirect, a 404, a 413): its fields known at once."""
 
-    def __init__(self, fields: Fields) -> None:
+    __slots__ = ("fields", "route_index")
+
+    def __init__(self, fields: Fields, route_index: int) -> None:
         self.fields = fields
+        self.route_index = route_index
 
     def log_fields(self) -> Fields:
         return self.fields
+
+    def outcome(self) -> Outcome:
+        fields = self.fields
+        return self.route_index, fields[1], fields[4], fields[5], 0
 
 
 class AccessLog(LogSink):
@@ -65,26 +82,6 @@ class AccessLog(LogSink):
         self._stream: BinaryIO | None = None
         if self.enabled:
             self._stream = sys.stdout.buffer if target == "-" else open(target, "ab")  # noqa: SIM115
-
-    def record(
-        self,
-        remote: bytes,
-        method: bytes,
-        target: bytes,
-        version: bytes,
-        status: int,
-        sent: int,
-        referer: bytes,
-        agent: bytes,
-        request_id: bytes,
-        route: bytes,
-        upstream: bytes,
-        duration: float,
-    ) -> None:
-        if self.enabled:
-            fields = (remote, method, target, version, status, sent, referer, agent,
-                      request_id, route, upstream)
-            self.record_exchange(_Recorded(fields), duration)
 
     def record_exchange(self, exchange: Loggable, duration: float) -> None:
         """The hot-path form: keep the exchange, read its fields at flush time."""

@@ -105,13 +105,12 @@ def _answered(
     route: Route | None,
     started: float,
 ) -> None:
-    """Log an answer made before an exchange, then let the client go on."""
-    log = gw.access_log
-    if log.enabled:
-        log.record(
+    """Log an answer made before an exchange (the gateway's log sinks: the access log,
+    metrics), then let the client go on."""
+    if gw.policies.log:
+        gw.log_answer((
             client.remote_addr, request.method, request.target, request.version, status, sent,
             request.get(b"referer"), request.get(b"user-agent"), rid,
             route.log_label if route else b"", route.backend.authority if route else b"",
-            gw.loop.time() - started,
-        )
+        ), route.index if route else -1, gw.loop.time() - started)
     client.finished(True)

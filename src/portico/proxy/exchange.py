@@ -39,7 +39,7 @@ from portico.errors import APP_DIED, APP_REFUSED, NEXT_BACKEND, Layer, ProxyErro
 from portico.http import writer
 from portico.http.events import END, Body, Data, Event, Rejected, Request, Response
 from portico.policy.context import RequestFacts
-from portico.proxy.accesslog import Fields
+from portico.proxy.accesslog import Fields, Outcome
 from portico.proxy.downstream import Downstream
 from portico.proxy.framing import (
     balanced_response,
@@ -476,6 +476,11 @@ class Exchange:
             duration = self.gw.loop.time() - self.started
             for sink in sinks:
                 sink.record_exchange(self, duration)
+
+    def outcome(self) -> Outcome:
+        """What metrics count (route, method, status, bytes each way), read at once."""
+        return self.route.index, self.request.method, self.status, self.sent, \
+            self.body_received
 
     def log_fields(self) -> Fields:
         """What the access log shows; read when its batch is written, not per request."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from portico import memory
 from portico.http.limits import HeadLimits
 from portico.policy.forwarded import Forwarding
-from portico.proxy.accesslog import AccessLog
+from portico.proxy.accesslog import AccessLog, Answered, Fields, LogSink
 from portico.proxy.route_policy import Policies
 from portico.routing.table import RouteTable
 from portico.settings import ClientTimeouts, PoolSettings, default_max_connections
@@ -52,6 +52,7 @@ class Gateway:
         # the pool's limits once this gateway serves (a reload may change them)
         self.pool_settings = pool_settings or PoolSettings(pool.max_idle, pool.idle_timeout)
         self.access_log = access_log
+        self.metrics: LogSink | None = None  # [metrics] on: counts every exchange
         self.tick_interval = tick_interval
         self.hsts = hsts  # Strict-Transport-Security for https responses
         self.redirect_to_https = redirect_to_https
@@ -75,6 +76,16 @@ class Gateway:
             print(f"portico: max_connections ({self.max_connections}) reached; "
                   f"refusing new connections ({self.refused} so far)", file=sys.stderr, flush=True)
 
+    def log_answer(self, fields: Fields, route_index: int, duration: float) -> None:
+        """The log phase of a request answered before it became an exchange (a redirect,
+        a 404, a 413 in dispatch; a 400 or 408 of the connection's own): every sink of
+        the gateway's (the access log, metrics) gets its completion record."""
+        sinks = self.policies.log
+        if sinks:
+            record = Answered(fields, route_index)
+            for sink in sinks:
+                sink.record_exchange(record, duration)
+
     def request_id(self) -> bytes:
         self._rid_count += 1
         return b"%s%08x" % (self._rid_base, self._rid_count)
@@ -95,6 +106,8 @@ class Gateway:
         now = self.loop.time()
         self.check_deadlines(now)
         self.access_log.flush()
+        if self.metrics is not None:
+            self.metrics.flush()  # its deltas to the main process: once a tick
         if now - self._released > memory.RELEASE_INTERVAL:
             self._released = now
             memory.release()

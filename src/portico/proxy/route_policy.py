@@ -66,6 +66,7 @@ class Policies:
 
     request_filter: tuple[RequestFilter, ...] = ()
     routes: tuple[RoutePolicy, ...] = ()
+    log: tuple[LogSink, ...] = ()  # the log phase of the answers made before routing
 
 
 def compile_policies(
@@ -76,6 +77,8 @@ def compile_policies(
     rng = rng or random.Random()
     secret = plan.balance_secret.encode("ascii") or os.urandom(32)
     log: tuple[LogSink, ...] = (gw.access_log,) if gw.access_log.enabled else ()
+    if gw.metrics is not None:
+        log += (gw.metrics,)
     hsts: tuple[ResponseFilter, ...] = (Hsts(gw.hsts),) if gw.hsts else ()
     routes = []
     for spec, route in zip(plan.routes, gw.routes.routes, strict=True):
@@ -106,7 +109,7 @@ def compile_policies(
             sticky=sticky,
         ))
     redirect: tuple[RequestFilter, ...] = (RedirectToHttps(gw),) if gw.redirect_to_https else ()
-    return Policies(redirect, tuple(routes))
+    return Policies(redirect, tuple(routes), log)
 
 
 def _selector(

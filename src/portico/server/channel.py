@@ -12,6 +12,8 @@ guesses at a dict's keys.
                      Cut()                                  stop draining now (Ctrl-C twice)
     worker -> main   Serving(generation, error)            a Serve is in force (or why not)
                      Counts(seq, connections, requests)    the answer to a CountQuery
+                     MetricsDelta(rows, connections,       counters that moved, and the
+                                  requests)                gauges, once a tick ([metrics])
 """
 
 from __future__ import annotations
@@ -96,12 +98,23 @@ class Counts:
     requests: int
 
 
+@dataclass(frozen=True)
+class MetricsDelta:
+    """What one worker counted since its last tick: route label -> a row of increments
+    (metrics/counters.py); the main process adds them up (metrics/totals.py)."""
+
+    type: ClassVar[str] = "metrics"
+    rows: dict[str, list[int]]
+    connections: int = 0  # open client connections now
+    requests: int = 0  # requests in flight now
+
+
 Message = (Serve | AppChanged | BackendHealth | ReloadCertificates | CountQuery | Cut | Serving
-           | Counts)
+           | Counts | MetricsDelta)
 KINDS: dict[str, type[Message]] = {
     kind.type: kind
     for kind in (Serve, AppChanged, BackendHealth, ReloadCertificates, CountQuery, Cut, Serving,
-                 Counts)
+                 Counts, MetricsDelta)
 }
 
 

@@ -218,10 +218,8 @@ class ClientConnection(asyncio.Protocol):
         request_id = self.gw.request_id()
         head, body = error_page(status, Layer.CLIENT, reason, request_id)
         self.write(head + body)
-        self.gw.access_log.record(
-            self.down.remote_addr, b"-", b"-", b"1.1", status, len(body), b"", b"",
-            request_id, b"", b"", 0.0,
-        )
+        self.gw.log_answer((self.down.remote_addr, b"-", b"-", b"1.1", status, len(body),
+                            b"", b"", request_id, b"", b""), -1, 0.0)
         self.close()
 
     def exchange_finished(self, keep: bool) -> None:

@@ -3,10 +3,12 @@
 A reload reads and checks the whole file first; only a config that loads,
 validates and builds is put in place, so a typo leaves the old one serving
 and says why. Routes, header rules, limits, timeouts, the access log and the
-certificates change this way. The listen addresses, the worker count and the
-``[[app]]`` tables are fixed for the life of the process (sockets and app
-processes would have to be replaced); a reload that changes them is refused
-with the reason.
+certificates change this way. The listen addresses and the worker count are
+fixed for the life of the process (the sockets would have to be replaced); a
+reload that changes them is refused with the reason. Changed ``[[app]]`` tables
+restart only those apps (supervisor/supervisor.py): an added app is started
+before the routes to it serve, a changed one restarts rolling after the swap
+(before it, if its ports moved), a removed one is drained and stopped.
 
 Every serving process (the main one with ``workers = 1``, else each worker)
 holds a ``Runtime``. A reload builds a new gateway there; new connections get it
@@ -26,6 +28,7 @@ where the serving process was handed over to and has no pydantic of its own.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -34,13 +37,18 @@ from portico.config.plan import RunPlan, ServingPlan
 from portico.config.prepare import reload_plan
 from portico.config.provision import build_cert_store, build_gateway
 from portico.errors import ConfigError
+from portico.metrics.counters import Send
+from portico.metrics.totals import Totals
 from portico.proxy.gateway import Gateway
 from portico.server.drain import RELOAD_IDLE_GRACE, drain, open_counts
 from portico.server.workers import WorkerStartError
-from portico.upstream.availability import Availability
+from portico.supervisor.process import AppStartError
+from portico.upstream.availability import Availability, BackendState
 
 if TYPE_CHECKING:
+    from portico.config.plan import AppPlan
     from portico.server.listeners import Listeners
+    from portico.supervisor.supervisor import Supervisor
     from portico.tls.store import CertFacts, CertStore
 
 Say = Callable[[str], None]
@@ -75,15 +83,57 @@ class Runtime:
         self._draining: dict[asyncio.Task[int], Gateway] = {}
         self._cut = asyncio.Event()
         self.served: list[Callable[[Gateway], None]] = []  # told of each reload's gateway
+        self.supervisor: Supervisor | None = None  # the main process's, once apps run
+        # [metrics]: where this process's gateways send their counters each tick (a
+        # worker: over its channel; the main process: into ``totals``)
+        self.totals = Totals()  # the main process's sums (unused in a worker)
+        self.metrics_send: Send | None = self.totals.add
+
+    def _follow_gates(self) -> None:
+        """Each app gate (one a reload added too) closes its backend's idle connections
+        when it leaves ``up``: a draining app instance keeps none of ours open (gunicorn
+        would wait out its graceful timeout for them)."""
+        for gate in self.gates.values():
+            if self._gate_closer not in gate.listeners:
+                gate.listeners.append(self._gate_closer)
+
+    def _gate_closer(self, name: str, state: BackendState) -> None:
+        if state is BackendState.UP or self.gateway is None:
+            return
+        gate = self.gates.get(name)
+        for backend in self.gateway.pool.backends.values():
+            if backend.gate is gate:
+                backend.close_idle()
+
+    # -- the apps (main process): the control socket's and the admin API's actions ----
+    def _apps(self) -> Supervisor:
+        if self.supervisor is None:
+            raise RuntimeError("apps are supervised by the main process only")
+        return self.supervisor
+
+    async def restart_app(self, name: str) -> None:
+        """Rolling restart (supervisor/supervisor.py); UnknownApp, AppStartError."""
+        await self._apps().restart_app(name)
+
+    async def stop_app(self, name: str) -> None:
+        await self._apps().stop_app(name)
+
+    async def start_app(self, name: str) -> None:
+        await self._apps().start_app(name)
+
+    def apps_status(self, name: str | None = None) -> list[dict[str, object]]:
+        return self._apps().apps_status(name)
 
     def build(self, plan: ServingPlan, cert_facts: list[CertFacts] | None = None) -> Built:
         """The one place a gateway is built from a plan (at start and at each reload).
         ConfigError if the plan cannot be served here (a certificate file gone)."""
+        self._follow_gates()
         certs = build_cert_store(plan, self.say, cert_facts)
         # a reload's gateway shares the serving one's pool: unchanged backends keep
         # their warm connections and their state
         pool = self.gateway.pool if self.gateway is not None else None
-        gateway = build_gateway(plan, self.loop, self.gates, pool=pool)
+        gateway = build_gateway(plan, self.loop, self.gates, pool=pool,
+                                metrics_send=self.metrics_send)
         gateway.https_port = self.https_port
         return Built(plan, gateway, certs)
 
@@ -183,6 +233,12 @@ class Reloader:
             self.announce("reload: running the built-in default; nothing to read again")
             return False
         built: Built | None = None
+        started: list[str] = []  # apps this reload added, stopped again if it is refused
+        supervisor = None
+        added: list[AppPlan] = []
+        changed: list[AppPlan] = []
+        moved: list[AppPlan] = []
+        removed: list[str] = []
         try:
             # Every certificate file is checked here, before any worker loads it: a bad
             # one refuses the reload (the workers would load what is on disk).
@@ -192,20 +248,56 @@ class Reloader:
             fixed = fixed_fields_changed(self.run, run)
             if fixed:
                 raise ConfigError(str(config_file), fixed, "changed; this takes a restart "
-                                  "(a reload changes routes, headers, limits, log and TLS)")
+                                  "(a reload changes routes, headers, limits, log, TLS "
+                                  "and apps)")
+            supervisor = self.runtime.supervisor
+            if supervisor is not None:
+                added, changed, removed = supervisor.changes(run.apps)
+                moved = [app for app in changed if not _keeps_ports(self.run, app)]
+                for app in added:
+                    started.append(app.name)
+                    await supervisor.add_app(app)
+                for app in moved:  # the new routes point at the new ports: first
+                    await supervisor.change_app(app)
             built = self.runtime.build(run.serving, run.cert_facts)
             await self.listeners.reload(run.serving)
-        except (ConfigError, WorkerStartError) as exc:
+        except (ConfigError, WorkerStartError, AppStartError) as exc:
             if built is not None:
                 built.discard()
+            for name in started:
+                if supervisor is not None and name in supervisor.plans:
+                    await supervisor.remove_app(name)
+            if isinstance(exc, AppStartError):
+                exc = ConfigError(str(config_file), f"app {exc.name!r}", exc.reason)
             if isinstance(exc, ConfigError) and not exc.file:
                 exc = ConfigError(str(config_file), exc.key, exc.message)
             self.announce(f"reload refused: {exc}; the config loaded before keeps serving")
+            self.runtime.totals.reloaded(False, time.time())
             return False
         self.runtime.swap(built)
+        self.runtime.totals.reloaded(True, time.time())
         self.run = run
         self.announce(f"reloaded {config_file}: {len(built.gateway.routes.routes)} routes")
+        if supervisor is not None:
+            await self._settle_apps(supervisor, [a for a in changed if a not in moved], removed)
         return True
+
+    async def _settle_apps(
+        self, supervisor: Supervisor, changed: list[AppPlan], removed: list[str]
+    ) -> None:
+        """After the swap: the changed apps restarted rolling, the removed ones stopped."""
+        for app in changed:
+            try:
+                await supervisor.change_app(app)
+            except AppStartError as exc:
+                self.announce(f"reload: app {app.name!r} did not come back: {exc.reason}")
+        for name in removed:
+            await supervisor.remove_app(name)
+
+
+def _keeps_ports(before: RunPlan, app: AppPlan) -> bool:
+    old = next((plan for plan in before.apps if plan.name == app.name), None)
+    return old is not None and (old.binds or [old.bind]) == (app.binds or [app.bind])
 
 
 def fixed_fields_changed(before: RunPlan, after: RunPlan) -> str:

@@ -15,17 +15,20 @@ from typing import TYPE_CHECKING, Any
 import portico
 from portico import memory
 from portico.admin import runtime
-from portico.admin.control import control_path, remove_control, serve_control
+from portico.admin.control import control_path, remove_control, serve_control, serve_http
 from portico.config.plan import RunPlan, ServingPlan
 from portico.config.prepare import check_certificates
 from portico.errors import ConfigError
+from portico.server.control_api import control_actions
 from portico.server.health import backend_rows, start_probes
 from portico.server.listeners import InProcess, Listeners, bind, https_port
 from portico.server.loops import loop_factory
+from portico.server.metrics_scrape import metrics_action
 from portico.server.reload import Reloader, Runtime
 from portico.server.workers import WorkerPool, worker_count
 from portico.supervisor.logs import Echo
-from portico.supervisor.supervisor import Supervisor
+from portico.supervisor.process import AppStartError
+from portico.supervisor.supervisor import Supervisor, UnknownApp
 
 if TYPE_CHECKING:
     from portico.proxy.gateway import Gateway
@@ -77,6 +80,7 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
         count = 1
     control_file = control_path(runtime_dir, run_plan.config_file)
     control: asyncio.Server | None = None
+    metrics_server: asyncio.Server | None = None
     record: runtime.Instance | None = None
     watcher: asyncio.Task[None] | None = None
     prober: Prober | None = None
@@ -96,6 +100,15 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
             else InProcess(state, bound, plan.server.client_timeouts.head_timeout)
         )
         await listeners.start()
+        serving_now = listeners
+        if isinstance(listeners, WorkerPool):
+            supervisor.gate_listeners.append(listeners.app_changed)
+
+        async def every_process_knows() -> None:  # each worker has read what came before
+            await serving_now.counts()
+
+        supervisor.barrier = every_process_knows
+        state.supervisor = supervisor
         listening = _announce_listening(listeners, gateway, ctx.announce)
         prober = start_probes(loop, state, listeners)  # active health checks, if any
         reloader = Reloader(run_plan, state, listeners, ctx.announce, ctx.lean)
@@ -104,11 +117,23 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
             listening, round(time.time(), 3), str(control_file), str(log_dir),
         )
         serving = listeners
+        state.totals.last_reload_at = time.time()
+        scrape = metrics_action(state, listeners, supervisor,
+                                lambda: reloader.run.serving.metrics.enabled)
         control = await serve_control(
             control_file,
             lambda: status_snapshot(reloader.run.serving, state, supervisor, listening,
                                     serving, record),
+            control_actions(supervisor, scrape),
         )
+        if plan.metrics.listen:
+            host, _, port = plan.metrics.listen.rpartition(":")
+            try:
+                metrics_server = await serve_http(host, int(port), scrape)
+                ctx.announce(f"metrics on http://{plan.metrics.listen}/metrics")
+            except OSError as exc:
+                ctx.announce(f"warning: [metrics] listen {plan.metrics.listen}: {exc}; "
+                             "/metrics is on the control socket only")
         runtime.write_record(runtime_dir, record)
         if state.certs is not None:
             state.certs.warn_expiring()
@@ -116,6 +141,7 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
                 state.certs, plan.tls_reload_interval, listeners, in_process=not ctx.lean))
         with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
             loop.add_signal_handler(signal.SIGHUP, reloader.start_reload)
+            loop.add_signal_handler(signal.SIGUSR2, restart_every_app, supervisor, loop)
         gateway.start_clock()
         ctx.announce(f"ready: {len(listening)} listeners, {len(gateway.routes.routes)} routes, "
                      f"{len(run_plan.apps)} apps, request path "
@@ -142,12 +168,27 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
         if control is not None:
             control.close()
             remove_control(control_file)
+        if metrics_server is not None:
+            metrics_server.close()
         if listeners is not None:
             await listeners.stop(plan.server.drain_timeout)  # if start-up failed half-way
         await supervisor.stop_all()
         hurrier.cancel()
         if stopped:
             ctx.announce("stopped")
+
+
+def restart_every_app(supervisor: Supervisor, loop: asyncio.AbstractEventLoop) -> None:
+    """SIGUSR2 (for scripts): a rolling restart of every app, one app after another."""
+
+    async def restart() -> None:
+        for name in list(supervisor.plans):
+            try:
+                await supervisor.restart_app(name)
+            except (AppStartError, UnknownApp) as exc:
+                supervisor.announce(f"SIGUSR2: {exc}")
+
+    loop.create_task(restart())
 
 
 def _stop_signals(

@@ -54,6 +54,15 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
     plan = first.plan
     gates = {name: Availability(name, loop, wait) for name, wait in plan.app_waits.items()}
     runtime = Runtime(loop, gates, _say)
+    sent_gauges: list[tuple[int, int] | None] = [None]  # the first tick always reports
+
+    def send_metrics(rows: dict[str, list[int]]) -> None:  # each tick, [metrics] on
+        gauges = runtime.counts()
+        if rows or gauges != sent_gauges[0]:
+            sent_gauges[0] = gauges
+            writer.write(channel.encode(channel.MetricsDelta(rows, *gauges)))
+
+    runtime.metrics_send = send_metrics
     runtime.set_https_port(first.https_port)
     gateway = runtime.open(runtime.build(plan))
     servers = await serve(runtime, [(scheme, socket.socket(fileno=fd)) for scheme, fd in listen],
@@ -64,15 +73,17 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
 
     def handle(message: channel.Message) -> None:
         if isinstance(message, channel.Serve):  # a reload
+            for name, wait in message.plan.app_waits.items():  # an app a reload added
+                gates.setdefault(name, Availability(name, loop, wait)).wait_timeout = wait
             try:
                 runtime.swap(runtime.build(message.plan))
             except (ConfigError, OSError) as exc:  # the main process built it: rare
                 answer(channel.Serving(message.generation, str(exc)))
             else:
                 answer(channel.Serving(message.generation))
-        elif isinstance(message, channel.AppChanged):
-            if message.app in gates:
-                gates[message.app].set(BackendState(message.state))
+        elif isinstance(message, channel.AppChanged):  # of an app a reload adds: before Serve
+            gate = gates.setdefault(message.app, Availability(message.app, loop, 5.0))
+            gate.set(BackendState(message.state))
         elif isinstance(message, channel.BackendHealth):
             apply_verdict(runtime.serving.pool, message)
         elif isinstance(message, channel.ReloadCertificates):
@@ -100,6 +111,10 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
     await stop.wait()
 
     await runtime.stop(servers)
+    if runtime.gateway is not None and runtime.gateway.metrics is not None:
+        runtime.gateway.metrics.flush()  # the last tick's counts
+        with contextlib.suppress(OSError):
+            await writer.drain()
     follower.cancel()
     return 0
 

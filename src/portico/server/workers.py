@@ -158,6 +158,10 @@ class Worker:
                     waiter = self._counts.pop(message.seq, None)
                     if waiter is not None and not waiter.done():
                         waiter.set_result(message)
+                elif isinstance(message, channel.MetricsDelta):
+                    totals = self.pool.runtime.totals
+                    totals.add(message.rows)
+                    totals.gauges[self.index] = (message.connections, message.requests)
         except (OSError, ValueError):
             pass  # the worker died with bytes unread: its watcher reports and restarts it
         writer.close()  # this process's end of the pair; a restart makes a new one
@@ -183,7 +187,7 @@ class WorkerPool:
         self.stopping = False
         self._watchers: dict[Worker, asyncio.Task[None]] = {}
         for gate in gates.values():
-            gate.listeners.append(self._app_changed)
+            gate.listeners.append(self.app_changed)
 
     def addresses(self) -> list[tuple[str, Any]]:
         return [(scheme, sockets[0].getsockname()) for scheme, sockets in self.bound]
@@ -233,6 +237,7 @@ class WorkerPool:
         while True:
             assert worker.process is not None
             code = await worker.process.wait()
+            self.runtime.totals.gauges.pop(worker.index, None)  # its connections are gone
             if self.stopping:
                 return
             print(f"portico: worker {worker.index} (pid {worker.pid}) exited with {code}; "
@@ -243,7 +248,7 @@ class WorkerPool:
                 return
             await worker.start()
 
-    def _app_changed(self, name: str, state: BackendState) -> None:
+    def app_changed(self, name: str, state: BackendState) -> None:
         self.broadcast(channel.AppChanged(name, str(state)))
 
     def broadcast(self, message: channel.Message) -> None:

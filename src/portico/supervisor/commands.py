@@ -48,8 +48,9 @@ def app_env(env: dict[str, str], cwd: Path) -> dict[str, str]:
 
 
 def split_bind(bind: str) -> tuple[str, int]:
+    """(host, port); of a range (``instances``), its first port."""
     host, _, port = bind.rpartition(":")
-    return host.strip("[]"), int(port)
+    return host.strip("[]"), int(port.partition("-")[0])
 
 
 def connect_host(bind: str) -> str:
@@ -74,19 +75,34 @@ def _gunicorn_extras() -> tuple[str, ...]:
     return ("--no-control-socket",) if "--no-control-socket" in clis else ()
 
 
+def interpreter(python: str | None, base_dir: Path | None = None) -> str:
+    """The Python an app runs with: ``python`` (a file, or a virtualenv directory: its
+    ``bin/python``), relative to ``base_dir``; portico's own without one."""
+    if python is None:
+        return sys.executable
+    path = Path(python).expanduser()
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    if path.is_dir():
+        path = path / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    return str(path)
+
+
 def app_argv(app: AppPlan) -> list[str]:
-    """The command line that serves ``app``, trusting only portico's own address."""
+    """The command line that serves ``app`` (one instance: ``app.bind``), trusting only
+    portico's own address; the app's ``args`` go before the app itself."""
     host, port = split_bind(app.bind)
     proxy = connect_host(app.bind)
     server = server_of(app)
+    python = interpreter(app.python)
     if server == "command":
         assert app.command is not None
-        fill = {"{port}": str(port), "{host}": host, "{python}": sys.executable}
+        fill = {"{port}": str(port), "{host}": host, "{python}": python}
         return [_fill(part, fill) for part in app.command]
     if server == "gunicorn":
         assert app.wsgi is not None
         return [
-            sys.executable, "-m", "gunicorn",
+            python, "-m", "gunicorn",
             "--worker-class", "gevent",
             "--workers", str(app.workers),
             "--bind", app.bind,
@@ -94,22 +110,24 @@ def app_argv(app: AppPlan) -> list[str]:
             "--keep-alive", "5",
             "--graceful-timeout", f"{app.stop_timeout:g}",
             *_gunicorn_extras(),
+            *app.args,
             app.wsgi,
         ]
     if server == "waitress":
         assert app.wsgi is not None
         return [
-            sys.executable, "-m", "waitress",
+            python, "-m", "waitress",
             "--listen", app.bind,
             "--threads", str(max(4, app.workers * 2)),
             "--trusted-proxy", proxy,
             "--trusted-proxy-headers",
             "x-forwarded-for x-forwarded-host x-forwarded-proto x-forwarded-port",
+            *app.args,
             app.wsgi,
         ]
     assert app.asgi is not None
     return [
-        sys.executable, "-m", "uvicorn",
+        python, "-m", "uvicorn",
         "--host", host,
         "--port", str(port),
         "--workers", str(app.workers),
@@ -117,6 +135,7 @@ def app_argv(app: AppPlan) -> list[str]:
         "--forwarded-allow-ips", proxy,
         "--no-access-log",
         *(("--root-path", app.root_path) if app.root_path else ()),
+        *app.args,
         app.asgi,
     ]
 

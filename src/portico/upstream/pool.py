@@ -84,7 +84,9 @@ class UpstreamPool:
         backend = conn.backend
         backend.returned(conn)
         stack = backend.idle
-        if not conn.reusable or len(stack) >= self.max_idle or backend.retired:
+        gate = backend.gate  # an app instance draining for a restart keeps none idle
+        if (not conn.reusable or len(stack) >= self.max_idle or backend.retired
+                or (gate is not None and not gate.up)):
             conn.abort()
             return
         conn.idle_since = now
