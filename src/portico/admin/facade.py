@@ -48,6 +48,8 @@ class AdminContext:
     # Set by the server: open the loopback listener `portico ui` uses; its port.
     open_loopback: Callable[[], Awaitable[int]] | None = None
     last_reload_error: str | None = None
+    # Prometheus text for GET /metrics, when this portico has metrics (set in server/run.py).
+    metrics: Callable[[], bytes] | None = None
 
     @property
     def config_file(self) -> Path | None:
