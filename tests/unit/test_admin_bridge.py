@@ -135,7 +135,8 @@ def test_a_slow_app_gets_504_and_a_broken_one_500(tmp_path: Path) -> None:
 
 
 def test_an_https_admin_listener_checks_host_and_credentials(tmp_path: Path) -> None:
-    """``[admin] listen = "https://..."``: TLS, the Host allowlist and a token, in process."""
+    """``[admin] listen = "https://..."`` with ``client_ca``: mutual TLS, the Host allowlist
+    and a token, in process."""
     import ssl
     from typing import Any, cast
 
@@ -151,23 +152,31 @@ def test_an_https_admin_listener_checks_host_and_credentials(tmp_path: Path) -> 
     leaf = ca.issue_cert("admin.test")
     leaf.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
     leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    client = ca.issue_cert("admin.client.test")
     port = free_port()
     plan = AdminPlan(listen=f"https://127.0.0.1:{port}", allowed_hosts=["admin.test"],
-                     cert=tmp_path / "cert.pem", key=tmp_path / "key.pem")
+                     cert=tmp_path / "cert.pem", key=tmp_path / "key.pem",
+                     client_ca=tmp_path / "ca.pem")
     _, secret = auth.create_token(tmp_path, "t", "read", None)
 
     async def snapshot() -> dict[str, Any]:
         return {"pid": 1}
 
-    async def get(host: str, token: str | None) -> bytes:
+    async def get(host: str, token: str | None, certified: bool = True) -> bytes:
         context = ssl.create_default_context()
         ca.configure_trust(context)
+        if certified:
+            client.configure_cert(context)
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", port, ssl=context, server_hostname="admin.test")
         writer.write(f"GET /api/status HTTP/1.1\r\nHost: {host}\r\n".encode()
                      + (f"Authorization: Bearer {token}\r\n".encode() if token else b"")
                      + b"\r\n")
-        data = await reader.read()
+        try:
+            data = await reader.read()
+        except (ssl.SSLError, ConnectionResetError):
+            data = b"refused"
         writer.close()
         return data
 
@@ -176,10 +185,12 @@ def test_an_https_admin_listener_checks_host_and_credentials(tmp_path: Path) -> 
         servers = await serve_admin(tmp_path / "k.sock", admin)
         try:
             return [await get(f"admin.test:{port}", secret), await get("evil.test", secret),
-                    await get(f"admin.test:{port}", None)]
+                    await get(f"admin.test:{port}", None),
+                    await get(f"admin.test:{port}", secret, certified=False)]
         finally:
             servers.close()
 
-    good, rebound, anonymous = asyncio.run(main())
+    good, rebound, anonymous, uncertified = asyncio.run(main())
     assert good.startswith(b"HTTP/1.1 200") and good.endswith(b'"pid": 1\n}\n')
     assert rebound.startswith(b"HTTP/1.1 403") and anonymous.startswith(b"HTTP/1.1 401")
+    assert uncertified in (b"", b"refused")

@@ -74,7 +74,7 @@ class AdminContext:
 
         self.reloader.announce = capture
         try:
-            ok = await self.reloader.reload()
+            ok = await self.reloader.reload_now()
         finally:
             self.reloader.announce = announce
         refused = next((line for line in said if line.startswith("reload")), None)
