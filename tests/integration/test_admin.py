@@ -88,6 +88,7 @@ def _concrete(path: str) -> str:
 
 def test_control_socket_is_0600_and_status_is_unchanged(admin: Admin) -> None:
     assert stat.S_IMODE(admin.socket.stat().st_mode) == 0o600
+    assert "no admin password or API token is set yet" in admin.proxy.log_text()
     status = admin.unix.get("/status").json()
     assert {"pid", "listen", "connections", "requests", "apps", "routes", "certificates",
             "workers", "config", "started", "logs"} <= set(status)
