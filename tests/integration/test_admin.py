@@ -8,7 +8,6 @@ requirement of docs/guide/admin.md has its test here or in tests/unit/test_admin
 from __future__ import annotations
 
 import json
-import os
 import stat
 import time
 from collections.abc import Iterator
