@@ -1,13 +1,10 @@
-"""The control socket: a running portico answers ``GET /status`` with JSON.
+"""The control socket's address and its client; the ``[metrics] listen`` endpoint.
 
-Beside it, the few other requests the main process hands to ``actions``
-(``GET /api/apps``, ``POST /api/apps/NAME/restart|stop|start``, ``GET
-/metrics``): the admin API (issue 19) serves the same paths on this socket.
-
-On POSIX it is a Unix socket in the runtime directory (admin/runtime.py;
-only the owner can reach it: mode 0600); on Windows a loopback TCP port, written to a file of
-the same name with ``.port`` appended. It speaks just enough HTTP/1.0 that
-``curl --unix-socket`` works too.
+The socket itself is served by the admin API (admin/server.py): ``GET /status``,
+``/api/...`` and ``/metrics``. On POSIX it is a Unix socket in the runtime directory
+(admin/runtime.py; only the owner can reach it: mode 0600); on Windows a loopback TCP
+port, written to a file of the same name with ``.port`` appended. ``control_request``
+is the CLI's side of it (``portico status``, ``portico app ...``).
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -34,25 +30,6 @@ REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflic
 def control_path(directory: Path, config_file: Path | None) -> Path:
     """One socket per config file, so several porticos can share a runtime directory."""
     return control_socket(directory, instance_key(config_file))
-
-
-async def serve_control(
-    path: Path, snapshot: Snapshot | None, actions: Actions | None = None
-) -> asyncio.Server:
-    handle = _handler(snapshot, actions)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if USE_UNIX:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        old_umask = os.umask(0o177)
-        try:
-            return await asyncio.start_unix_server(handle, path=str(path))
-        finally:
-            os.umask(old_umask)
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    path.with_name(path.name + ".port").write_text(str(port))
-    return server
 
 
 async def serve_http(host: str, port: int, actions: Actions) -> asyncio.Server:

@@ -1,4 +1,5 @@
-"""The command line: ``portico init|run|check|explain|status|app|service``. One TOML file.
+"""The command line: ``portico init|run|check|explain|status|reload|app|ui|admin|config|service``.
+One TOML file, one command.
 
 Without ``-c``, every command reads ``./portico.toml``; where there is none, ``run``,
 ``check`` and ``explain`` use the built-in demo and say so in one line.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import click
 
 from portico import __version__
+from portico.cli.admin import admin, config_group, reload, ui
 from portico.cli.apps import app
 from portico.cli.certs import cert
 from portico.cli.project import check, explain, init, run
@@ -32,5 +34,6 @@ def main() -> None:
     """Portico: a reverse proxy and app host for Python web apps."""
 
 
-for command in (init, check, explain, run, status, app, cert, service):
+for command in (init, check, explain, run, status, reload, app, ui, admin, config_group, cert,
+                service):
     main.add_command(command)

@@ -1,7 +1,7 @@
 """``portico app restart|stop|start|status NAME``: one app of a running portico.
 
 Each command is one request to the running portico's control socket
-(``POST /api/apps/NAME/ACTION``, ``GET /api/apps/NAME``; server/control_api.py),
+(``POST /api/apps/NAME/ACTION``, ``GET /api/apps/NAME``; admin/api.py),
 found as ``portico status`` finds it. ``restart`` is rolling and returns once
 every instance is back (or one did not come back: exit status 1).
 """

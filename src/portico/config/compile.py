@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from portico.config.acquire import checked_certificates, free_ports, issue_self_signed
+from portico.config.admin import admin_plan
 from portico.config.balancing import balance_plan, route_backends, with_balance_secret
 from portico.config.instances import instance_binds, instance_name
 from portico.config.metrics import metrics_plan
@@ -89,8 +90,10 @@ def compile_plan(
             "server.listen": json.dumps(source.server.listen),
             "server.workers": json.dumps(source.server.workers),
             "metrics.listen": json.dumps(source.metrics.listen),
+            "admin": json.dumps(source.admin.model_dump(mode="json")),  # its listener
         },
         cert_facts=[],
+        admin=admin_plan(config.admin, base_dir),
     )
 
 

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from portico.config.admin import Admin
 from portico.config.balancing import BalancingKeys, check_balancing
 from portico.config.instances import instance_binds, parse_bind
 from portico.config.listen import parse_listen
@@ -459,6 +460,7 @@ class Config(_Table):
     app: list[App] = []
     tls: Tls = Tls()
     metrics: Metrics = Metrics()
+    admin: Admin = Admin()
 
     @model_validator(mode="after")
     def _references(self) -> Config:

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from portico.metrics.procstat import group_usage
 from portico.metrics.render import CONTENT_TYPE, AppRow, Scrape, UpstreamRow, render_metrics
-from portico.upstream.availability import usable
+from portico.server.health import backend_rows
 
 if TYPE_CHECKING:
-    from portico.server.control_api import Answer, Extra
+    from portico.admin.control import Actions
     from portico.server.listeners import Listeners
     from portico.server.reload import Runtime
     from portico.supervisor.supervisor import Supervisor
@@ -31,14 +31,13 @@ def gather(state: Runtime, workers: bool, supervisor: Supervisor) -> Scrape:
     scrape = Scrape(state.totals, connections=sum(c for c, _ in gauges),
                     in_flight=sum(r for _, r in gauges), workers=len(gauges))
     gateway = state.serving
-    for route in gateway.routes.routes:
+    for route, backends in zip(gateway.routes.routes, backend_rows(gateway), strict=True):
         label = route.log_label.decode("latin-1")
-        for backend in route.backends:
-            # the main process's view: active checks and app gates; with workers = N,
-            # the passive fail counts are each worker's own and not summed here
-            scrape.upstreams.append(UpstreamRow(
-                label, f"{backend.scheme}://{backend.label}", usable(backend, gateway.now),
-                backend.fails))
+        # the main process's view: active checks and app gates; with workers = N,
+        # the passive fail counts are each worker's own and not summed here
+        for row in backends:
+            scrape.upstreams.append(UpstreamRow(label, row["address"], row["state"] == "up",
+                                                row["fails"]))
     for entry in supervisor.apps:
         process = entry.process
         usage = group_usage(process.pid) if process is not None and process.running and \
@@ -61,12 +60,19 @@ def render_now(state: Runtime, listeners: Listeners, supervisor: Supervisor) -> 
     return render_metrics(gather(state, isinstance(listeners, WorkerPool), supervisor))
 
 
+def metrics_text(
+    state: Runtime, listeners: Listeners, supervisor: Supervisor, enabled: Callable[[], bool]
+) -> Callable[[], bytes | None]:
+    """The admin API's ``GET /metrics``: the text now, or None while metrics are off."""
+    return lambda: render_now(state, listeners, supervisor) if enabled() else None
+
+
 def metrics_action(
     state: Runtime, listeners: Listeners, supervisor: Supervisor, enabled: Callable[[], bool]
-) -> Extra:
+) -> Actions:
     """The control socket's ``GET /metrics`` (404 saying how to turn it on, when off)."""
 
-    async def action(method: str, path: str) -> Answer | None:
+    async def action(method: str, path: str) -> tuple[int, str, bytes] | None:
         if path != "/metrics":
             return None
         if not enabled():

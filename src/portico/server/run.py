@@ -15,15 +15,16 @@ from typing import TYPE_CHECKING, Any
 import portico
 from portico import memory
 from portico.admin import runtime
-from portico.admin.control import control_path, remove_control, serve_control, serve_http
+from portico.admin.control import control_path, remove_control, serve_http
+from portico.admin.facade import AdminContext, admin_state_dir
+from portico.admin.server import AdminServers, serve_admin
 from portico.config.plan import RunPlan, ServingPlan
 from portico.config.prepare import check_certificates
 from portico.errors import ConfigError
-from portico.server.control_api import control_actions
 from portico.server.health import backend_rows, start_probes
 from portico.server.listeners import InProcess, Listeners, bind, https_port
 from portico.server.loops import loop_factory
-from portico.server.metrics_scrape import metrics_action
+from portico.server.metrics_scrape import metrics_action, metrics_text
 from portico.server.reload import Reloader, Runtime
 from portico.server.workers import WorkerPool, worker_count
 from portico.supervisor.logs import Echo
@@ -79,7 +80,7 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
                      "running one process")
         count = 1
     control_file = control_path(runtime_dir, run_plan.config_file)
-    control: asyncio.Server | None = None
+    control: AdminServers | None = None
     metrics_server: asyncio.Server | None = None
     record: runtime.Instance | None = None
     watcher: asyncio.Task[None] | None = None
@@ -120,12 +121,18 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
         state.totals.last_reload_at = time.time()
         scrape = metrics_action(state, listeners, supervisor,
                                 lambda: reloader.run.serving.metrics.enabled)
-        control = await serve_control(
-            control_file,
+        control = await serve_admin(control_file, AdminContext(
             lambda: status_snapshot(reloader.run.serving, state, supervisor, listening,
                                     serving, record),
-            control_actions(supervisor, scrape),
-        )
+            reloader, supervisor, run_plan.admin,
+            admin_state_dir(run_plan.state_dir, key), key,
+            metrics=metrics_text(state, listeners, supervisor,
+                                 lambda: reloader.run.serving.metrics.enabled),
+        ))
+        if control.tcp_url:
+            ctx.announce(f"admin API and UI on {control.tcp_url}")
+        for note in control.notes:
+            ctx.announce(f"admin: {note}")
         if plan.metrics.listen:
             host, _, port = plan.metrics.listen.rpartition(":")
             try:
