@@ -10,6 +10,7 @@ import click
 
 from portico import __version__
 from portico.cli.certs import cert
+from portico.cli.doctor import doctor
 from portico.cli.project import check, explain, init, run
 from portico.cli.services import service
 from portico.cli.status import status
@@ -31,5 +32,5 @@ def main() -> None:
     """Portico: a reverse proxy and app host for Python web apps."""
 
 
-for command in (init, check, explain, run, status, cert, service):
+for command in (init, check, explain, run, status, cert, service, doctor):
     main.add_command(command)

@@ -16,6 +16,7 @@ import portico
 from portico import memory
 from portico.admin import runtime
 from portico.admin.control import control_path, remove_control, serve_control
+from portico.doctor.token import publish_token
 from portico.config.plan import RunPlan, ServingPlan
 from portico.config.prepare import check_certificates
 from portico.errors import ConfigError
@@ -58,6 +59,7 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
     runtime_dir = runtime.prepare(runtime.runtime_dir())
     key = runtime.instance_key(run_plan.config_file)
     log_dir = run_plan.state_dir / "logs" / key  # one directory per config, as the socket
+    publish_token(runtime_dir, key)  # before any app starts: they inherit it (doctor/)
     supervisor = Supervisor(
         run_plan.apps, run_plan.base_dir, log_dir, loop, ctx.announce, ctx.echo,
     )

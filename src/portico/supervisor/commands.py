@@ -14,6 +14,12 @@ import sys
 from pathlib import Path
 
 from portico.config.plan import AppPlan
+from portico.doctor.hook import APP_ENV as DOCTOR_APP_ENV
+
+# The server loads the app through the doctor's wrapper: the app itself, untouched, for
+# every request but the one marked with this run's secret (doctor/hook.py).
+DOCTOR_WSGI = "portico.doctor.hook:wsgi"
+DOCTOR_ASGI = "portico.doctor.hook:asgi"
 
 
 def default_server() -> str:
@@ -39,10 +45,13 @@ def app_cwd(base_dir: Path, cwd: str | None) -> Path:
     return (base_dir / cwd).resolve() if cwd else base_dir
 
 
-def app_env(env: dict[str, str], cwd: Path) -> dict[str, str]:
+def app_env(env: dict[str, str], cwd: Path, app: AppPlan | None = None) -> dict[str, str]:
     """The environment an app runs in: portico's own, the app's ``env`` over it, and
-    ``cwd`` first on ``PYTHONPATH`` (so ``module:attr`` is found there)."""
+    ``cwd`` first on ``PYTHONPATH`` (so ``module:attr`` is found there); for the doctor's
+    wrapper (doctor/hook.py), the real ``module:attr`` of a ``wsgi``/``asgi`` app."""
     merged = {**os.environ, **env}
+    if app is not None and app.command is None:
+        merged[DOCTOR_APP_ENV] = app.wsgi or app.asgi or ""
     merged["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), merged.get("PYTHONPATH")]))
     return merged
 
@@ -74,8 +83,9 @@ def _gunicorn_extras() -> tuple[str, ...]:
     return ("--no-control-socket",) if "--no-control-socket" in clis else ()
 
 
-def app_argv(app: AppPlan) -> list[str]:
-    """The command line that serves ``app``, trusting only portico's own address."""
+def app_argv(app: AppPlan, doctor: bool = False) -> list[str]:
+    """The command line that serves ``app``, trusting only portico's own address; with
+    ``doctor``, the app is loaded through the doctor's wrapper (app_env names the app)."""
     host, port = split_bind(app.bind)
     proxy = connect_host(app.bind)
     server = server_of(app)
@@ -94,7 +104,7 @@ def app_argv(app: AppPlan) -> list[str]:
             "--keep-alive", "5",
             "--graceful-timeout", f"{app.stop_timeout:g}",
             *_gunicorn_extras(),
-            app.wsgi,
+            DOCTOR_WSGI if doctor else app.wsgi,
         ]
     if server == "waitress":
         assert app.wsgi is not None
@@ -105,7 +115,7 @@ def app_argv(app: AppPlan) -> list[str]:
             "--trusted-proxy", proxy,
             "--trusted-proxy-headers",
             "x-forwarded-for x-forwarded-host x-forwarded-proto x-forwarded-port",
-            app.wsgi,
+            DOCTOR_WSGI if doctor else app.wsgi,
         ]
     assert app.asgi is not None
     return [
@@ -117,7 +127,7 @@ def app_argv(app: AppPlan) -> list[str]:
         "--forwarded-allow-ips", proxy,
         "--no-access-log",
         *(("--root-path", app.root_path) if app.root_path else ()),
-        app.asgi,
+        DOCTOR_ASGI if doctor else app.asgi,
     ]
 
 
