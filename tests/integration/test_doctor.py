@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.long  # five apps under gunicorn, waitress and uvicorn: ~10 s to start;
-# make test runs tests/unit/test_doctor_hook.py (the same checks, in process)
-
 from tests.conftest import free_port
 from tests.integration.test_fastapi import guide_block
 from tests.support.portico_proc import Portico
+
+# Five apps under gunicorn, waitress and uvicorn take ~10 s to start: `long`; make test
+# runs tests/unit/test_doctor_hook.py (the same checks, in process).
+pytestmark = pytest.mark.long
 
 REPO = Path(__file__).resolve().parents[2]
 APACHE = REPO / "examples" / "apache-guide"

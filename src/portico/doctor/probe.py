@@ -137,7 +137,8 @@ def probe(listen: str, target: Target, token: str, timeout: float = 10.0) -> Rep
     report.app_status = seen.get("app_status")
     report.app_error = seen.get("app_error")
     report.middleware = list(seen.get("middleware") or [])
-    expected = {"client": client, "scheme": scheme, "host": host_name, "port": str(port), "prefix": prefix, "root_url": f"{scheme}://{host}{path}"}
+    expected = {"client": client, "scheme": scheme, "host": host_name, "port": str(port),
+                "prefix": prefix, "root_url": f"{scheme}://{host}{path}"}
     context_ = Context(kind=seen.get("kind") or target.kind or "wsgi", server=target.server,
                        preserve_path=target.preserve_path, preserve_host=target.preserve_host,
                        middleware=report.middleware, prefix=prefix)

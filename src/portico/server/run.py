@@ -16,9 +16,9 @@ import portico
 from portico import memory
 from portico.admin import runtime
 from portico.admin.control import control_path, remove_control, serve_control
-from portico.doctor.token import publish_token
 from portico.config.plan import RunPlan, ServingPlan
 from portico.config.prepare import check_certificates
+from portico.doctor.token import publish_token
 from portico.errors import ConfigError
 from portico.server.listeners import InProcess, Listeners, bind, https_port
 from portico.server.loops import loop_factory
