@@ -18,7 +18,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(STAMP): pyproject.toml setup.py Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=77"
-	PORTICO_PURE=1 $(BIN)/python -m pip install -q -e '.[apps,test]'
+	PORTICO_PURE=1 $(BIN)/python -m pip install -q -e '.[apps,test,ui]'
 	@touch $(STAMP)
 
 # The request path compiled in place with mypyc (setup.py), again whenever a source
@@ -77,7 +77,7 @@ test: lint test-deps wheel
 
 # The load runs and full conformance suites (tests marked `long`) that would take
 # make test past its ten minutes.
-test-long: setup test-deps
+test-long: setup test-deps ui-deps
 	$(BIN)/python -m pytest -q -m long
 
 # Hypothesis properties with 20,000 examples each, then the in-process request-path
@@ -111,3 +111,11 @@ bench-budget: setup bench-deps
 clean:
 	find src -name '*.so' -delete
 	rm -rf $(VENV) build $(COMPILED) *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# Browser tests (tests/browser, `long`): Debian's chromium, driven by Playwright from PyPI.
+ui-deps:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
+	  || echo "chromium could not be installed: tests/browser will skip"
+
+test-ui: ui-deps
+	.venv/bin/python -m pytest -q tests/browser

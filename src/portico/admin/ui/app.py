@@ -1,0 +1,104 @@
+"""The UI's pages: overview, one app, one route (with the doctor probe), and the live
+event stream that keeps them current. ``create_ui(source)`` is an ASGI app; the admin
+server mounts it (at ``/ui``), and tests serve it on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from portico.admin.ui.security import SecurityHeaders
+from portico.admin.ui.source import StatusSource, tail
+
+HERE = Path(__file__).parent
+TICK = 1.0  # seconds between live updates
+
+
+def create_ui(source: StatusSource, tick: float = TICK) -> SecurityHeaders:
+    templates = Environment(loader=FileSystemLoader(HERE / "templates"),
+                            autoescape=select_autoescape(default=True))
+
+    def page(request: Request, name: str, **context: Any) -> HTMLResponse:
+        base = request.scope.get("root_path", "")
+        html = templates.get_template(name).render(base=base, **context)
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    async def overview(request: Request) -> Response:
+        return page(request, "overview.html", info=await source.status(), tick=tick)
+
+    async def app_page(request: Request) -> Response:
+        info = await source.status()
+        app = next((a for a in info["apps"] if a["name"] == request.path_params["name"]), None)
+        if app is None:
+            return PlainTextResponse("no such app", status_code=404)
+        routes = [r for r in info["routes"] if r["app"] == app["name"]]
+        return page(request, "app.html", app=app, routes=routes,
+                    log=await asyncio.to_thread(tail, app.get("log")))
+
+    async def route_page(request: Request) -> Response:
+        info = await source.status()
+        index = request.path_params["index"]
+        if index >= len(info["routes"]):
+            return PlainTextResponse("no such route", status_code=404)
+        return page(request, "route.html", route=info["routes"][index], index=index)
+
+    async def doctor(request: Request) -> Response:
+        if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+            return PlainTextResponse("cross-site request refused", status_code=403)
+        info = await source.status()
+        index = request.path_params["index"]
+        if index >= len(info["routes"]):
+            return PlainTextResponse("no such route", status_code=404)
+        report = await source.doctor(info["routes"][index]["route"])
+        return page(request, "doctor.html", report=report)
+
+    async def events(request: Request) -> Response:
+        app_name = request.query_params.get("app")
+        base = request.scope.get("root_path", "")
+
+        async def stream() -> AsyncIterator[str]:
+            while not await request.is_disconnected():
+                info = await source.status()
+                counts = {"t": time.time(), "connections": info["connections"],
+                          "requests": info["requests"],
+                          "apps": {a["name"]: a["state"] for a in info["apps"]}}
+                yield f"event: counts\ndata: {json.dumps(counts)}\n\n"
+                fragment = templates.get_template("live.html").render(info=info, base=base)
+                yield _sse("overview", fragment)
+                if app_name:
+                    app = next((a for a in info["apps"] if a["name"] == app_name), None)
+                    if app is not None:
+                        lines = await asyncio.to_thread(tail, app.get("log"))
+                        yield _sse("log", templates.get_template("log.html").render(log=lines))
+                        yield _sse("app", templates.get_template("app_state.html")
+                                   .render(app=app))
+                await asyncio.sleep(tick)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})
+
+    ui = Starlette(routes=[
+        Route("/", overview),
+        Route("/apps/{name}", app_page),
+        Route("/routes/{index:int}", route_page),
+        Route("/routes/{index:int}/doctor", doctor, methods=["POST"]),
+        Route("/events", events),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ])
+    return SecurityHeaders(ui)
+
+
+def _sse(event: str, html: str) -> str:
+    data = "\n".join(f"data: {line}" for line in html.splitlines() or [""])
+    return f"event: {event}\n{data}\n\n"

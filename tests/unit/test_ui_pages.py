@@ -1,0 +1,103 @@
+"""The UI's pages in process (httpx's ASGI transport, a fixed status): they render, names
+are escaped (a route or app name is attacker-chosen text in a config), the live stream
+sends both the chart's numbers and the tables, and every response carries the strict
+CSP. tests/browser/test_ui.py drives the same pages in chromium on a real portico."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from portico.admin.ui.app import create_ui
+
+XSS = "<script>alert(1)</script>"
+
+
+class FixedSource:
+    def __init__(self) -> None:
+        self.doctored: list[str] = []
+
+    async def status(self) -> dict[str, Any]:
+        return {
+            "listen": ["http://127.0.0.1:8080"], "connections": 3, "requests": 1,
+            "apps": [{"name": "shop", "server": "waitress", "bind": "127.0.0.1:9000",
+                      "state": "up", "pid": 42, "restarts": 1, "uptime": 5.0,
+                      "last_exit": 1, "last_reason": f"exited with 1 {XSS}", "log": None}],
+            "routes": [{"route": f"/shop{XSS}", "upstream": "http://127.0.0.1:9000/",
+                        "app": "shop", "state": "up", "path": "prefix stripped"}],
+            "certificates": [],
+        }
+
+    async def doctor(self, route: str) -> dict[str, Any] | None:
+        self.doctored.append(route)
+        return {"ok": False, "url": "http://127.0.0.1:8080/shop/", "problem": None,
+                "app_status": "200 OK", "findings": [
+                    {"name": "prefix", "seen": "", "expected": "/shop", "ok": False,
+                     "fix": ["app: wrap it, ProxyFix(app.wsgi_app, x_prefix=1)"]}]}
+
+
+def client(source: FixedSource | None = None) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=create_ui(source or FixedSource(), tick=0.01))
+    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
+
+
+def test_pages_render_escaped_with_a_strict_csp() -> None:
+    asyncio.run(_pages())
+
+
+async def _pages() -> None:
+    async with client() as ui:
+        for path in ("/", "/apps/shop", "/routes/0"):
+            page = await ui.get(path)
+            assert page.status_code == 200, path
+            assert XSS not in page.text and "<script src=" in page.text
+            assert "unsafe-inline" not in page.headers["content-security-policy"]
+            assert page.headers["x-frame-options"] == "DENY"
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in (await ui.get("/")).text
+        assert (await ui.get("/apps/nope")).status_code == 404
+        assert (await ui.get("/routes/7")).status_code == 404
+        assert (await ui.get("/static/vendor/htmx-2.0.11.min.js")).status_code == 200
+
+
+def test_the_doctor_runs_on_post_only_from_the_same_site() -> None:
+    asyncio.run(_doctor())
+
+
+async def _doctor() -> None:
+    source = FixedSource()
+    async with client(source) as ui:
+        assert (await ui.get("/routes/0/doctor")).status_code == 405  # no action on GET
+        cross = await ui.post("/routes/0/doctor", headers={"Sec-Fetch-Site": "cross-site"})
+        assert cross.status_code == 403 and source.doctored == []
+        report = await ui.post("/routes/0/doctor", headers={"Sec-Fetch-Site": "same-origin"})
+        assert "x_prefix=1" in report.text and source.doctored == [f"/shop{XSS}"]
+
+
+def test_the_live_stream_sends_numbers_and_tables() -> None:
+    text = asyncio.run(_stream())
+    assert 'event: counts\ndata: {"t":' in text and '"requests": 1' in text
+    assert "event: overview" in text and "event: log" in text
+
+
+async def _stream() -> str:
+    """One round of /events (an endless stream: the client leaves after the app event)."""
+    chunks: list[bytes] = []
+    left = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        chunks.append(message.get("body", b""))
+        if b"event: app" in message.get("body", b""):
+            left.set()
+
+    scope = {"type": "http", "method": "GET", "path": "/events", "raw_path": b"/events",
+             "root_path": "", "query_string": b"app=shop", "headers": [],
+             "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1),
+             "http_version": "1.1", "asgi": {"version": "3.0"}}
+    await asyncio.wait_for(create_ui(FixedSource(), tick=0.01)(scope, receive, send), 10)
+    return b"".join(chunks).decode()
