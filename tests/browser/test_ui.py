@@ -124,6 +124,11 @@ def test_app_page_shows_state_and_output(ui: UI, page: Any) -> None:
 
 def test_route_page_runs_the_doctor(ui: UI, page: Any) -> None:
     page.goto(ui.url + "/routes/0")
+    page.fill("input[name=url]", "/shop/cart?id=1")
+    page.click("#tester button")
+    expect = pytest.importorskip("playwright.sync_api").expect
+    expect(page.locator("#tester-verdict")).to_contain_text("route /shop")
+    expect(page.locator("#tester-upstream")).to_contain_text("/cart?id=1")
     page.click("#doctor")
     verdict = page.wait_for_selector("#doctor-verdict")
     assert verdict is not None

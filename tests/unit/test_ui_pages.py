@@ -6,13 +6,39 @@ CSP. tests/browser/test_ui.py drives the same pages in chromium on a real portic
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from portico.admin.ui.app import create_ui
+from portico.admin.ui.tester import try_url
+from portico.config.compile import compile_plan
+from portico.config.load import parse
+from portico.config.plan import ServingPlan
 
 XSS = "<script>alert(1)</script>"
+CONFIG = """
+[[route]]
+path = "/"
+upstream = "http://127.0.0.1:9001"
+
+[[route]]
+path = "/shop"
+upstream = "http://127.0.0.1:9000/base"
+request_headers.set = { "X-Shop" = "{prefix}" }
+
+[[route]]
+path = "/shop/admin"
+host = "admin.example.com"
+upstream = "http://127.0.0.1:9002"
+preserve_host = true
+"""
+
+
+def plan_of(text: str) -> ServingPlan:
+    config = parse(text, "portico.toml")
+    return compile_plan(config, Path("."), Path("."), None, {}).serving
 
 
 class FixedSource:
@@ -29,6 +55,9 @@ class FixedSource:
                         "app": "shop", "state": "up", "path": "prefix stripped"}],
             "certificates": [],
         }
+
+    async def plan(self) -> ServingPlan | None:
+        return plan_of(CONFIG)
 
     async def doctor(self, route: str) -> dict[str, Any] | None:
         self.doctored.append(route)
@@ -101,3 +130,27 @@ async def _stream() -> str:
              "http_version": "1.1", "asgi": {"version": "3.0"}}
     await asyncio.wait_for(create_ui(FixedSource(), tick=0.01)(scope, receive, send), 10)
     return b"".join(chunks).decode()
+
+
+def test_the_url_tester_names_the_winner_what_it_shadows_and_the_upstream_request() -> None:
+    plan = plan_of(CONFIG)
+    shop = try_url(plan, "/shop/cart?id=1", "www.example.com:8080")
+    assert shop.winner == "/shop" and shop.shadowed == ["/"]
+    assert shop.upstream == "GET http://127.0.0.1:9000/base/cart?id=1"
+    headers = dict(shop.headers)
+    assert headers["Host"] == "127.0.0.1:9000"
+    assert headers["X-Forwarded-Host"] == "www.example.com:8080"
+    assert headers["X-Forwarded-Prefix"] == "/shop" and headers["X-Shop"] == "/shop"
+    admin = try_url(plan, "http://admin.example.com/shop/admin/users")
+    assert admin.winner == "admin.example.com/shop/admin"
+    assert admin.shadowed == ["/", "/shop"] and admin.why.startswith("exact host")
+    assert dict(admin.headers)["Host"] == "admin.example.com"  # preserve_host
+    assert try_url(plan, "/shop/%2e%2e/%2e%2e/etc", "x").error is not None
+
+
+def test_the_tester_page() -> None:
+    async def run() -> str:
+        async with client() as ui:
+            return (await ui.get("/test", params={"url": "/shop/x", "host": "a"})).text
+    text = asyncio.run(run())
+    assert "route <code>/shop" in text and "GET http://127.0.0.1:9000/base/x" in text

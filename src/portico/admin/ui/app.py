@@ -51,7 +51,10 @@ def create_ui(source: StatusSource, tick: float = TICK) -> SecurityHeaders:
         index = request.path_params["index"]
         if index >= len(info["routes"]):
             return PlainTextResponse("no such route", status_code=404)
-        return page(request, "route.html", route=info["routes"][index], index=index)
+        route = info["routes"][index]
+        host, slash, path = route["route"].partition("/")
+        return page(request, "route.html", route=route, index=index,
+                    sample_path=slash + path.rstrip("/") + "/x", sample_host=host)
 
     async def doctor(request: Request) -> Response:
         if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
@@ -62,6 +65,15 @@ def create_ui(source: StatusSource, tick: float = TICK) -> SecurityHeaders:
             return PlainTextResponse("no such route", status_code=404)
         report = await source.doctor(info["routes"][index]["route"])
         return page(request, "doctor.html", report=report)
+
+    async def tester(request: Request) -> Response:
+        from portico.admin.ui.tester import try_url
+
+        url = request.query_params.get("url", "/")[:2048]
+        host = request.query_params.get("host", "")[:255] or None
+        plan = await source.plan()
+        result = try_url(plan, url, host) if plan is not None else None
+        return page(request, "tester.html", result=result)
 
     async def events(request: Request) -> Response:
         app_name = request.query_params.get("app")
@@ -93,6 +105,7 @@ def create_ui(source: StatusSource, tick: float = TICK) -> SecurityHeaders:
         Route("/apps/{name}", app_page),
         Route("/routes/{index:int}", route_page),
         Route("/routes/{index:int}/doctor", doctor, methods=["POST"]),
+        Route("/test", tester),
         Route("/events", events),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ])

@@ -9,13 +9,18 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from portico.config.plan import ServingPlan
 
 
 class StatusSource(Protocol):
     async def status(self) -> dict[str, Any]: ...
 
     async def doctor(self, route: str) -> dict[str, Any] | None: ...
+
+    async def plan(self) -> ServingPlan | None: ...
 
 
 class ControlSource:
@@ -48,6 +53,24 @@ class ControlSource:
                         preserve_path=row["path"] == "preserved", preserve_host=False)
         report = await asyncio.to_thread(probe, info["listen"][0], target, token)
         return report.as_json()
+
+    async def plan(self) -> ServingPlan | None:
+        return await plan_of(await self.status())
+
+
+async def plan_of(info: dict[str, Any]) -> ServingPlan | None:
+    """The routes as the running portico serves them: its config file compiled with its
+    apps' ports (a config edited since, but not reloaded, shows the edit)."""
+    from portico.config.compile import compile_plan
+    from portico.config.load import load
+    from portico.errors import ConfigError
+
+    binds = {app["name"]: app["bind"] for app in info["apps"]}
+    try:
+        config, base_dir = await asyncio.to_thread(load, info.get("config"))
+        return compile_plan(config, base_dir, Path("."), None, binds).serving
+    except (ConfigError, KeyError, OSError):
+        return None
 
 
 def tail(path: str | None, lines: int = 50) -> list[str]:
