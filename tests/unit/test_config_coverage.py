@@ -66,6 +66,10 @@ ALTERNATIVES: dict[str, Any] = {
     "tls.certificate.cert": "c2.pem",
     "tls.certificate.key": "k2.pem",
     "tls.certificate.self_signed": {"self_signed": True, "cert": DELETE, "key": DELETE},
+    "admin.listen": "http://127.0.0.1:9090",
+    "admin.allowed_hosts": ["admin.test"],
+    "admin.cert": {"listen": "https://127.0.0.1:9443", "cert": "a.pem", "key": "a-key.pem"},
+    "admin.key": {"listen": "https://127.0.0.1:9443", "cert": "a.pem", "key": "a-key.pem"},
 }
 
 

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from portico.config.acquire import checked_certificates, free_ports, issue_self_signed
+from portico.config.admin import admin_plan
 from portico.config.plan import (
     AppPlan,
     HeaderRulesPlan,
@@ -81,12 +82,14 @@ def compile_plan(
         restart_only={
             "server.listen": json.dumps(source.server.listen),
             "server.workers": json.dumps(source.server.workers),
+            "admin": json.dumps(source.admin.model_dump(mode="json")),  # its listener
             "app": json.dumps([app.model_dump(mode="json") for app in source.app]),
             # uvicorn was started with it: a route that moves the app moves its root path.
             **{f"route.path of app {app.name!r} (uvicorn --root-path)":
                asgi_root_path(app, source.route) for app in source.app if app.asgi},
         },
         cert_facts=[],
+        admin=admin_plan(config.admin, base_dir),
     )
 
 

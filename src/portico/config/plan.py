@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from portico.admin.plan import AdminPlan
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
 from portico.tls.store import CertFacts, CertSource
 
@@ -132,6 +133,7 @@ class RunPlan:
     restart_only: dict[str, str]
     # What the checker read off each certificate (serving.certificates, same order).
     cert_facts: list[CertFacts]
+    admin: AdminPlan = dataclasses.field(default_factory=AdminPlan)  # [admin]
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)  # Path, datetime -> str

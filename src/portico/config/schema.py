@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from portico.config.admin import Admin
 from portico.config.listen import parse_listen
 from portico.config.units import Duration, Size
 from portico.policy.header_ops import Template, check_name
@@ -449,6 +450,7 @@ class Config(_Table):
     route: list[Route] = []
     app: list[App] = []
     tls: Tls = Tls()
+    admin: Admin = Admin()
 
     @model_validator(mode="after")
     def _references(self) -> Config:

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 import portico
 from portico import memory
 from portico.admin import runtime
-from portico.admin.control import control_path, remove_control, serve_control
+from portico.admin.control import control_path, remove_control
+from portico.admin.facade import AdminContext, AppActions, admin_state_dir
+from portico.admin.server import AdminServers, serve_admin
 from portico.config.plan import RunPlan, ServingPlan
 from portico.config.prepare import check_certificates
 from portico.doctor.token import publish_token
@@ -76,7 +78,7 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
                      "running one process")
         count = 1
     control_file = control_path(runtime_dir, run_plan.config_file)
-    control: asyncio.Server | None = None
+    control: AdminServers | None = None
     record: runtime.Instance | None = None
     watcher: asyncio.Task[None] | None = None
     listeners: Listeners | None = None
@@ -102,11 +104,14 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
             listening, round(time.time(), 3), str(control_file), str(log_dir),
         )
         serving = listeners
-        control = await serve_control(
-            control_file,
+        control = await serve_admin(control_file, AdminContext(
             lambda: status_snapshot(reloader.run.serving, state, supervisor, listening,
                                     serving, record),
-        )
+            reloader, app_actions(state, supervisor), run_plan.admin,
+            admin_state_dir(run_plan.state_dir, key), key,
+        ))
+        if control.tcp_url:
+            ctx.announce(f"admin API and UI on {control.tcp_url}")
         runtime.write_record(runtime_dir, record)
         if state.certs is not None:
             state.certs.warn_expiring()
@@ -144,6 +149,15 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
         hurrier.cancel()
         if stopped:
             ctx.announce("stopped")
+
+
+def app_actions(state: Runtime, supervisor: Supervisor) -> AppActions:
+    """The Runtime's app control when it has it (supervisor/), else the admin's stand-in."""
+    if hasattr(state, "restart_app"):
+        return state  # type: ignore[return-value]
+    from portico.admin.apps_stub import SupervisorApps
+
+    return SupervisorApps(supervisor)
 
 
 def _stop_signals(
