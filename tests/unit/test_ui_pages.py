@@ -59,6 +59,16 @@ class FixedSource:
     async def plan(self) -> ServingPlan | None:
         return plan_of(CONFIG)
 
+    async def config(self) -> dict[str, Any] | None:
+        return {"file": "/srv/portico.toml", "editable": True, "text": f"# {XSS}\n",
+                "etag": '"abc"', "versions": [
+                    {"version": 2, "when": 1.0, "who": "owner", "action": "edit"},
+                    {"version": 1, "when": 0.5, "who": "owner", "action": "apply"}]}
+
+    async def audit(self) -> list[dict[str, Any]] | None:
+        return [{"time": 1.0, "actor": XSS, "peer": "127.0.0.1:5", "action": "app.restart",
+                 "target": "shop", "result": {"ok": True}}]
+
     async def doctor(self, route: str) -> dict[str, Any] | None:
         self.doctored.append(route)
         return {"ok": False, "url": "http://127.0.0.1:8080/shop/", "problem": None,
@@ -78,13 +88,17 @@ def test_pages_render_escaped_with_a_strict_csp() -> None:
 
 async def _pages() -> None:
     async with client() as ui:
-        for path in ("/", "/apps/shop", "/routes/0"):
+        for path in ("/", "/apps/shop", "/routes/0", "/config", "/audit"):
             page = await ui.get(path)
             assert page.status_code == 200, path
             assert XSS not in page.text and "<script src=" in page.text
             assert "unsafe-inline" not in page.headers["content-security-policy"]
             assert page.headers["x-frame-options"] == "DENY"
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in (await ui.get("/")).text
+        config = (await ui.get("/config")).text
+        assert 'data-etag="&#34;abc&#34;"' in config and 'data-rollback="1"' in config
+        assert 'data-rollback="2"' not in config  # the running version
+        assert 'data-app-action="restart"' in (await ui.get("/apps/shop")).text
         assert (await ui.get("/apps/nope")).status_code == 404
         assert (await ui.get("/routes/7")).status_code == 404
         assert (await ui.get("/static/vendor/htmx-2.0.11.min.js")).status_code == 200

@@ -29,7 +29,7 @@ document.addEventListener("DOMContentLoaded", function () {
   if (form) { form.submit(); }
 });
 """
-FAILED_LOGIN_DELAY = 1.0  # seconds a wrong password waits before its answer
+FAILED_LOGIN_DELAY = 0.5  # seconds a wrong password waits before its answer
 
 
 async def _fields(request: Request) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""The command line: ``portico init|run|check|explain|status|service``. One TOML file, one command.
+"""The command line: ``portico init|run|check|explain|status|reload|ui|admin|config|service``.
+One TOML file, one command.
 
 Without ``-c``, every command reads ``./portico.toml``; where there is none, ``run``,
 ``check`` and ``explain`` use the built-in demo and say so in one line.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import click
 
 from portico import __version__
+from portico.cli.admin import admin, config_group, reload, ui
 from portico.cli.certs import cert
 from portico.cli.doctor import doctor
 from portico.cli.project import check, explain, init, run
@@ -32,5 +34,6 @@ def main() -> None:
     """Portico: a reverse proxy and app host for Python web apps."""
 
 
-for command in (init, check, explain, run, status, cert, service, doctor):
+for command in (init, check, explain, run, status, reload, ui, admin, config_group, cert,
+                service, doctor):
     main.add_command(command)

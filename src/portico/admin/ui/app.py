@@ -1,13 +1,18 @@
-"""The UI's pages: overview, one app, one route (with the doctor probe), and the live
-event stream that keeps them current. ``create_ui(source)`` is an ASGI app; the admin
-server mounts it (at ``/ui``), and tests serve it on its own."""
+"""The UI's pages: overview, one app, one route (URL tester, doctor probe), config,
+audit log, and the live event stream that keeps them current.
+
+``page_routes(source_of)`` are the routes; ``source_of(request)`` gives the running
+portico (admin/ui/source.py). The admin API mounts them at ``/ui`` behind its guard
+(admin/ui/__init__.py); ``create_ui(source)`` serves them on their own (tests). Pages
+only read; every action (app restart, config apply, rollback) is a call from the
+browser to the ``/api/`` endpoint the CLI uses, so the two never drift."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from portico.admin.ui.security import SecurityHeaders
@@ -25,7 +30,15 @@ HERE = Path(__file__).parent
 TICK = 1.0  # seconds between live updates
 
 
+SourceOf = Callable[[Request], StatusSource]
+
+
 def create_ui(source: StatusSource, tick: float = TICK) -> SecurityHeaders:
+    """The pages as an app of their own, with their security headers."""
+    return SecurityHeaders(Starlette(routes=page_routes(lambda _request: source, tick)))
+
+
+def page_routes(source_of: SourceOf, tick: float = TICK) -> list[BaseRoute]:
     templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                             autoescape=select_autoescape(default=True))
 
@@ -35,9 +48,11 @@ def create_ui(source: StatusSource, tick: float = TICK) -> SecurityHeaders:
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     async def overview(request: Request) -> Response:
+        source = source_of(request)
         return page(request, "overview.html", info=await source.status(), tick=tick)
 
     async def app_page(request: Request) -> Response:
+        source = source_of(request)
         info = await source.status()
         app = next((a for a in info["apps"] if a["name"] == request.path_params["name"]), None)
         if app is None:
@@ -47,6 +62,7 @@ def create_ui(source: StatusSource, tick: float = TICK) -> SecurityHeaders:
                     log=await asyncio.to_thread(tail, app.get("log")))
 
     async def route_page(request: Request) -> Response:
+        source = source_of(request)
         info = await source.status()
         index = request.path_params["index"]
         if index >= len(info["routes"]):
@@ -57,6 +73,7 @@ def create_ui(source: StatusSource, tick: float = TICK) -> SecurityHeaders:
                     sample_path=slash + path.rstrip("/") + "/x", sample_host=host)
 
     async def doctor(request: Request) -> Response:
+        source = source_of(request)
         if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
             return PlainTextResponse("cross-site request refused", status_code=403)
         info = await source.status()
@@ -67,6 +84,7 @@ def create_ui(source: StatusSource, tick: float = TICK) -> SecurityHeaders:
         return page(request, "doctor.html", report=report)
 
     async def tester(request: Request) -> Response:
+        source = source_of(request)
         from portico.admin.ui.tester import try_url
 
         url = request.query_params.get("url", "/")[:2048]
@@ -75,7 +93,19 @@ def create_ui(source: StatusSource, tick: float = TICK) -> SecurityHeaders:
         result = try_url(plan, url, host) if plan is not None else None
         return page(request, "tester.html", result=result)
 
+    async def config_page(request: Request) -> Response:
+        config = await source_of(request).config()
+        if config is None:
+            return PlainTextResponse("the config is only shown by the admin server",
+                                     status_code=404)
+        return page(request, "config.html", config=config)
+
+    async def audit_page(request: Request) -> Response:
+        entries = await source_of(request).audit()
+        return page(request, "audit.html", entries=list(reversed(entries or [])))
+
     async def events(request: Request) -> Response:
+        source = source_of(request)
         app_name = request.query_params.get("app")
         base = request.scope.get("root_path", "")
 
@@ -100,16 +130,17 @@ def create_ui(source: StatusSource, tick: float = TICK) -> SecurityHeaders:
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})
 
-    ui = Starlette(routes=[
+    return [
         Route("/", overview),
         Route("/apps/{name}", app_page),
         Route("/routes/{index:int}", route_page),
         Route("/routes/{index:int}/doctor", doctor, methods=["POST"]),
         Route("/test", tester),
         Route("/events", events),
+        Route("/config", config_page),
+        Route("/audit", audit_page),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-    ])
-    return SecurityHeaders(ui)
+    ]
 
 
 def _sse(event: str, html: str) -> str:

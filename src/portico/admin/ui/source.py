@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from portico.admin.facade import AdminContext
     from portico.config.plan import ServingPlan
 
 
@@ -21,6 +22,12 @@ class StatusSource(Protocol):
     async def doctor(self, route: str) -> dict[str, Any] | None: ...
 
     async def plan(self) -> ServingPlan | None: ...
+
+    async def config(self) -> dict[str, Any] | None:
+        """The config file's text, its ETag, and the applied versions (admin only)."""
+        ...
+
+    async def audit(self) -> list[dict[str, Any]] | None: ...
 
 
 class ControlSource:
@@ -37,25 +44,37 @@ class ControlSource:
         return await fetch_status(self.control)
 
     async def doctor(self, route: str) -> dict[str, Any] | None:
-        from portico.doctor.probe import Target, probe
-        from portico.doctor.token import read_token
-
-        info = await self.status()
-        token = read_token(self.runtime_dir, self.key)
-        row = next((r for r in info["routes"] if r["route"] == route), None)
-        if row is None or token is None or not info["listen"]:
-            return None
-        apps = {a["name"]: a for a in info["apps"]}
-        app = apps.get(row["app"] or "")
-        host, _, path = route.partition("/")
-        target = Target(route=route, path="/" + path, host=host or None, app=row["app"],
-                        server=app["server"] if app else None, kind=None,
-                        preserve_path=row["path"] == "preserved", preserve_host=False)
-        report = await asyncio.to_thread(probe, info["listen"][0], target, token)
-        return report.as_json()
+        return await doctor_for(await self.status(), route, self.key, self.runtime_dir)
 
     async def plan(self) -> ServingPlan | None:
         return await plan_of(await self.status())
+
+    async def config(self) -> dict[str, Any] | None:
+        return None  # read and edited through the admin API only
+
+    async def audit(self) -> list[dict[str, Any]] | None:
+        return None
+
+
+async def doctor_for(info: dict[str, Any], route: str, key: str,
+                     runtime_dir: Path) -> dict[str, Any] | None:
+    """The doctor's report for ``route`` of the portico whose status is ``info``."""
+    from portico.doctor.probe import Target, probe
+    from portico.doctor.token import read_token
+
+    token = read_token(runtime_dir, key)
+    row = next((r for r in info["routes"] if r["route"] == route), None)
+    if row is None or token is None or not info["listen"]:
+        return None
+    apps = {a["name"]: a for a in info["apps"]}
+    app = apps.get(row["app"] or "")
+    host, _, path = route.partition("/")
+    target = Target(route=route, path="/" + path, host=host or None, app=row["app"],
+                    server=app["server"] if app else None, kind=None,
+                    preserve_path=row["path"] == "preserved",
+                    preserve_host=bool(row.get("preserve_host")))
+    report = await asyncio.to_thread(probe, info["listen"][0], target, token)
+    return report.as_json()
 
 
 async def plan_of(info: dict[str, Any]) -> ServingPlan | None:
@@ -84,3 +103,43 @@ def tail(path: str | None, lines: int = 50) -> list[str]:
             return list(deque(log.read().decode("utf-8", "replace").splitlines(), lines))
     except OSError:
         return []
+
+
+class AdminSource:
+    """The running portico from inside its main process (the admin API's context)."""
+
+    def __init__(self, admin: AdminContext) -> None:
+        self.admin = admin
+
+    async def status(self) -> dict[str, Any]:
+        return await self.admin.snapshot()
+
+    async def doctor(self, route: str) -> dict[str, Any] | None:
+        from portico.admin.runtime import runtime_dir
+
+        info = await self.status()
+        rows = {r["route"]: r for r in self.admin.routes()}
+        for row in info["routes"]:
+            row["preserve_host"] = rows.get(row["route"], {}).get("preserve_host", False)
+        return await doctor_for(info, route, self.admin.key, runtime_dir())
+
+    async def plan(self) -> ServingPlan | None:
+        return self.admin.reloader.run.serving
+
+    async def config(self) -> dict[str, Any] | None:
+        from dataclasses import asdict
+
+        from portico.admin.configedit import History
+        from portico.admin.facade import etag_of
+
+        text = self.admin.config_text()
+        history = History(self.admin.state_dir, self.admin.admin.history)
+        return {"file": str(self.admin.config_file or "(built-in default)"),
+                "editable": self.admin.config_file is not None,
+                "text": text.decode("utf-8", "replace"), "etag": etag_of(text),
+                "versions": [asdict(v) for v in reversed(history.versions())]}
+
+    async def audit(self) -> list[dict[str, Any]] | None:
+        from portico.admin import audit
+
+        return await asyncio.to_thread(audit.tail, self.admin, 200)
