@@ -189,12 +189,20 @@ class DoctorASGI:
         await send({"type": "http.response.body", "body": payload})
 
 
+class AppNotFound(Exception):
+    """The configured ``module:attr`` has no such attribute. Not an AttributeError: the
+    server would report the wrapper's attribute (``wsgi``) as the one missing."""
+
+
 def _target() -> Any:
     spec = os.environ[APP_ENV]
     module, _, attr = spec.partition(":")
     obj: Any = importlib.import_module(module)
     for part in (attr or "app").split("."):
-        obj = getattr(obj, part)
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:  # the servers' own words (gunicorn's)
+            raise AppNotFound(f"Failed to find attribute {attr!r} in {module!r}.") from None
     return obj
 
 
