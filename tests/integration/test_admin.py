@@ -152,6 +152,7 @@ def test_tokens_are_scoped(admin: Admin) -> None:
     as_read = {"Authorization": f"Bearer {read}"}
     assert admin.tcp.get("/api/status", headers=as_read).status_code == 200
     assert admin.tcp.post("/api/reload", headers=as_read).status_code == 403
+    assert admin.tcp.get("/api/config", headers=as_read).status_code == 403  # S14
     as_operate = {"Authorization": f"Bearer {operate['secret']}"}
     assert admin.tcp.post("/api/reload", headers=as_operate).status_code == 200
     assert admin.tcp.put("/api/config", headers=as_operate, json={"text": ""}

@@ -3,7 +3,8 @@ what it does. The router (admin/api.py), the auth gate (admin/guard.py: an undec
 path needs ``admin``, deny by default) and the OpenAPI schema (admin/openapi.py) all
 read this table, so they cannot drift apart.
 
-Scopes, HAProxy-socket style: ``read`` sees everything but secrets; ``operate`` also
+Scopes, HAProxy-socket style: ``read`` sees everything but the config text (it may
+hold secrets: header values, app env); ``operate`` also
 restarts apps, drains backends and reloads; ``admin`` also edits the config, rolls it
 back and manages tokens. The control socket's owner is ``admin``.
 """
@@ -53,8 +54,9 @@ _PASSWORD = {"type": "object", "required": ["password"],
 ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/status", "read", "The running portico's status (`portico status`)."),
     Endpoint("GET", "/api/status", "read", "The same as GET /status."),
-    Endpoint("GET", "/api/config", "read",
-             "The config file's text and its ETag (send it back in If-Match to apply)."),
+    Endpoint("GET", "/api/config", "admin",
+             "The config file's text and its ETag (send it back in If-Match to apply); "
+             "admin only: it may hold header values and app env (secrets)."),
     Endpoint("GET", "/api/routes", "read", "Routes: match, upstream, app, state, headers."),
     Endpoint("GET", "/api/backends", "read", "Backends of each route and their state."),
     Endpoint("GET", "/api/apps", "read",
@@ -80,10 +82,10 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("POST", "/api/backends/{backend}/enable", "operate",
              "Send requests to a drained backend again.",
              responses={"501": "needs several backends per route"}),
-    Endpoint("POST", "/api/config/validate", "read",
+    Endpoint("POST", "/api/config/validate", "admin",
              "Check a config text with the same model as the file; errors at their key.",
              body=_TEXT),
-    Endpoint("POST", "/api/config/diff", "read", "The unified diff from the running file.",
+    Endpoint("POST", "/api/config/diff", "admin", "The unified diff from the running file.",
              body=_TEXT),
     Endpoint("PUT", "/api/config", "admin",
              "Validate, write and reload a config text, then watch it (If-Match required).",
@@ -93,7 +95,7 @@ ENDPOINTS: list[Endpoint] = [
              "Set or delete keys (comments kept); preview, or apply with If-Match.",
              body=_CHANGES, responses={"412": "the file changed", "422": "invalid config"}),
     Endpoint("GET", "/api/config/history", "read", "The last applied configs: who, when."),
-    Endpoint("GET", "/api/config/history/{version}", "read",
+    Endpoint("GET", "/api/config/history/{version}", "admin",
              "One applied config: its text and diff."),
     Endpoint("POST", "/api/config/rollback/{version}", "admin",
              "Apply an earlier config again (an audited edit like any other)."),
