@@ -94,6 +94,13 @@ def page_routes(source_of: SourceOf, tick: float = TICK) -> list[BaseRoute]:
         return page(request, "tester.html", result=result)
 
     async def config_page(request: Request) -> Response:
+        from portico.admin.endpoints import allows
+
+        if "portico.transport" in request.scope and not allows(
+                request.scope.get("portico.scope") or "", "admin"):
+            # as GET /api/config: the file may hold secrets (header values, app env)
+            return PlainTextResponse("the config page needs the admin scope",
+                                     status_code=403)
         config = await source_of(request).config()
         if config is None:
             return PlainTextResponse("the config is only shown by the admin server",
