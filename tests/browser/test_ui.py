@@ -59,7 +59,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     config = f"""
 [server]
 listen = ["http://127.0.0.1:0"]
-access_log = "off"
+access_log = "{tmp / 'access.log'}"
 
 [[app]]
 name = "shop"
@@ -157,6 +157,7 @@ def test_restart_an_app_from_its_page_while_requests_run(site: Site, page: Any) 
                                                                 timeout=20_000)
         expect(page.locator("#app-state-value")).to_have_text("up")
         expect(page.locator("#log")).to_contain_text("served /hello")
+        expect(page.locator("#access")).to_contain_text("GET /shop/hello")
     finally:
         stop.set()
         runner.join()

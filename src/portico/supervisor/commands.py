@@ -89,6 +89,9 @@ def app_argv(app: AppPlan, doctor: bool = False) -> list[str]:
     host, port = split_bind(app.bind)
     proxy = connect_host(app.bind)
     server = server_of(app)
+    # the wrapper is imported from portico's own interpreter only (an app run by another
+    # Python, ``python = ...``, may not have portico installed)
+    doctor = doctor and getattr(app, "python", None) is None
     if server == "command":
         assert app.command is not None
         fill = {"{port}": str(port), "{host}": host, "{python}": sys.executable}

@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from portico.admin.ui.security import SecurityHeaders
-from portico.admin.ui.source import StatusSource, tail
+from portico.admin.ui.source import StatusSource, access_tail, tail
 
 HERE = Path(__file__).parent
 TICK = 1.0  # seconds between live updates
@@ -58,7 +58,9 @@ def page_routes(source_of: SourceOf, tick: float = TICK) -> list[BaseRoute]:
         if app is None:
             return PlainTextResponse("no such app", status_code=404)
         routes = [r for r in info["routes"] if r["app"] == app["name"]]
-        return page(request, "app.html", app=app, routes=routes,
+        access = await asyncio.to_thread(access_tail, await source.plan(),
+                                         [r["route"] for r in routes])
+        return page(request, "app.html", app=app, routes=routes, access=access,
                     log=await asyncio.to_thread(tail, app.get("log")))
 
     async def route_page(request: Request) -> Response:
@@ -116,6 +118,8 @@ def page_routes(source_of: SourceOf, tick: float = TICK) -> list[BaseRoute]:
         app_name = request.query_params.get("app")
         base = request.scope.get("root_path", "")
 
+        plan = await source.plan() if app_name else None
+
         async def stream() -> AsyncIterator[str]:
             while not await request.is_disconnected():
                 info = await source.status()
@@ -130,6 +134,10 @@ def page_routes(source_of: SourceOf, tick: float = TICK) -> list[BaseRoute]:
                     if app is not None:
                         lines = await asyncio.to_thread(tail, app.get("log"))
                         yield _sse("log", templates.get_template("log.html").render(log=lines))
+                        labels = [r["route"] for r in info["routes"] if r["app"] == app_name]
+                        access = await asyncio.to_thread(access_tail, plan, labels)
+                        yield _sse("access", templates.get_template("log.html")
+                                   .render(log=access, empty="(no requests logged to a file)"))
                         yield _sse("app", templates.get_template("app_state.html")
                                    .render(app=app))
                 await asyncio.sleep(tick)

@@ -92,6 +92,17 @@ async def plan_of(info: dict[str, Any]) -> ServingPlan | None:
         return None
 
 
+def access_tail(plan: ServingPlan | None, routes: list[str], lines: int = 30) -> list[str]:
+    """The access log's last lines for ``routes`` (labels), when it is written to a file
+    (``route=LABEL`` in the combined format, ``"route": "LABEL"`` in JSON)."""
+    if plan is None or plan.server.access_log in ("-", "off", ""):
+        return []
+    marks = [f"route={label} " for label in routes] + [f'"route": "{label}"' for label in routes]
+    found = [line for line in tail(plan.server.access_log, 1000)
+             if any(mark in line for mark in marks)]
+    return found[-lines:]
+
+
 def tail(path: str | None, lines: int = 50) -> list[str]:
     """The last ``lines`` lines of a log file (bounded read: the file may be large)."""
     if not path:
