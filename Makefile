@@ -18,7 +18,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(STAMP): pyproject.toml setup.py Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=77"
-	PORTICO_PURE=1 $(BIN)/python -m pip install -q -e '.[apps,test,ui]'
+	PORTICO_PURE=1 $(BIN)/python -m pip install -q -e '.[apps,test]'
 	@touch $(STAMP)
 
 # The request path compiled in place with mypyc (setup.py), again whenever a source
