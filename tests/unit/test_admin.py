@@ -30,6 +30,7 @@ from portico.errors import ConfigError
     {"listen": "https://0.0.0.0:9443"},  # TLS without its cert and key
     {"listen": "http://127.0.0.1:9090", "cert": "c.pem", "key": "k.pem"},
     {"listen": "ftp://127.0.0.1:9090"},
+    {"listen": "http://127.0.0.1:9090", "client_ca": "ca.pem"},
 ])
 def test_unsafe_admin_listeners_are_refused_at_config_time(table: dict[str, str]) -> None:
     with pytest.raises(ValidationError):

@@ -70,6 +70,8 @@ ALTERNATIVES: dict[str, Any] = {
     "admin.allowed_hosts": ["admin.test"],
     "admin.cert": {"listen": "https://127.0.0.1:9443", "cert": "a.pem", "key": "a-key.pem"},
     "admin.key": {"listen": "https://127.0.0.1:9443", "cert": "a.pem", "key": "a-key.pem"},
+    "admin.client_ca": {"listen": "https://127.0.0.1:9443", "cert": "a.pem", "key": "k.pem",
+                        "client_ca": "ca.pem"},
 }
 
 

@@ -113,6 +113,13 @@ async def openapi(request: Request) -> Response:
     return Json(schema())
 
 
+async def metrics(request: Request) -> Response:
+    render = context(request).metrics
+    if render is None:
+        return error(404, "this portico has no metrics")
+    return Response(render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
 async def whoami(request: Request) -> Response:
     return Json({"actor": request.scope.get("portico.actor"),
                  "scope": request.scope.get("portico.scope"),
@@ -185,6 +192,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("GET", "/api/counters"): counters,
     ("GET", "/api/openapi.json"): openapi,
     ("GET", "/api/whoami"): whoami,
+    ("GET", "/metrics"): metrics,
     ("POST", "/api/reload"): reload,
     ("POST", "/api/apps/{name}/restart"): app_action("restart"),
     ("POST", "/api/apps/{name}/stop"): app_action("stop"),

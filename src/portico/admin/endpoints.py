@@ -66,6 +66,8 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/api/counters", "read",
              "Live counters: client connections and requests in flight, per worker."),
     Endpoint("GET", "/api/openapi.json", "read", "This API's OpenAPI schema."),
+    Endpoint("GET", "/metrics", "read", "Prometheus metrics, text format.",
+             responses={"404": "this portico has no metrics"}),
     Endpoint("GET", "/api/whoami", "public", "The caller's scope (none when not signed in)."),
     Endpoint("POST", "/api/reload", "operate",
              "Read the config file again (as SIGHUP); the reason if it was refused.",

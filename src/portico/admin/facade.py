@@ -48,6 +48,8 @@ class AdminContext:
     # Set by the server: open the loopback listener `portico ui` uses; its port.
     open_loopback: Callable[[], Awaitable[int]] | None = None
     last_reload_error: str | None = None
+    # Prometheus text for GET /metrics, when this portico has metrics (set in server/run.py).
+    metrics: Callable[[], bytes] | None = None
 
     @property
     def config_file(self) -> Path | None:
@@ -72,7 +74,7 @@ class AdminContext:
 
         self.reloader.announce = capture
         try:
-            ok = await self.reloader.reload()
+            ok = await self.reloader.reload_now()
         finally:
             self.reloader.announce = announce
         refused = next((line for line in said if line.startswith("reload")), None)

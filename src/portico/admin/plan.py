@@ -16,6 +16,7 @@ class AdminPlan:
     allowed_hosts: list[str] = field(default_factory=list)  # beyond the loopback names
     cert: Path | None = None  # the TCP listener's TLS certificate and key (https://)
     key: Path | None = None
+    client_ca: Path | None = None  # mutual TLS: client certificates signed by these CAs
     history: int = 10  # applied configs kept for rollback
     watch: float = 10.0  # seconds a config apply is watched before it is kept; 0: off
     max_body_size: int = 1 << 20

@@ -70,6 +70,9 @@ async def serve_admin(control_file: Path, admin: AdminContext) -> AdminServers:
             assert plan.cert is not None and plan.key is not None
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(plan.cert, plan.key)
+            if plan.client_ca is not None:
+                context.verify_mode = ssl.CERT_REQUIRED
+                context.load_verify_locations(plan.client_ca)
         host = (parts.hostname or "127.0.0.1").strip("[]")
         port = parts.port or 0
         tcp = await asyncio.start_server(

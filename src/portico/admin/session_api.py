@@ -30,6 +30,7 @@ document.addEventListener("DOMContentLoaded", function () {
 });
 """
 FAILED_LOGIN_DELAY = 0.5  # seconds a wrong password waits before its answer
+_one_at_a_time: list[asyncio.Lock] = []  # password checks, one after another (guessing)
 
 
 async def _fields(request: Request) -> dict[str, str]:
@@ -67,10 +68,14 @@ async def login(request: Request) -> Response:
     admin = context(request)
     fields = await _fields(request)
     password = fields.get("password", "")
-    ok = await asyncio.to_thread(auth.check_password, admin.state_dir, password)
+    if not _one_at_a_time:
+        _one_at_a_time.append(asyncio.Lock())
+    async with _one_at_a_time[0]:  # a guesser waits for each answer: about 2 a second
+        ok = await asyncio.to_thread(auth.check_password, admin.state_dir, password)
+        if not ok:
+            await asyncio.sleep(FAILED_LOGIN_DELAY)
     record(admin, request, "login", None, {"ok": ok}, actor="password")
     if not ok:
-        await asyncio.sleep(FAILED_LOGIN_DELAY)
         return error(401, "wrong password (or none set: `portico admin passwd`)")
     form = "json" not in request.headers.get("content-type", "")
     return _signed_in(request, "password", "admin", "/ui/" if form else None)

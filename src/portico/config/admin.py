@@ -34,6 +34,9 @@ class Admin(BaseModel):
     """PEM certificate of an ``https://`` admin listener."""
     key: str | None = None
     """PEM private key of an ``https://`` admin listener."""
+    client_ca: str | None = None
+    """PEM CAs for an ``https://`` admin listener that also requires a client
+    certificate signed by one of them (mutual TLS), before any password or token."""
     history: int = Field(10, ge=1, le=1000)
     """How many applied configs are kept (who, when, diff) for rollback."""
     watch: Duration = 10.0
@@ -48,6 +51,8 @@ class Admin(BaseModel):
 
     @model_validator(mode="after")
     def _safe_listener(self) -> Admin:
+        if self.client_ca and not (self.listen or "").startswith("https://"):
+            raise ValueError("client_ca is for an https:// admin listen address")
         if self.listen is None:
             if self.cert or self.key:
                 raise ValueError("cert and key are for an https:// admin listen address")
@@ -83,6 +88,7 @@ def admin_plan(admin: Admin, base_dir: Path) -> AdminPlan:
         allowed_hosts=list(admin.allowed_hosts),
         cert=base_dir / admin.cert if admin.cert else None,
         key=base_dir / admin.key if admin.key else None,
+        client_ca=base_dir / admin.client_ca if admin.client_ca else None,
         history=admin.history,
         watch=admin.watch,
         max_body_size=admin.max_body_size,

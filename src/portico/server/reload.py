@@ -173,6 +173,13 @@ class Reloader:
         if self._task is not None and not self._task.done():
             await self._task
 
+    async def reload_now(self) -> bool:
+        """A reload the admin API asked for: after the one under way, if any (a SIGHUP
+        meanwhile is said and dropped, as during any reload); True if it was put in place."""
+        await self.reload_done()
+        self._task = self.runtime.loop.create_task(self.reload())
+        return await self._task
+
     async def reload(self) -> bool:
         """Read the config file again and put it in place if it is good; True if it was."""
         config_file = self.run.config_file
