@@ -6,6 +6,7 @@ CSP. tests/browser/test_ui.py drives the same pages in chromium on a real portic
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ def plan_of(text: str) -> ServingPlan:
 class FixedSource:
     def __init__(self) -> None:
         self.doctored: list[str] = []
+        self.scrapes = 0
 
     async def status(self) -> dict[str, Any]:
         return {
@@ -68,6 +70,14 @@ class FixedSource:
     async def audit(self) -> list[dict[str, Any]] | None:
         return [{"time": 1.0, "actor": XSS, "peer": "127.0.0.1:5", "action": "app.restart",
                  "target": "shop", "result": {"ok": True}}]
+
+    async def metrics(self) -> bytes | None:
+        self.scrapes += 1
+        n = 10 * self.scrapes
+        return (f'portico_requests_total{{route="/shop",code="2xx",method="GET"}} {n}\n'
+                f'portico_requests_total{{route="/shop",code="5xx",method="GET"}} {self.scrapes}\n'
+                f'portico_request_duration_seconds_sum{{route="/shop"}} {0.02 * n}\n'
+                f'portico_request_duration_seconds_count{{route="/shop"}} {n}\n').encode()
 
     async def doctor(self, route: str) -> dict[str, Any] | None:
         self.doctored.append(route)
@@ -122,10 +132,13 @@ def test_the_live_stream_sends_numbers_and_tables() -> None:
     text = asyncio.run(_stream())
     assert 'event: counts\ndata: {"t":' in text and '"requests": 1' in text
     assert "event: overview" in text and "event: log" in text
+    if importlib.util.find_spec("prometheus_client") is not None:  # with the metrics
+        assert "Traffic per second" in text and "20.0 ms" in text
+        assert '"per_second": null' not in text.split("event: counts")[2]
 
 
 async def _stream() -> str:
-    """One round of /events (an endless stream: the client leaves after the app event)."""
+    """Two rounds of /events (an endless stream: the client leaves after them)."""
     chunks: list[bytes] = []
     left = asyncio.Event()
 
@@ -135,7 +148,7 @@ async def _stream() -> str:
 
     async def send(message: Any) -> None:
         chunks.append(message.get("body", b""))
-        if b"event: app" in message.get("body", b""):
+        if sum(b"event: app" in chunk for chunk in chunks) >= 2:  # two ticks: one rate
             left.set()
 
     scope = {"type": "http", "method": "GET", "path": "/events", "raw_path": b"/events",
@@ -168,3 +181,13 @@ def test_the_tester_page() -> None:
             return (await ui.get("/test", params={"url": "/shop/x", "host": "a"})).text
     text = asyncio.run(run())
     assert "route <code>/shop" in text and "GET http://127.0.0.1:9000/base/x" in text
+
+
+def test_traffic_rates_start_over_when_counters_go_back() -> None:
+    from portico.admin.ui.traffic import Rates, Totals
+
+    rates = Rates()
+    assert rates.update(Totals({"/a": {"2xx": 100.0}}), 10.0) == []
+    (row,) = rates.update(Totals({"/a": {"2xx": 150.0, "5xx": 10.0}}), 12.0)
+    assert row.per_second == 30.0 and row.classes["5xx"] == 5.0 and row.latency_ms is None
+    assert rates.update(Totals({"/a": {"2xx": 3.0}}), 13.0) == []  # a new portico

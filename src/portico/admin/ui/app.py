@@ -25,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 
 from portico.admin.ui.security import SecurityHeaders
 from portico.admin.ui.source import StatusSource, access_tail, tail
+from portico.admin.ui.traffic import Rates, parse
 
 HERE = Path(__file__).parent
 TICK = 1.0  # seconds between live updates
@@ -119,15 +120,22 @@ def page_routes(source_of: SourceOf, tick: float = TICK) -> list[BaseRoute]:
         base = request.scope.get("root_path", "")
 
         plan = await source.plan() if app_name else None
+        rates = Rates()
 
         async def stream() -> AsyncIterator[str]:
             while not await request.is_disconnected():
                 info = await source.status()
+                scraped = await source.metrics()
+                totals = parse(scraped) if scraped else None
+                traffic = rates.update(totals, time.monotonic()) if totals else None
                 counts = {"t": time.time(), "connections": info["connections"],
                           "requests": info["requests"],
+                          "per_second": round(sum(r.per_second for r in traffic), 2)
+                          if traffic is not None else None,
                           "apps": {a["name"]: a["state"] for a in info["apps"]}}
                 yield f"event: counts\ndata: {json.dumps(counts)}\n\n"
-                fragment = templates.get_template("live.html").render(info=info, base=base)
+                fragment = templates.get_template("live.html").render(
+                    info=info, base=base, traffic=traffic)
                 yield _sse("overview", fragment)
                 if app_name:
                     app = next((a for a in info["apps"] if a["name"] == app_name), None)

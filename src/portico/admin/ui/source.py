@@ -29,6 +29,10 @@ class StatusSource(Protocol):
 
     async def audit(self) -> list[dict[str, Any]] | None: ...
 
+    async def metrics(self) -> bytes | None:
+        """``GET /metrics``'s Prometheus text, when this portico has metrics."""
+        ...
+
 
 class ControlSource:
     """A running portico, through its control socket and runtime directory."""
@@ -53,6 +57,9 @@ class ControlSource:
         return None  # read and edited through the admin API only
 
     async def audit(self) -> list[dict[str, Any]] | None:
+        return None
+
+    async def metrics(self) -> bytes | None:
         return None
 
 
@@ -154,3 +161,7 @@ class AdminSource:
         from portico.admin import audit
 
         return await asyncio.to_thread(audit.tail, self.admin, 200)
+
+    async def metrics(self) -> bytes | None:
+        render = getattr(self.admin, "metrics", None)  # set when metrics are on
+        return render() if render is not None else None
