@@ -71,6 +71,10 @@ class FixedSource:
         return [{"time": 1.0, "actor": XSS, "peer": "127.0.0.1:5", "action": "app.restart",
                  "target": "shop", "result": {"ok": True}}]
 
+    async def backends(self) -> list[dict[str, Any]] | None:
+        return [{"route": "/shop", "backend": "http://127.0.0.1:9000", "app": "shop",
+                 "state": "up", "tls": False}]
+
     async def metrics(self) -> bytes | None:
         self.scrapes += 1
         n = 10 * self.scrapes
@@ -104,7 +108,9 @@ async def _pages() -> None:
             assert XSS not in page.text and "<script src=" in page.text
             assert "unsafe-inline" not in page.headers["content-security-policy"]
             assert page.headers["x-frame-options"] == "DENY"
-        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in (await ui.get("/")).text
+        overview = (await ui.get("/")).text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in overview
+        assert 'id="backends"' in overview and "http://127.0.0.1:9000" in overview
         config = (await ui.get("/config")).text
         assert 'data-etag="&#34;abc&#34;"' in config and 'data-rollback="1"' in config
         assert 'data-rollback="2"' not in config  # the running version

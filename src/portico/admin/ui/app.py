@@ -50,7 +50,8 @@ def page_routes(source_of: SourceOf, tick: float = TICK) -> list[BaseRoute]:
 
     async def overview(request: Request) -> Response:
         source = source_of(request)
-        return page(request, "overview.html", info=await source.status(), tick=tick)
+        return page(request, "overview.html", info=await source.status(), tick=tick,
+                    backends=await source.backends())
 
     async def app_page(request: Request) -> Response:
         source = source_of(request)
@@ -135,7 +136,7 @@ def page_routes(source_of: SourceOf, tick: float = TICK) -> list[BaseRoute]:
                           "apps": {a["name"]: a["state"] for a in info["apps"]}}
                 yield f"event: counts\ndata: {json.dumps(counts)}\n\n"
                 fragment = templates.get_template("live.html").render(
-                    info=info, base=base, traffic=traffic)
+                    info=info, base=base, traffic=traffic, backends=await source.backends())
                 yield _sse("overview", fragment)
                 if app_name:
                     app = next((a for a in info["apps"] if a["name"] == app_name), None)

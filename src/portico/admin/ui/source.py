@@ -33,6 +33,8 @@ class StatusSource(Protocol):
         """``GET /metrics``'s Prometheus text, when this portico has metrics."""
         ...
 
+    async def backends(self) -> list[dict[str, Any]] | None: ...
+
 
 class ControlSource:
     """A running portico, through its control socket and runtime directory."""
@@ -60,6 +62,9 @@ class ControlSource:
         return None
 
     async def metrics(self) -> bytes | None:
+        return None
+
+    async def backends(self) -> list[dict[str, Any]] | None:
         return None
 
 
@@ -165,3 +170,6 @@ class AdminSource:
     async def metrics(self) -> bytes | None:
         render = getattr(self.admin, "metrics", None)  # set when metrics are on
         return render() if render is not None else None
+
+    async def backends(self) -> list[dict[str, Any]] | None:
+        return self.admin.backends()
