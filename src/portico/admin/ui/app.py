@@ -119,7 +119,6 @@ def page_routes(source_of: SourceOf, tick: float = TICK) -> list[BaseRoute]:
         source = source_of(request)
         app_name = request.query_params.get("app")
         base = request.scope.get("root_path", "")
-
         plan = await source.plan() if app_name else None
         rates = Rates()
 
@@ -135,10 +134,12 @@ def page_routes(source_of: SourceOf, tick: float = TICK) -> list[BaseRoute]:
                           if traffic is not None else None,
                           "apps": {a["name"]: a["state"] for a in info["apps"]}}
                 yield f"event: counts\ndata: {json.dumps(counts)}\n\n"
-                fragment = templates.get_template("live.html").render(
-                    info=info, base=base, traffic=traffic, backends=await source.backends())
-                yield _sse("overview", fragment)
-                if app_name:
+                if not app_name:  # the overview's tables
+                    fragment = templates.get_template("live.html").render(
+                        info=info, base=base, traffic=traffic,
+                        backends=await source.backends())
+                    yield _sse("overview", fragment)
+                else:
                     app = next((a for a in info["apps"] if a["name"] == app_name), None)
                     if app is not None:
                         lines = await asyncio.to_thread(tail, app.get("log"))
