@@ -1,8 +1,9 @@
-"""Where the UI reads a running portico: its status snapshot, its app logs, its doctor.
+"""Where the UI reads a running portico: its status, plan, config, audit log, metrics,
+app logs and doctor.
 
-``StatusSource`` is what the pages need; ``ControlSource`` reads it over the control
-socket (admin/control.py), so the UI can run in the main process (the admin app mounts
-it) or beside it, and it never runs in a proxy worker."""
+``StatusSource`` is what the pages need; ``AdminSource`` is the running portico seen
+from its main process (the admin API's ``AdminContext``): the UI never runs in a proxy
+worker. Tests give the pages a fixed source of their own."""
 
 from __future__ import annotations
 
@@ -36,38 +37,6 @@ class StatusSource(Protocol):
     async def backends(self) -> list[dict[str, Any]] | None: ...
 
 
-class ControlSource:
-    """A running portico, through its control socket and runtime directory."""
-
-    def __init__(self, control: Path, runtime_dir: Path, key: str) -> None:
-        self.control = control
-        self.runtime_dir = runtime_dir
-        self.key = key
-
-    async def status(self) -> dict[str, Any]:
-        from portico.admin.control import fetch_status
-
-        return await fetch_status(self.control)
-
-    async def doctor(self, route: str) -> dict[str, Any] | None:
-        return await doctor_for(await self.status(), route, self.key, self.runtime_dir)
-
-    async def plan(self) -> ServingPlan | None:
-        return await plan_of(await self.status())
-
-    async def config(self) -> dict[str, Any] | None:
-        return None  # read and edited through the admin API only
-
-    async def audit(self) -> list[dict[str, Any]] | None:
-        return None
-
-    async def metrics(self) -> bytes | None:
-        return None
-
-    async def backends(self) -> list[dict[str, Any]] | None:
-        return None
-
-
 async def doctor_for(info: dict[str, Any], route: str, key: str,
                      runtime_dir: Path) -> dict[str, Any] | None:
     """The doctor's report for ``route`` of the portico whose status is ``info``."""
@@ -87,21 +56,6 @@ async def doctor_for(info: dict[str, Any], route: str, key: str,
                     preserve_host=bool(row.get("preserve_host")))
     report = await asyncio.to_thread(probe, info["listen"][0], target, token)
     return report.as_json()
-
-
-async def plan_of(info: dict[str, Any]) -> ServingPlan | None:
-    """The routes as the running portico serves them: its config file compiled with its
-    apps' ports (a config edited since, but not reloaded, shows the edit)."""
-    from portico.config.compile import compile_plan
-    from portico.config.load import load
-    from portico.errors import ConfigError
-
-    binds = {app["name"]: app["bind"] for app in info["apps"]}
-    try:
-        config, base_dir = await asyncio.to_thread(load, info.get("config"))
-        return compile_plan(config, base_dir, Path("."), None, binds).serving
-    except (ConfigError, KeyError, OSError):
-        return None
 
 
 def access_tail(plan: ServingPlan | None, routes: list[str], lines: int = 30) -> list[str]:
