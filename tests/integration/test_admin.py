@@ -8,18 +8,17 @@ requirement of docs/guide/admin.md has its test here or in tests/unit/test_admin
 from __future__ import annotations
 
 import json
-import os
 import stat
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner, Result
 
 from portico.admin.endpoints import ENDPOINTS
+from portico.cli import main
 from tests.conftest import free_port
 from tests.support.portico_proc import Portico
 from tests.support.supervised import config, tiny, wait_until
@@ -37,11 +36,12 @@ class Admin:
                                  base_url="http://localhost", timeout=30)
         self.tcp = httpx.Client(base_url=self.base, timeout=30)
 
-    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "portico", *args, "-c", str(self.proxy.config_path)],
-            capture_output=True, text=True, timeout=60, input=stdin,
-            env={**os.environ, "PORTICO_STATE_DIR": str(self.proxy.state_dir)})
+    def cli(self, *args: str, stdin: str | None = None) -> Result:
+        """``portico ARGS -c CONFIG``, in this process (a subprocess each costs a second)."""
+        runner = CliRunner()
+        return runner.invoke(main, [*args, "-c", str(self.proxy.config_path)], input=stdin,
+                             env={"PORTICO_STATE_DIR": str(self.proxy.state_dir),
+                                  "PORTICO_RUNTIME_DIR": None, "COLUMNS": "200"})
 
     def etag(self) -> str:
         return str(self.unix.get("/api/config").json()["etag"])
@@ -88,12 +88,13 @@ def _concrete(path: str) -> str:
 
 def test_control_socket_is_0600_and_status_is_unchanged(admin: Admin) -> None:
     assert stat.S_IMODE(admin.socket.stat().st_mode) == 0o600
+    assert "no admin password or API token is set yet" in admin.proxy.log_text()
     status = admin.unix.get("/status").json()
     assert {"pid", "listen", "connections", "requests", "apps", "routes", "certificates",
             "workers", "config", "started", "logs"} <= set(status)
     assert admin.unix.get("/api/whoami").json()["scope"] == "admin"
     result = admin.cli("status", "--json")
-    assert result.returncode == 0 and json.loads(result.stdout)["pid"] == admin.proxy.pid
+    assert result.exit_code == 0 and json.loads(result.stdout)["pid"] == admin.proxy.pid
 
 
 def test_reads(admin: Admin) -> None:
@@ -144,7 +145,7 @@ def test_without_credentials_every_endpoint_but_sign_in_is_refused(admin: Admin)
 
 def test_tokens_are_scoped(admin: Admin) -> None:
     made = admin.cli("admin", "token", "create", "ci", "--scope", "read")
-    assert made.returncode == 0, made.stderr
+    assert made.exit_code == 0, made.output
     read = made.stdout.strip()
     operate = admin.unix.post("/api/tokens", json={"name": "ops", "scope": "operate",
                                                    "expires_in": 600}).json()
@@ -177,7 +178,7 @@ def test_tokens_are_scoped(admin: Admin) -> None:
 def test_password_sign_in_gives_a_strict_session_cookie(admin: Admin) -> None:
     assert admin.tcp.post("/api/login", json={"password": "nope"}).status_code == 401
     result = admin.cli("admin", "passwd", "--password-stdin", stdin="correct horse\n")
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.output
     answer = admin.tcp.post("/api/login", json={"password": "correct horse"})
     assert answer.status_code == 200
     cookie = answer.headers["set-cookie"]
@@ -272,7 +273,7 @@ def test_config_edits_are_validated_conditional_kept_and_audited(admin: Admin) -
     assert refused.status_code == 422 and admin.proxy.config_path.read_text() == text
     before = admin.etag()
     result = admin.cli("config", "set", "server.tick", "0.2")
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.output
     assert "-tick = 0.1" in result.stdout and "+tick = 0.2" in result.stdout
     now = admin.proxy.config_path.read_text()
     assert "# nothing listens: a broken route" in now and "tick = 0.2" in now
@@ -284,6 +285,10 @@ def test_config_edits_are_validated_conditional_kept_and_audited(admin: Admin) -
     entries = admin.audit()
     assert entries[-1]["action"] == f"rollback to {first['version']}"
     assert entries[-1]["before"] and entries[-1]["after"] == before
+    reader = admin.unix.post("/api/tokens", json={"name": "viewer", "scope": "read"}).json()
+    listed = admin.tcp.get("/api/config/history",
+                           headers={"Authorization": f"Bearer {reader['secret']}"}).json()
+    assert len(listed["versions"]) >= 3 and all("diff" not in v for v in listed["versions"])
 
 
 def test_a_degrading_apply_is_rolled_back_by_itself(admin: Admin) -> None:
@@ -307,10 +312,10 @@ def test_a_degrading_apply_is_rolled_back_by_itself(admin: Admin) -> None:
 
 def test_reload_and_ui_from_the_command_line(admin: Admin) -> None:
     result = admin.cli("reload")
-    assert result.returncode == 0 and "reloaded" in result.stdout, result.stderr
+    assert result.exit_code == 0 and "reloaded" in result.stdout, result.output
     assert admin.audit()[-1]["action"] == "reload"
     shown = admin.cli("ui", "--no-browser")
-    assert shown.returncode == 0, shown.stderr
+    assert shown.exit_code == 0, shown.output
     url = shown.stdout.strip().rsplit(" ", 1)[1]
     port = int(url.split(":")[2].split("/")[0])
     token = url.split("token=")[1]

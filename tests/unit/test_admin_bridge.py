@@ -189,6 +189,8 @@ def test_an_https_admin_listener_checks_host_and_credentials(tmp_path: Path) -> 
                     await get(f"admin.test:{port}", secret, certified=False)]
         finally:
             servers.close()
+            for server in servers.sockets:
+                await server.wait_closed()
 
     good, rebound, anonymous, uncertified = asyncio.run(main())
     assert good.startswith(b"HTTP/1.1 200") and good.endswith(b'"pid": 1\n}\n')

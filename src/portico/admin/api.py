@@ -7,6 +7,7 @@ the UI's included, is reachable without passing it.
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from portico.admin.endpoints import ENDPOINTS
-from portico.admin.facade import AdminContext, UnknownApp, etag_of
+from portico.admin.facade import AdminContext, etag_of
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -148,8 +149,10 @@ def app_action(verb: str) -> Handler:
         method = {"restart": admin.apps.restart_app, "stop": admin.apps.stop_app,
                   "start": admin.apps.start_app}[verb]
         try:
-            await method(name)
-        except UnknownApp:
+            done = method(name)
+            if inspect.isawaitable(done):  # the Runtime's may be plain or async
+                await done
+        except LookupError:  # UnknownApp, or the Runtime's KeyError
             known = [app["name"] for app in admin.apps.apps_status()]
             return error(404, f"no app {name!r}; apps: {', '.join(known) or 'none'}")
         except Exception as exc:

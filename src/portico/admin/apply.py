@@ -190,8 +190,14 @@ class Applier:
             if self.watch_state is not None:
                 self.watch_state["result"] = result
 
-    def versions(self) -> list[dict[str, Any]]:
-        return [asdict(v) for v in self.history.versions()]
+    def versions(self, diffs: bool = True) -> list[dict[str, Any]]:
+        """The kept versions, oldest first; without their diffs for the ``read`` scope
+        (a diff may show a header value or an app's env)."""
+        rows = [asdict(v) for v in self.history.versions()]
+        if not diffs:
+            for row in rows:
+                del row["diff"]
+        return rows
 
 
 def changed_routes(before: list[RoutePlan], after: list[RoutePlan]) -> list[RoutePlan]:

@@ -69,7 +69,8 @@ async def edit(request: Request) -> Response:
 
 async def history(request: Request) -> Response:
     found = applier(request)
-    return Json({"versions": found.versions(), "watch": found.watch_state})
+    diffs = request.scope.get("portico.scope") == "admin"
+    return Json({"versions": found.versions(diffs), "watch": found.watch_state})
 
 
 def _version(request: Request) -> int:

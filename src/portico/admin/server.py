@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from portico.admin.auth import has_password, load_tokens
 from portico.admin.bridge import AdminServer, ASGIApp, Bounds, Transport
 from portico.admin.facade import AdminContext
 
@@ -31,6 +32,7 @@ class AdminServers:
     server: AdminServer
     sockets: list[asyncio.Server] = field(default_factory=list)
     tcp_url: str | None = None
+    notes: list[str] = field(default_factory=list)  # for the terminal, at start
 
     def close(self) -> None:
         for server in self.sockets:
@@ -79,6 +81,10 @@ async def serve_admin(control_file: Path, admin: AdminContext) -> AdminServers:
             server.handler(Transport("tcp", parts.scheme, port)), host, port, ssl=context)
         servers.sockets.append(tcp)
         servers.tcp_url = plan.listen
+        if not has_password(admin.state_dir) and not load_tokens(admin.state_dir):
+            servers.notes.append("no admin password or API token is set yet: every TCP "
+                                 "request is refused until `portico admin passwd` (or use "
+                                 "`portico ui`)")
     loopback: list[int] = []
 
     async def open_loopback() -> int:

@@ -21,7 +21,7 @@ from portico.config.units import Duration, Size
 class Admin(BaseModel):
     """``[admin]``: the admin API and web UI (docs/guide/admin.md)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     listen: str | None = None
     """A TCP address for the API and UI besides the control socket, e.g.

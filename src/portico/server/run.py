@@ -112,6 +112,8 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
         ))
         if control.tcp_url:
             ctx.announce(f"admin API and UI on {control.tcp_url}")
+        for note in control.notes:
+            ctx.announce(f"admin: {note}")
         runtime.write_record(runtime_dir, record)
         if state.certs is not None:
             state.certs.warn_expiring()
