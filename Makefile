@@ -77,7 +77,7 @@ test: lint test-deps metrics-deps wheel
 
 # The load runs and full conformance suites (tests marked `long`) that would take
 # make test past its ten minutes.
-test-long: setup test-deps
+test-long: setup test-deps ui-deps
 	$(BIN)/python -m pytest -q -m long
 
 # Hypothesis properties with 20,000 examples each, then the in-process request-path
@@ -116,9 +116,20 @@ clean:
 # the same portico, the same run (bench/balancing.py; the bar: at most 3% req/s).
 bench-balancing: setup bench-deps
 	cd bench && ../$(BIN)/python balancing.py
+
 # promtool (Debian's prometheus package) for the metrics tests, which skip without it.
 metrics-deps:
 	@command -v promtool >/dev/null || \
 	  ($(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive \
 	   apt-get install -y -qq --no-install-recommends prometheus) || \
 	  echo "metrics-deps: could not install prometheus (promtool); the promtool checks skip"
+
+# Browser tests (tests/browser, `long`): Debian's chromium, driven by Playwright from PyPI.
+ui-deps:
+	@command -v chromium >/dev/null || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive \
+	   apt-get install -y -qq --no-install-recommends chromium) || \
+	  echo "ui-deps: could not install chromium; tests/browser will skip"
+
+test-ui: setup ui-deps
+	$(BIN)/python -m pytest -q tests/browser

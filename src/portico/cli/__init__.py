@@ -13,6 +13,7 @@ from portico import __version__
 from portico.cli.admin import admin, config_group, reload, ui
 from portico.cli.apps import app
 from portico.cli.certs import cert
+from portico.cli.doctor import doctor
 from portico.cli.project import check, explain, init, run
 from portico.cli.services import service
 from portico.cli.status import status
@@ -35,5 +36,5 @@ def main() -> None:
 
 
 for command in (init, check, explain, run, status, reload, app, ui, admin, config_group, cert,
-                service):
+                service, doctor):
     main.add_command(command)

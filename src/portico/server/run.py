@@ -20,6 +20,7 @@ from portico.admin.facade import AdminContext, admin_state_dir
 from portico.admin.server import AdminServers, serve_admin
 from portico.config.plan import RunPlan, ServingPlan
 from portico.config.prepare import check_certificates
+from portico.doctor.token import publish_token
 from portico.errors import ConfigError
 from portico.server.health import backend_rows, start_probes
 from portico.server.listeners import InProcess, Listeners, bind, https_port
@@ -64,6 +65,7 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
     runtime_dir = runtime.prepare(runtime.runtime_dir())
     key = runtime.instance_key(run_plan.config_file)
     log_dir = run_plan.state_dir / "logs" / key  # one directory per config, as the socket
+    publish_token(runtime_dir, key)  # before any app starts: they inherit it (doctor/)
     supervisor = Supervisor(
         run_plan.apps, run_plan.base_dir, log_dir, loop, ctx.announce, ctx.echo,
     )

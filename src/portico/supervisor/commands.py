@@ -14,6 +14,12 @@ import sys
 from pathlib import Path
 
 from portico.config.plan import AppPlan
+from portico.doctor.hook import APP_ENV as DOCTOR_APP_ENV
+
+# The server loads the app through the doctor's wrapper: the app itself, untouched, for
+# every request but the one marked with this run's secret (doctor/hook.py).
+DOCTOR_WSGI = "portico.doctor.hook:wsgi"
+DOCTOR_ASGI = "portico.doctor.hook:asgi"
 
 
 def default_server() -> str:
@@ -39,10 +45,13 @@ def app_cwd(base_dir: Path, cwd: str | None) -> Path:
     return (base_dir / cwd).resolve() if cwd else base_dir
 
 
-def app_env(env: dict[str, str], cwd: Path) -> dict[str, str]:
+def app_env(env: dict[str, str], cwd: Path, app: AppPlan | None = None) -> dict[str, str]:
     """The environment an app runs in: portico's own, the app's ``env`` over it, and
-    ``cwd`` first on ``PYTHONPATH`` (so ``module:attr`` is found there)."""
+    ``cwd`` first on ``PYTHONPATH`` (so ``module:attr`` is found there); for the doctor's
+    wrapper (doctor/hook.py), the real ``module:attr`` of a ``wsgi``/``asgi`` app."""
     merged = {**os.environ, **env}
+    if app is not None and app.command is None:
+        merged[DOCTOR_APP_ENV] = app.wsgi or app.asgi or ""
     merged["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), merged.get("PYTHONPATH")]))
     return merged
 
@@ -88,13 +97,17 @@ def interpreter(python: str | None, base_dir: Path | None = None) -> str:
     return str(path)
 
 
-def app_argv(app: AppPlan) -> list[str]:
+def app_argv(app: AppPlan, doctor: bool = False) -> list[str]:
     """The command line that serves ``app`` (one instance: ``app.bind``), trusting only
-    portico's own address; the app's ``args`` go before the app itself."""
+    portico's own address; the app's ``args`` go before the app itself. With ``doctor``,
+    the app is loaded through the doctor's wrapper (app_env names the app)."""
     host, port = split_bind(app.bind)
     proxy = connect_host(app.bind)
     server = server_of(app)
     python = interpreter(app.python)
+    # the wrapper is imported from portico's own interpreter only (an app run by another
+    # Python, ``python = ...``, may not have portico installed)
+    doctor = doctor and app.python is None
     if server == "command":
         assert app.command is not None
         fill = {"{port}": str(port), "{host}": host, "{python}": python}
@@ -111,7 +124,7 @@ def app_argv(app: AppPlan) -> list[str]:
             "--graceful-timeout", f"{app.stop_timeout:g}",
             *_gunicorn_extras(),
             *app.args,
-            app.wsgi,
+            DOCTOR_WSGI if doctor else app.wsgi,
         ]
     if server == "waitress":
         assert app.wsgi is not None
@@ -123,7 +136,7 @@ def app_argv(app: AppPlan) -> list[str]:
             "--trusted-proxy-headers",
             "x-forwarded-for x-forwarded-host x-forwarded-proto x-forwarded-port",
             *app.args,
-            app.wsgi,
+            DOCTOR_WSGI if doctor else app.wsgi,
         ]
     assert app.asgi is not None
     return [
@@ -136,7 +149,7 @@ def app_argv(app: AppPlan) -> list[str]:
         "--no-access-log",
         *(("--root-path", app.root_path) if app.root_path else ()),
         *app.args,
-        app.asgi,
+        DOCTOR_ASGI if doctor else app.asgi,
     ]
 
 

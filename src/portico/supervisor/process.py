@@ -54,7 +54,7 @@ class AppProcess:
         return self.proc is not None and self.proc.returncode is None
 
     async def spawn(self) -> None:
-        env = app_env(self.app.env, self.cwd)
+        env = app_env(self.app.env, self.cwd, self.app)
         env.setdefault("PYTHONUNBUFFERED", "1")
         extra: dict[str, object] = {}
         if sys.platform == "win32":
@@ -63,7 +63,7 @@ class AppProcess:
             extra["start_new_session"] = True
             if sys.platform.startswith("linux"):
                 extra["preexec_fn"] = _die_with_parent
-        argv = app_argv(self.app)
+        argv = app_argv(self.app, doctor=True)
         if not self.cwd.is_dir():
             raise AppStartError(self.app.name, f"its cwd {self.cwd} is not a directory", [])
         holder = await asyncio.to_thread(bind_holder, *split_bind(self.app.bind))

@@ -1,24 +1,24 @@
 """The web UI's pages, mounted at ``/ui`` by the admin API (admin/api.py).
 
-``ui_routes()`` is the mount point: the pages (Jinja2 templates, vendored static
-assets under ``/ui/static/``) read and act only through ``AdminContext``
-(``request.app.state.admin``) and the ``/api/`` endpoints. Every request here has
-passed the guard (admin/guard.py): ``/ui/static/`` is public, pages need the ``read``
-scope, writes ``operate``. No inline script: the CSP forbids it.
+Server-rendered (Starlette + Jinja2) with htmx, its SSE extension and uPlot vendored
+under ``static/vendor/`` (no build step, no CDN). Every request here has passed the
+admin guard (admin/guard.py): ``/ui/static/`` is public, pages need the ``read`` scope.
+Pages only read, through ``AdminContext``; every action is a call from the browser to
+the ``/api/`` endpoint the CLI uses, with that endpoint's scope. No inline script or
+style: the CSP forbids both.
 """
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import BaseRoute, Route
-
-
-async def index(request: Request) -> Response:
-    return HTMLResponse("<!doctype html><title>portico</title>"
-                        "<p>The admin UI is not built yet: see <a href=\"/api/status\">"
-                        "/api/status</a>.</p>")
+from starlette.routing import BaseRoute
 
 
 def ui_routes() -> list[BaseRoute]:
-    return [Route("/", index, methods=["GET"])]
+    from portico.admin.ui.app import page_routes
+    from portico.admin.ui.source import AdminSource
+
+    def source_of(request: Request) -> AdminSource:
+        return AdminSource(request.app.state.admin)
+
+    return page_routes(source_of)
