@@ -110,6 +110,11 @@ def test_reads(admin: Admin) -> None:
     assert admin.unix.get("/api/certificates").json() == []
     assert "connections" in admin.unix.get("/api/counters").json()
     assert "/api/config" in admin.unix.get("/api/openapi.json").json()["paths"]
+    with admin.unix.stream("GET", "/api/counters/stream?interval=0.2") as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        lines = (line for line in events.iter_lines() if line.startswith("data: "))
+        first, second = json.loads(next(lines)[6:]), json.loads(next(lines)[6:])
+    assert second["time"] > first["time"] and first["apps"] == {"web": "up"}
 
 
 # -- S2: Host allowlist on every TCP request ---------------------------------------------

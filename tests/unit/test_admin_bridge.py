@@ -196,3 +196,23 @@ def test_an_https_admin_listener_checks_host_and_credentials(tmp_path: Path) -> 
     assert good.startswith(b"HTTP/1.1 200") and good.endswith(b'"pid": 1\n}\n')
     assert rebound.startswith(b"HTTP/1.1 403") and anonymous.startswith(b"HTTP/1.1 401")
     assert uncertified in (b"", b"refused")
+
+
+def test_status_on_the_control_socket_never_loads_the_app(tmp_path: Path) -> None:
+    """``portico status`` polled all day must not import Starlette into the server."""
+
+    def load() -> ASGIApp:
+        raise AssertionError("the ASGI app was loaded")
+
+    async def snapshot() -> dict[str, object]:
+        return {"pid": 7}
+
+    async def main() -> bytes:
+        path = str(tmp_path / "s.sock")
+        handler = AdminServer(load, Bounds(), snapshot).handler(Transport("unix"))
+        server = await asyncio.start_unix_server(handler, path=path)
+        async with server:
+            return await exchange(path, b"GET /status HTTP/1.0\r\n\r\n")
+
+    answer = asyncio.run(main())
+    assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b'"pid": 7\n}\n')

@@ -7,15 +7,16 @@ the UI's included, is reachable without passing it.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from portico.admin.endpoints import ENDPOINTS
@@ -106,6 +107,28 @@ async def counters(request: Request) -> Response:
     snap = await context(request).snapshot()
     return Json({"time": time.time(), "connections": snap["connections"],
                  "requests": snap["requests"], "workers": snap["workers"]})
+
+
+async def counters_stream(request: Request) -> Response:
+    """Server-sent events: the counters every ``interval`` seconds (0.2 to 10, 1 by
+    default) until the client goes (the UI's live numbers)."""
+    admin = context(request)
+    try:
+        interval = min(10.0, max(0.2, float(request.query_params.get("interval", "1"))))
+    except ValueError:
+        raise BadRequest("interval is a number of seconds") from None
+
+    async def events() -> AsyncIterator[str]:
+        while True:
+            snap = await admin.snapshot()
+            row = {"time": time.time(), "connections": snap["connections"],
+                   "requests": snap["requests"],
+                   "apps": {a["name"]: a["state"] for a in snap["apps"]}}
+            yield f"data: {json.dumps(row)}\n\n"
+            await asyncio.sleep(interval)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"X-Accel-Buffering": "no"})
 
 
 async def openapi(request: Request) -> Response:
@@ -217,6 +240,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("GET", "/api/listeners"): listeners,
     ("GET", "/api/certificates"): certificates,
     ("GET", "/api/counters"): counters,
+    ("GET", "/api/counters/stream"): counters_stream,
     ("GET", "/api/openapi.json"): openapi,
     ("GET", "/api/whoami"): whoami,
     ("GET", "/metrics"): metrics,

@@ -60,8 +60,14 @@ class Transport:
 class AdminServer:
     """Serves ``load_app()`` (called once, on the first request) to each connection."""
 
-    def __init__(self, load_app: Callable[[], ASGIApp], bounds: Bounds) -> None:
+    def __init__(
+        self, load_app: Callable[[], ASGIApp], bounds: Bounds,
+        status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    ) -> None:
         self._load_app = load_app
+        # ``GET /status`` on the control socket (``portico status``, monitoring scripts)
+        # is answered here, without the ASGI app: polling it never grows the process.
+        self._status = status
         self._app: ASGIApp | None = None
         self.bounds = bounds
         self._open = 0
@@ -103,6 +109,10 @@ class AdminServer:
             return
         except _Refused as refused:
             await _plain(writer, refused.status, refused.reason)
+            return
+        if (self._status is not None and transport.kind == "unix" and request.method == b"GET"
+                and request.target == b"/status"):
+            await _json(writer, 200, await self._status())
             return
         scope = _scope(request, transport, writer)
         disconnected = asyncio.Event()
@@ -253,7 +263,11 @@ def _scope(request: Request, transport: Transport, writer: asyncio.StreamWriter)
 
 async def _plain(writer: asyncio.StreamWriter, status: int, reason: str) -> None:
     """An answer the app never saw: a refused or broken request, in JSON."""
-    body = json.dumps({"error": reason}).encode() + b"\n"
+    await _json(writer, status, {"error": reason})
+
+
+async def _json(writer: asyncio.StreamWriter, status: int, content: dict[str, Any]) -> None:
+    body = json.dumps(content, indent=2).encode() + b"\n"
     writer.write(head(status_line(status, _phrase(status)), [
         (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
         (b"x-content-type-options", b"nosniff"), (b"connection", b"close"),

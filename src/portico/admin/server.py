@@ -47,7 +47,8 @@ def _load(admin: AdminContext) -> ASGIApp:
 
 async def serve_admin(control_file: Path, admin: AdminContext) -> AdminServers:
     plan = admin.admin
-    server = AdminServer(lambda: _load(admin), Bounds(plan.max_body_size, plan.request_timeout))
+    server = AdminServer(lambda: _load(admin), Bounds(plan.max_body_size, plan.request_timeout),
+                         admin.snapshot)
     servers = AdminServers(server)
     control_file.parent.mkdir(parents=True, exist_ok=True)
     trusted = server.handler(Transport("unix"))
