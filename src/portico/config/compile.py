@@ -32,6 +32,7 @@ from portico.config.plan import (
     ServerPlan,
     ServingPlan,
 )
+from portico.config.rules_compile import origin_key, rewrite_plan, route_rewrite_plan
 from portico.config.schema import App, Config, HeaderRules, parse_upstream
 from portico.config.schema import Route as RouteConfig
 from portico.errors import ConfigError, key_path
@@ -140,6 +141,8 @@ def upstream_of(route: RouteConfig, config: Config) -> tuple[Backend, str]:
 def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan:
     """What every serving process needs; a missing CA file is a ConfigError naming its key."""
     server, limits = config.server, config.server.limits
+    rewrite = rewrite_plan(config.rewrite, base_dir, [
+        origin_key(*upstream_address(route, config)[:3]) for route in config.route])
     routes = []
     for index, route in enumerate(config.route):
         scheme, host, port, base = upstream_address(route, config)
@@ -164,6 +167,8 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
             limits=RouteLimits(**{
                 name: _pick(getattr(route.limits, name), getattr(limits, name))
                 for name in _field_names(RouteLimits)}),
+            rewrite=route_rewrite_plan(route.rewrite, rewrite.proxy_hosts,
+                                       ("route", index, "rewrite")),
         ))
     return ServingPlan(
         server=_take(
@@ -177,6 +182,7 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
         app_waits={app.name: app.request_wait for app in config.app},
         certificates=certificate_sources(config, base_dir, state_dir),
         tls_reload_interval=config.tls.reload_interval,
+        rewrite=rewrite,
     )
 
 

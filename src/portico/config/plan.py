@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from portico.config.rules_plan import RewritePlan, RouteRewritePlan
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
 from portico.tls.store import CertFacts, CertSource
 
@@ -52,6 +53,7 @@ class RoutePlan:
     request_headers: HeaderRulesPlan
     response_headers: HeaderRulesPlan
     limits: RouteLimits  # the route's limits, the server's where the route sets none
+    rewrite: RouteRewritePlan
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class ServingPlan:
     app_waits: dict[str, float]  # app name -> how long a request waits while it restarts
     certificates: list[CertSource]
     tls_reload_interval: float
+    rewrite: RewritePlan
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)  # Path -> str

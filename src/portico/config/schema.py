@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from portico.config.listen import parse_listen
+from portico.config.rules import Rewrite, RouteRewrite
 from portico.config.units import Duration, Size
 from portico.policy.header_ops import Template, check_name
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
@@ -150,6 +151,8 @@ class Route(_Table):
     response_headers: HeaderRules = HeaderRules()
     """Changes to the response's header fields on the way to the client."""
     limits: RouteLimitOverrides = RouteLimitOverrides()
+    rewrite: RouteRewrite = RouteRewrite()
+    """URL rewrite rules run once this route is chosen, and its outbound rules."""
     verify: bool = True
     """For an https upstream: check its certificate and name (``false`` warns at start)."""
     ca: str | None = None
@@ -449,6 +452,7 @@ class Config(_Table):
     route: list[Route] = []
     app: list[App] = []
     tls: Tls = Tls()
+    rewrite: Rewrite = Rewrite()
 
     @model_validator(mode="after")
     def _references(self) -> Config:
