@@ -1,4 +1,6 @@
-"""The command line: ``portico init|run|check|explain|status|service``. One TOML file, one command.
+"""The command line: ``portico init|run|check|explain|status|service|import``.
+
+One TOML file, one command.
 
 Without ``-c``, every command reads ``./portico.toml``; where there is none, ``run``,
 ``check`` and ``explain`` use the built-in demo and say so in one line.
@@ -10,6 +12,7 @@ import click
 
 from portico import __version__
 from portico.cli.certs import cert
+from portico.cli.importing import import_
 from portico.cli.project import check, explain, init, run
 from portico.cli.services import service
 from portico.cli.status import status
@@ -31,5 +34,5 @@ def main() -> None:
     """Portico: a reverse proxy and app host for Python web apps."""
 
 
-for command in (init, check, explain, run, status, cert, service):
+for command in (init, check, explain, run, status, cert, service, import_):
     main.add_command(command)

@@ -51,6 +51,7 @@ class _Scope:
     response_ops: list[Directive] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     rewrite: RewriteState | None = None
+    port: str | None = None
 
 
 def read_apache(path: Path) -> Imported:
@@ -75,6 +76,9 @@ class _Translator:
 
     # -- scopes ----------------------------------------------------------------------
     def server(self, directives: list[Directive]) -> None:
+        ports = {arg.rpartition(":")[2] for d in directives if d.key == "virtualhost"
+                 for arg in d.args}
+        self.vhost_ports = ports if len(ports) > 1 else set()
         self.scope(_Scope(hosts=[None]), directives)
         for directive, path in self.redirect_paths:
             for route, _ in self.all_routes:
@@ -87,9 +91,9 @@ class _Translator:
     def scope(self, scope: _Scope, directives: list[Directive]) -> None:
         engine = [d for d in directives if d.key == "rewriteengine"]
         scope.rewrite = RewriteState(
-            self.result, scope.hosts[0],
+            self.result, scope.hosts,
             on=bool(engine) and engine[-1].args[:1] != [] and engine[-1].args[0].lower() == "on",
-            own_hosts=[h for h in scope.hosts if h])
+            port=scope.port)
         for directive in directives:
             self.directive(scope, directive)
         scope.rewrite.finish()
@@ -99,7 +103,8 @@ class _Translator:
     def virtual_host(self, section: Directive) -> None:
         names = [d.args[0].lower() for d in section.children if d.key == "servername" and d.args]
         aliases = [a.lower() for d in section.children if d.key == "serveralias" for a in d.args]
-        hosts: list[str | None] = [n.split(":")[0] for n in names[-1:]] + aliases
+        hosts: list[str | None] = [n.split(":")[0] for n in names[-1:]]
+        hosts += aliases
         if not hosts:
             self.note(section, "no ServerName: its routes serve every Host")
             hosts = [None]
@@ -107,7 +112,8 @@ class _Translator:
             self.refuse(section, "ServerAlias wildcards other than a leading '*.' are not "
                         "translated")
             return
-        scope = _Scope(hosts=hosts)
+        port = section.args[0].rpartition(":")[2] if section.args else ""
+        scope = _Scope(hosts=hosts, port=port if port in self.vhost_ports else None)
         self.scope(scope, section.children)
         ssl = [d for d in section.children if d.key.startswith("sslcertificate")
                or d.key == "sslengine"]
@@ -129,7 +135,9 @@ class _Translator:
                                 in_location=True)
             elif directive.key == "proxypassreverse":
                 self.proxy_pass_reverse(scope, directive, [scope.path or "/", *directive.args])
-            elif directive.key in ("requestheader", "header", "proxypreservehost"):
+            elif directive.key in ("requestheader", "header", "proxypreservehost",
+                                   "proxypassreversecookiepath",
+                                   "proxypassreversecookiedomain"):
                 self.directive(scope, directive)
             elif directive.key == "require" and [a.lower() for a in directive.args] == [
                     "all", "granted"]:
@@ -187,7 +195,7 @@ class _Translator:
         elif key == "rewritemap":
             rewrite_map(self.result, directive)
         elif key in ("redirect", "redirectmatch", "redirectpermanent", "redirecttemp"):
-            rule, path = redirect_rule(self.result, directive, scope.hosts[0])
+            rule, path = redirect_rule(self.result, directive)
             if rule is not None:
                 scope.rewrite.add(rule)
                 if path is not None:

@@ -10,6 +10,7 @@ another host without ``[P]`` is an external redirect, not a proxy.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -49,12 +50,15 @@ def parse_flags(text: str) -> dict[str, str]:
 class RewriteState:
     """The RewriteCond/RewriteRule lines of one scope, in order."""
 
-    def __init__(self, result: Imported, host: str | None, on: bool,
-                 own_hosts: list[str]) -> None:
+    def __init__(self, result: Imported, hosts: list[str | None], on: bool,
+                 port: str | None = None) -> None:
         self.result = result
-        self.host = host
+        self.hosts = hosts
+        self.host = hosts[0]
         self.on = on
-        self.own_hosts = own_hosts
+        self.own_hosts = [host for host in hosts if host]
+        self.port = port
+        """A <VirtualHost *:PORT> beside others on other ports: its rules test the port."""
         self.pending: list[tuple[Directive, Condition]] = []
         self.rules: list[Rule] = []
 
@@ -62,7 +66,17 @@ class RewriteState:
         self.result.refuse(directive.origin, reason, directive.text)
 
     def add(self, rule: Rule) -> None:
-        self.result.rules.append(rule)
+        """The rule once per ServerName/ServerAlias (a rule has one ``host``)."""
+        if self.port is not None:
+            if rule.conditions and any(c.or_next for c in rule.conditions):
+                self.result.refuse(rule.origin, "an [OR] rule in a <VirtualHost> that shares "
+                                   "its names with one on another port is not translated")
+                return
+            rule.conditions.append(Condition("%{SERVER_PORT}", self.port, ignore_case=False,
+                                             match_type="="))
+        for host in self.hosts:
+            self.result.rules.append(replace(rule, host=host,
+                                             conditions=list(rule.conditions)))
 
     def directive(self, directive: Directive) -> None:
         key = directive.key
@@ -144,7 +158,7 @@ class RewriteState:
             conditions=[condition for _, condition in conditions],
             stop=bool({"L", "END", "P", "F", "G"} & set(flags)) or (
                 action.type == "respond"),
-            flags={k: v for k, v in flags.items() if k in KEPT_FLAGS}, host=self.host)
+            flags={k: v for k, v in flags.items() if k in KEPT_FLAGS})
         self.add(rule)
 
     def action(self, directive: Directive, substitution: str,
@@ -195,11 +209,10 @@ class RewriteState:
             url = url.rstrip("/") + "%{REQUEST_URI}"
         self.add(Rule(name=f"{Path(directive.origin.file).name}:{directive.origin.line}",
                       dialect="apache", pattern=pattern, origin=directive.origin,
-                      action=Action("rewrite", url=url), stop=True, host=self.host))
+                      action=Action("rewrite", url=url), stop=True))
 
 
-def redirect_rule(result: Imported, directive: Directive,
-                  host: str | None) -> tuple[Rule | None, str | None]:
+def redirect_rule(result: Imported, directive: Directive) -> tuple[Rule | None, str | None]:
     """``Redirect [status] /path [URL]`` or ``RedirectMatch [status] regex URL`` as a rule."""
     args = list(directive.args)
     key = directive.key
@@ -227,7 +240,7 @@ def redirect_rule(result: Imported, directive: Directive,
               else Action("respond", status=code))
     name = f"{Path(directive.origin.file).name}:{directive.origin.line}"
     return Rule(name=name, dialect="apache", pattern=pattern, origin=directive.origin,
-                action=action, stop=True, host=host), path
+                action=action, stop=True), path
 
 
 def rewrite_map(result: Imported, directive: Directive) -> None:

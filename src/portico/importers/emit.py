@@ -9,6 +9,7 @@ file said"). What was read but needs nothing in portico, and with
 from __future__ import annotations
 
 import re
+import textwrap
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,8 +35,8 @@ def emit(imported: Imported, allow_partial: bool = False) -> str:
         doc.add(tomlkit.comment(f"  {note.origin}: {note.reason}"))
     for problem in problems:
         doc.add(tomlkit.comment(f"NOT TRANSLATED {problem}"))
-        for line in problem.text.splitlines()[:20]:
-            doc.add(tomlkit.comment(f"    {line.rstrip()}"))
+        for line in _quoted(problem.text):
+            doc.add(tomlkit.comment(f"    {line}"))
     if imported.listen:
         server = tomlkit.table()
         server["listen"] = imported.listen
@@ -69,6 +70,15 @@ class Untranslated(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("\n".join(str(problem) for problem in problems))
         self.problems = problems
+
+
+def _quoted(text: str, most: int = 20) -> list[str]:
+    """The untranslated source, its continuation lines dedented under its first."""
+    first, *rest = text.splitlines() or [""]
+    lines = [first.strip(), *textwrap.dedent("\n".join(rest)).splitlines()]
+    if len(lines) > most:
+        lines = [*lines[: most - 1], f"... ({len(lines) - most + 1} more lines)"]
+    return [line.rstrip() for line in lines]
 
 
 def _inline(values: dict[str, Any]) -> InlineTable:

@@ -8,6 +8,7 @@ Global rules come first, then the site's rules, as IIS runs them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +40,11 @@ def read_iis(path: Path) -> Imported:
 
 
 def parse_iis(data: bytes, name: str) -> Imported:
+    doctype = re.search(rb"<!DOCTYPE", data, re.IGNORECASE)
+    if doctype:
+        raise UnreadableConfig(Origin(name, data.count(b"\n", 0, doctype.start()) + 1,
+                                      "<!DOCTYPE>"),
+                               "a DOCTYPE is not allowed in a web.config (entities are refused)")
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
                              huge_tree=False, remove_comments=True, remove_pis=True)
     try:
@@ -46,14 +52,15 @@ def parse_iis(data: bytes, name: str) -> Imported:
     except etree.XMLSyntaxError as exc:
         line = exc.lineno or 1
         raise UnreadableConfig(Origin(name, line, "XML"), f"malformed XML: {exc.msg}") from None
-    tree = root.getroottree()
-    if tree.docinfo.doctype:
-        raise UnreadableConfig(Origin(name, 1, "<!DOCTYPE>"),
-                               "a DOCTYPE is not allowed in a web.config (entities are refused)")
     reader = _Reader(Imported(source=name, dialect="iis"), name)
     reader.document(root)
     reader.result.rules[:0] = reader.global_rules
     return reader.result
+
+
+def _line(element: etree._Element) -> int:
+    line = getattr(element, "sourceline", None)  # lxml-stubs types it oddly
+    return line if isinstance(line, int) else 1
 
 
 def _tag(element: etree._Element) -> str:
@@ -73,7 +80,7 @@ class _Reader:
         rule_name = element.get("name")
         if what is None and rule_name:
             label = f'<{_tag(element)} name="{rule_name}">'
-        return Origin(self.name, element.sourceline or 1, label)
+        return Origin(self.name, _line(element), label)
 
     def refuse(self, element: etree._Element, reason: str) -> None:
         text = etree.tostring(element, encoding="unicode", with_tail=False).strip()
@@ -165,7 +172,7 @@ class _Reader:
         if match.get("url") is None:
             raise _Refused("<match> needs url=\"PATTERN\" (serverVariable is for outbound rules)")
         rule = Rule(
-            name=element.get("name") or f"rule-{element.sourceline}",
+            name=element.get("name") or f"rule-{_line(element)}",
             dialect="iis",
             pattern=match.get("url", ""),
             origin=self.origin(element),
@@ -293,7 +300,7 @@ class _Reader:
         if action.get("type", "").lower() != "rewrite":
             raise _Refused("outbound rules are translated with type=\"Rewrite\" only")
         self.result.outbound.append(OutboundRule(
-            name=element.get("name") or f"outbound-{element.sourceline}",
+            name=element.get("name") or f"outbound-{_line(element)}",
             header=header_name(variable[9:]), pattern=match.get("pattern", ""),
             value=action.get("value", ""), origin=self.origin(element),
             negate=self.flag(match, "negate", False),

@@ -1,0 +1,56 @@
+"""Golden import files: a web.config or httpd.conf → the portico TOML ``portico import`` writes.
+
+``tests/golden/import/NAME.web.config`` (also ``*.applicationHost.config``,
+``*.rewrite.xml``) and ``NAME.conf`` are the inputs; ``NAME.toml`` beside each is
+what ``portico import --allow-partial`` makes of it, and must load. After a
+deliberate change, regenerate and read the diff::
+
+    PORTICO_GOLDEN_UPDATE=1 .venv/bin/python -m pytest tests/golden/test_import_golden.py
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from portico.config.load import parse
+from portico.importers.apache import read_apache
+from portico.importers.emit import emit
+from portico.importers.iis import read_iis
+from portico.importers.model import Imported
+
+HERE = Path(__file__).parent / "import"
+IIS = sorted(p.name for p in HERE.iterdir()
+             if p.name.endswith((".web.config", ".applicationHost.config", ".rewrite.xml")))
+APACHE = sorted(p.name for p in HERE.glob("*.conf"))
+UPDATE = os.environ.get("PORTICO_GOLDEN_UPDATE") == "1"
+
+
+def golden_name(source: str) -> str:
+    for suffix in (".web.config", ".applicationHost.config", ".rewrite.xml", ".conf"):
+        if source.endswith(suffix):
+            return source[: -len(suffix)] + ".toml"
+    raise AssertionError(source)
+
+
+@pytest.mark.parametrize("source", IIS + APACHE)
+def test_import_matches_its_golden_toml(source: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(HERE)  # file names in the comments are as the user typed them
+    imported: Imported = read_iis(Path(source)) if source in IIS else read_apache(Path(source))
+    text = emit(imported, allow_partial=True)
+    golden = HERE / golden_name(source)
+    if UPDATE:
+        golden.write_text(text, "utf-8")
+    assert golden.is_file(), f"no {golden.name}: PORTICO_GOLDEN_UPDATE=1 makes it"
+    assert text == golden.read_text("utf-8"), (
+        f"{source}: the import differs from {golden.name}; if the change is meant, "
+        "regenerate with PORTICO_GOLDEN_UPDATE=1 and review the diff")
+    parse(text, golden.name)  # what portico import writes always loads
+
+
+def test_every_golden_toml_has_its_source() -> None:
+    sources = {golden_name(name) for name in IIS + APACHE}
+    stale = {path.name for path in HERE.glob("*.toml")} - sources
+    assert not stale, f"golden files without a source: {sorted(stale)}"
