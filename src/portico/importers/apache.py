@@ -40,6 +40,15 @@ _NOT_NEEDED = {
 _PASSES = {"ifmodule": "<IfModule> read as if the module were loaded"}
 
 
+@dataclass(frozen=True)
+class _HeaderOp:
+    request: bool
+    op: str
+    name: str
+    value: str
+    directive: Directive
+
+
 @dataclass
 class _Scope:
     """The server, one ``<VirtualHost>`` or one ``<Location>`` in it."""
@@ -47,11 +56,12 @@ class _Scope:
     hosts: list[str | None]
     path: str | None = None
     preserve_host: bool = False
-    request_ops: list[Directive] = field(default_factory=list)
-    response_ops: list[Directive] = field(default_factory=list)
+    header_ops: list[_HeaderOp] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     rewrite: RewriteState | None = None
     port: str | None = None
+    outer: list[_HeaderOp] | None = None
+    """Header rules inherited from the enclosing scope (refused there, if unused)."""
 
 
 def read_apache(path: Path) -> Imported:
@@ -67,6 +77,8 @@ class _Translator:
         self.result = result
         self.all_routes: list[tuple[Route, bool]] = []  # (route, from a <Location>)
         self.redirect_paths: list[tuple[Directive, str]] = []
+        self.routes_made = 0
+        self.server_ops: list[_HeaderOp] = []
 
     def refuse(self, directive: Directive, reason: str) -> None:
         self.result.refuse(directive.origin, reason, directive.text)
@@ -79,7 +91,8 @@ class _Translator:
         ports = {arg.rpartition(":")[2] for d in directives if d.key == "virtualhost"
                  for arg in d.args}
         self.vhost_ports = ports if len(ports) > 1 else set()
-        self.scope(_Scope(hosts=[None]), directives)
+        server = _Scope(hosts=[None])
+        self.scope(server, directives)
         for directive, path in self.redirect_paths:
             for route, _ in self.all_routes:
                 if _under(path, route.path):
@@ -94,11 +107,16 @@ class _Translator:
             self.result, scope.hosts,
             on=bool(engine) and engine[-1].args[:1] != [] and engine[-1].args[0].lower() == "on",
             port=scope.port)
+        self.header_ops(scope, directives)
+        if scope.outer is None:
+            self.server_ops = scope.header_ops  # inherited by every <VirtualHost>
+        made = self.routes_made
         for directive in directives:
             self.directive(scope, directive)
         scope.rewrite.finish()
         for route in scope.routes:
             self.finish_route(scope, route)
+        self.unused_header_ops(scope, made)
 
     def virtual_host(self, section: Directive) -> None:
         names = [d.args[0].lower() for d in section.children if d.key == "servername" and d.args]
@@ -113,7 +131,8 @@ class _Translator:
                         "translated")
             return
         port = section.args[0].rpartition(":")[2] if section.args else ""
-        scope = _Scope(hosts=hosts, port=port if port in self.vhost_ports else None)
+        scope = _Scope(hosts=hosts, port=port if port in self.vhost_ports else None,
+                       header_ops=list(self.server_ops), outer=self.server_ops)
         self.scope(scope, section.children)
         ssl = [d for d in section.children if d.key.startswith("sslcertificate")
                or d.key == "sslengine"]
@@ -127,15 +146,19 @@ class _Translator:
             return
         scope = _Scope(hosts=outer.hosts, path=section.args[0],
                        preserve_host=outer.preserve_host,
-                       request_ops=list(outer.request_ops), response_ops=list(outer.response_ops),
-                       rewrite=outer.rewrite)
+                       header_ops=list(outer.header_ops), rewrite=outer.rewrite,
+                       outer=outer.header_ops)
+        self.header_ops(scope, section.children)
+        made = self.routes_made
         for directive in section.children:
             if directive.key == "proxypass":
                 self.proxy_pass(scope, directive, [scope.path or "/", *directive.args],
                                 in_location=True)
             elif directive.key == "proxypassreverse":
                 self.proxy_pass_reverse(scope, directive, [scope.path or "/", *directive.args])
-            elif directive.key in ("requestheader", "header", "proxypreservehost",
+            elif directive.key in ("requestheader", "header"):
+                pass  # read before the routes
+            elif directive.key in ("proxypreservehost",
                                    "proxypassreversecookiepath",
                                    "proxypassreversecookiedomain"):
                 self.directive(scope, directive)
@@ -148,6 +171,23 @@ class _Translator:
             self.refuse(section, "a <Location> without ProxyPass has nothing portico serves")
         for route in scope.routes:
             self.finish_route(scope, route)
+        self.unused_header_ops(scope, made)
+
+    def header_ops(self, scope: _Scope, directives: list[Directive]) -> None:
+        """A scope's header rules apply to all its routes, wherever they are written."""
+        for directive in directives:
+            if directive.key in ("requestheader", "header") and not directive.section:
+                op = self.header_op(directive)
+                if op is not None:
+                    scope.header_ops.append(op)
+
+    def unused_header_ops(self, scope: _Scope, routes_before: int) -> None:
+        if self.routes_made == routes_before:
+            inherited = set() if scope.outer is None else {id(op) for op in scope.outer}
+            for op in scope.header_ops:
+                if id(op) not in inherited:
+                    self.refuse(op.directive, "applies to no ProxyPass route here (portico "
+                                "changes headers per route)")
 
     # -- one directive -----------------------------------------------------------------
     def directive(self, scope: _Scope, directive: Directive) -> None:
@@ -185,10 +225,8 @@ class _Translator:
                 self.refuse(directive, "portico always sends X-Forwarded-For/-Proto/-Host")
             else:
                 self.note(directive, "portico sends X-Forwarded-* itself")
-        elif key == "requestheader":
-            scope.request_ops.append(directive)
-        elif key == "header":
-            scope.response_ops.append(directive)
+        elif key in ("requestheader", "header"):
+            pass  # read before the routes (header_ops)
         elif key in ("rewriteengine", "rewritecond", "rewriterule", "rewriteoptions",
                      "rewritebase"):
             scope.rewrite.directive(directive)
@@ -292,10 +330,9 @@ class _Translator:
     # -- routes and headers ----------------------------------------------------------
     def finish_route(self, scope: _Scope, route: Route) -> None:
         route.preserve_host = scope.preserve_host
-        for directive in scope.request_ops:
-            self.header_op(directive, route, request=True, prefix=scope.path)
-        for directive in scope.response_ops:
-            self.header_op(directive, route, request=False, prefix=scope.path)
+        for op in scope.header_ops:
+            self.apply(op, route, scope.path)
+        self.routes_made += 1
         first, *others = scope.hosts
         route.host = first
         self.result.routes.append(route)
@@ -303,34 +340,40 @@ class _Translator:
             copy = Route(**{**route.__dict__, "host": host})
             self.result.routes.append(copy)
 
-    def header_op(self, directive: Directive, route: Route, request: bool,
-                  prefix: str | None) -> None:
+    def header_op(self, directive: Directive) -> _HeaderOp | None:
+        """``RequestHeader``/``Header`` set, add or unset with a plain value, or refused."""
         args = list(directive.args)
+        request = directive.key == "requestheader"
         if not request and args[:1] and args[0].lower() in ("always", "onsuccess"):
             args = args[1:]
         if len(args) < 2 or args[0].lower() not in ("set", "add", "unset"):
             self.refuse(directive, "only 'set', 'add' and 'unset' of a header with a plain "
                         "value are translated")
-            return
+            return None
         op, name, rest = args[0].lower(), args[1], args[2:]
-        if op == "unset":
-            if rest:
-                self.refuse(directive, "a condition (env=, expr=) is not translated")
-                return
-            (route.request_remove if request else route.response_remove).append(name)
-            return
-        if len(rest) != 1 or re.search(r"%[{a-zA-Z]|[{}]", rest[0]):
+        if op == "unset" and rest:
+            self.refuse(directive, "a condition (env=, expr=) is not translated")
+            return None
+        if op != "unset" and (len(rest) != 1 or re.search(r"%[{a-zA-Z]|[{}]", rest[0])):
             self.refuse(directive, "only plain values are translated (no %{...} formats, "
                         "env= or expr= conditions)")
-            return
-        value = rest[0].replace("%%", "%")
-        if prefix and request and name.lower() == "x-forwarded-prefix" and value == prefix:
+            return None
+        return _HeaderOp(request, op, name, rest[0].replace("%%", "%") if rest else "",
+                         directive)
+
+    @staticmethod
+    def apply(op: _HeaderOp, route: Route, prefix: str | None) -> None:
+        value = op.value
+        if prefix and op.request and op.name.lower() == "x-forwarded-prefix" and (
+                value == prefix):
             value = "{prefix}"
-        if op == "set":
-            (route.request_set if request else route.response_set)[name] = value
+        if op.op == "unset":
+            (route.request_remove if op.request else route.response_remove).append(op.name)
+        elif op.op == "set":
+            (route.request_set if op.request else route.response_set)[op.name] = value
         else:
-            (route.request_add if request else route.response_add).setdefault(
-                name, []).append(value)
+            (route.request_add if op.request else route.response_add).setdefault(
+                op.name, []).append(value)
 
     def check_shadowing(self) -> None:
         """Apache's order, where portico's longest prefix would differ: the first
