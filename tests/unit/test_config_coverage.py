@@ -85,6 +85,8 @@ ALTERNATIVES: dict[str, Any] = {
     "route.upstream": "https://10.0.0.2/",
     "route.app": {"app": "a", "upstream": DELETE},
     "route.ca": "ca.pem",
+    "route.access.allow": ["10.0.0.0/8"],
+    "route.access.deny": ["10.0.0.9"],
     **{f"route.{side}_headers.{op}": value
        for side in ("request", "response")
        for op, value in (("set", {"X-A": "1"}), ("add", {"X-A": ["1", "2"]}),

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from portico.config.access import access_plan
 from portico.config.acquire import checked_certificates, free_ports, issue_self_signed
 from portico.config.plan import (
     AppPlan,
@@ -169,6 +170,7 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
                 for name in _field_names(RouteLimits)}),
             rewrite=route_rewrite_plan(route.rewrite, rewrite.proxy_hosts,
                                        ("route", index, "rewrite")),
+            access=access_plan(route.access),
         ))
     return ServingPlan(
         server=_take(

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from portico.config.access import AccessPlan
 from portico.config.rules_plan import RewritePlan, RouteRewritePlan
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
 from portico.tls.store import CertFacts, CertSource
@@ -54,6 +55,7 @@ class RoutePlan:
     response_headers: HeaderRulesPlan
     limits: RouteLimits  # the route's limits, the server's where the route sets none
     rewrite: RouteRewritePlan
+    access: AccessPlan | None = None  # config/access.py: IP allow/deny lists
 
 
 @dataclass(frozen=True)

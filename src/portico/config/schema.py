@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from portico.config.access import Access
 from portico.config.listen import parse_listen
 from portico.config.rules import Rewrite, RouteRewrite
 from portico.config.units import Duration, Size
@@ -153,6 +154,8 @@ class Route(_Table):
     limits: RouteLimitOverrides = RouteLimitOverrides()
     rewrite: RouteRewrite = RouteRewrite()
     """URL rewrite rules run once this route is chosen, and its outbound rules."""
+    access: Access = Access()
+    """IP allow and deny lists (config/access.py)."""
     verify: bool = True
     """For an https upstream: check its certificate and name (``false`` warns at start)."""
     ca: str | None = None

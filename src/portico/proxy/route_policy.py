@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from portico.policy.forwarded import OWN_REQUEST_HEADERS
 from portico.policy.header_ops import HeaderOps
+from portico.proxy.access import access_filters
 from portico.proxy.accesslog import LogSink
 from portico.proxy.phases import (
     BackendSelector,
@@ -79,7 +80,7 @@ def compile_policies(plan: ServingPlan, gw: Gateway) -> Policies:
         response.append(EchoRequestId())
         routes.append(RoutePolicy(
             limits=spec.limits,
-            request_filter=(),
+            request_filter=access_filters(spec.access, gw.forwarding.trust),
             select_backend=OnlyBackend(backend),
             upstream_request_filter=tuple(upstream_request),
             response_filter=tuple(response) + hsts,
