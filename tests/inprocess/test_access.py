@@ -67,6 +67,7 @@ def test_the_lists_answer_before_the_upstream(peer: str, forwarded_for: str | No
         reply = harness.exchange(f"GET {path} HTTP/1.1\r\nHost: a\r\n{extra}\r\n".encode(),
                                  peer=(peer, 40000))
         assert reply.status == status
+        assert status == 200 or reply.data.startswith(b"HTTP/1.1 403 Forbidden\r\n")
         assert len(upstream.requests) == (1 if status == 200 else 0)
     finally:
         harness.close()

@@ -87,6 +87,7 @@ ALTERNATIVES: dict[str, Any] = {
     "route.ca": "ca.pem",
     "route.access.allow": ["10.0.0.0/8"],
     "route.access.deny": ["10.0.0.9"],
+    "route.basic_auth": {"basic_auth": {"users": {"a": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"}}},
     **{f"route.{side}_headers.{op}": value
        for side in ("request", "response")
        for op, value in (("set", {"X-A": "1"}), ("add", {"X-A": ["1", "2"]}),

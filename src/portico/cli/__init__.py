@@ -13,6 +13,7 @@ import click
 from portico import __version__
 from portico.cli.certs import cert
 from portico.cli.importing import import_
+from portico.cli.passwd import passwd
 from portico.cli.project import check, explain, init, run
 from portico.cli.services import service
 from portico.cli.status import status
@@ -34,5 +35,5 @@ def main() -> None:
     """Portico: a reverse proxy and app host for Python web apps."""
 
 
-for command in (init, check, explain, run, status, cert, service, import_):
+for command in (init, check, explain, run, status, cert, service, import_, passwd):
     main.add_command(command)

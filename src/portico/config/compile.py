@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from portico.config.access import access_plan
 from portico.config.acquire import checked_certificates, free_ports, issue_self_signed
+from portico.config.auth import basic_auth_plan
 from portico.config.plan import (
     AppPlan,
     HeaderRulesPlan,
@@ -171,6 +172,7 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
             rewrite=route_rewrite_plan(route.rewrite, rewrite.proxy_hosts,
                                        ("route", index, "rewrite")),
             access=access_plan(route.access),
+            basic_auth=basic_auth_plan(route.basic_auth),
         ))
     return ServingPlan(
         server=_take(

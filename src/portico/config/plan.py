@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from portico.config.access import AccessPlan
+from portico.config.auth import BasicAuthPlan
 from portico.config.rules_plan import RewritePlan, RouteRewritePlan
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
 from portico.tls.store import CertFacts, CertSource
@@ -56,6 +57,7 @@ class RoutePlan:
     limits: RouteLimits  # the route's limits, the server's where the route sets none
     rewrite: RouteRewritePlan
     access: AccessPlan | None = None  # config/access.py: IP allow/deny lists
+    basic_auth: BasicAuthPlan | None = None  # config/auth.py
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from portico.config.access import Access
+from portico.config.auth import BasicAuth
 from portico.config.listen import parse_listen
 from portico.config.rules import Rewrite, RouteRewrite
 from portico.config.units import Duration, Size
@@ -156,6 +157,8 @@ class Route(_Table):
     """URL rewrite rules run once this route is chosen, and its outbound rules."""
     access: Access = Access()
     """IP allow and deny lists (config/access.py)."""
+    basic_auth: BasicAuth | None = None
+    """HTTP basic auth with argon2 hashes (config/auth.py)."""
     verify: bool = True
     """For an https upstream: check its certificate and name (``false`` warns at start)."""
     ca: str | None = None

@@ -14,6 +14,7 @@ from portico.policy.forwarded import OWN_REQUEST_HEADERS
 from portico.policy.header_ops import HeaderOps
 from portico.proxy.access import access_filters
 from portico.proxy.accesslog import LogSink
+from portico.proxy.auth import auth_filters
 from portico.proxy.phases import (
     BackendSelector,
     EchoRequestId,
@@ -80,7 +81,8 @@ def compile_policies(plan: ServingPlan, gw: Gateway) -> Policies:
         response.append(EchoRequestId())
         routes.append(RoutePolicy(
             limits=spec.limits,
-            request_filter=access_filters(spec.access, gw.forwarding.trust),
+            request_filter=(access_filters(spec.access, gw.forwarding.trust)
+                            + auth_filters(spec.basic_auth)),
             select_backend=OnlyBackend(backend),
             upstream_request_filter=tuple(upstream_request),
             response_filter=tuple(response) + hsts,
