@@ -162,6 +162,7 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
             ca=ca,
             preserve_path=route.preserve_path,
             preserve_host=route.preserve_host,
+            forward_raw_path=route.forward_raw_path,
             request_headers=_rules(route.request_headers),
             response_headers=_rules(route.response_headers),
             limits=RouteLimits(**{

@@ -64,6 +64,7 @@ def build_routes(
                 base_path=base_path,
                 preserve_path=route.preserve_path,
                 preserve_host=route.preserve_host,
+                forward_raw_path=route.forward_raw_path,
             )
         )
     return RouteTable(routes)
