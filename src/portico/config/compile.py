@@ -142,7 +142,8 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
     """What every serving process needs; a missing CA file is a ConfigError naming its key."""
     server, limits = config.server, config.server.limits
     rewrite = rewrite_plan(config.rewrite, base_dir, [
-        origin_key(*upstream_address(route, config)[:3]) for route in config.route])
+        origin_key(*upstream_address(route, config)[:3]) for route in config.route],
+        _take(RouteLimits, limits))
     routes = []
     for index, route in enumerate(config.route):
         scheme, host, port, base = upstream_address(route, config)

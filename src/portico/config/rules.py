@@ -275,6 +275,9 @@ class Rewrite(_Table):
     routes' upstreams and apps; any other is refused when the config is loaded."""
     max_rounds: int = Field(10, ge=1, le=100)
     """How often ``restart`` (Apache ``[N]``) may run the rules again; beyond it, 500."""
+    document_root: str | None = None
+    """A directory (relative to the config) that ``is_file`` / ``is_directory`` conditions
+    and ``REQUEST_FILENAME`` refer to; without one, they never hold."""
 
     @model_validator(mode="after")
     def _unique_maps(self) -> Rewrite:

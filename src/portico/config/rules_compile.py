@@ -21,6 +21,7 @@ from portico.config.rules_plan import (
     RulePlan,
 )
 from portico.errors import ConfigError
+from portico.settings import RouteLimits
 
 Where = tuple[str | int, ...]
 
@@ -35,7 +36,9 @@ def origin_key(scheme: str, host: str, port: int | None) -> str:
     return f"{host.lower()}:{port or default}"
 
 
-def rewrite_plan(rewrite: Rewrite, base_dir: Path, known_origins: Iterable[str]) -> RewritePlan:
+def rewrite_plan(
+    rewrite: Rewrite, base_dir: Path, known_origins: Iterable[str], limits: RouteLimits
+) -> RewritePlan:
     """The top-level rules; ``known_origins``: the routes' upstreams and apps as
     ``origin_key`` gives them."""
     allowed = sorted({*known_origins, *(_proxy_host(h) for h in rewrite.proxy_hosts)})
@@ -46,6 +49,8 @@ def rewrite_plan(rewrite: Rewrite, base_dir: Path, known_origins: Iterable[str])
         maps=maps,
         proxy_hosts=allowed,
         max_rounds=rewrite.max_rounds,
+        document_root=str(base_dir / rewrite.document_root) if rewrite.document_root else None,
+        limits=limits,
     )
 
 

@@ -63,8 +63,10 @@ class RouteMatch:
 
 
 class RouteTable:
-    def __init__(self, routes: Sequence[Route]) -> None:
-        self.routes = tuple(routes)
+    def __init__(self, routes: Sequence[Route], unrouted: Sequence[Route] = ()) -> None:
+        """``unrouted``: routes no path selects (a rewrite rule's proxy target), listed
+        after the others in ``routes`` so that their backends are kept."""
+        self.routes = tuple(routes) + tuple(unrouted)
         exact: dict[str, list[Route]] = {}
         wildcard: list[tuple[str, list[Route]]] = []
         anyhost: list[Route] = []
