@@ -13,6 +13,7 @@ from portico.cli.certs import cert
 from portico.cli.project import check, explain, init, run
 from portico.cli.services import service
 from portico.cli.status import status
+from portico.cli.try_url import try_url
 
 
 def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -31,5 +32,5 @@ def main() -> None:
     """Portico: a reverse proxy and app host for Python web apps."""
 
 
-for command in (init, check, explain, run, status, cert, service):
+for command in (init, check, explain, run, status, cert, service, try_url):
     main.add_command(command)

@@ -169,8 +169,7 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
             limits=RouteLimits(**{
                 name: _pick(getattr(route.limits, name), getattr(limits, name))
                 for name in _field_names(RouteLimits)}),
-            rewrite=route_rewrite_plan(route.rewrite, rewrite.proxy_hosts,
-                                       ("route", index, "rewrite")),
+            rewrite=route_rewrite_plan(route.rewrite, rewrite, ("route", index, "rewrite")),
         ))
     return ServingPlan(
         server=_take(

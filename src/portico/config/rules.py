@@ -63,12 +63,10 @@ def _headers(values: dict[str, str]) -> dict[str, str]:
 
 
 def _check_regex(pattern: str, syntax: str) -> None:
-    if syntax != "regex":
-        return
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    """A pattern the linear-time engine (RE2) compiles; the flags do not change that."""
+    from portico.routing.patterns import Pattern
+
+    Pattern(pattern, syntax, ignore_case=False)
 
 
 class Condition(_Table):
