@@ -138,8 +138,8 @@ def evaluate(
             facts.rule_fields = (request_fields(state), response_fields(state))
         backend = policy.select_backend.select(request, facts)
         upstream = request.headers
-        for step in policy.upstream_request_filter:
-            upstream = step.apply(upstream, request, facts, client.trusted, backend)
+        for filter_step in policy.upstream_request_filter:
+            upstream = filter_step.apply(upstream, request, facts, client.trusted, backend)
         if state.upstream_url:
             result["url"] = match.target.decode("latin-1")
         result.update(
