@@ -17,6 +17,7 @@ from portico.cli.passwd import passwd
 from portico.cli.project import check, explain, init, run
 from portico.cli.services import service
 from portico.cli.status import status
+from portico.cli.try_url import try_url
 
 
 def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -35,5 +36,6 @@ def main() -> None:
     """Portico: a reverse proxy and app host for Python web apps."""
 
 
-for command in (init, check, explain, run, status, cert, service, import_, passwd):
+for command in (init, check, explain, run, status, cert, service, try_url, import_,
+                passwd):
     main.add_command(command)

@@ -144,7 +144,8 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
     """What every serving process needs; a missing CA file is a ConfigError naming its key."""
     server, limits = config.server, config.server.limits
     rewrite = rewrite_plan(config.rewrite, base_dir, [
-        origin_key(*upstream_address(route, config)[:3]) for route in config.route])
+        origin_key(*upstream_address(route, config)[:3]) for route in config.route],
+        _take(RouteLimits, limits))
     routes = []
     for index, route in enumerate(config.route):
         scheme, host, port, base = upstream_address(route, config)
@@ -164,13 +165,13 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
             ca=ca,
             preserve_path=route.preserve_path,
             preserve_host=route.preserve_host,
+            forward_raw_path=route.forward_raw_path,
             request_headers=_rules(route.request_headers),
             response_headers=_rules(route.response_headers),
             limits=RouteLimits(**{
                 name: _pick(getattr(route.limits, name), getattr(limits, name))
                 for name in _field_names(RouteLimits)}),
-            rewrite=route_rewrite_plan(route.rewrite, rewrite.proxy_hosts,
-                                       ("route", index, "rewrite")),
+            rewrite=route_rewrite_plan(route.rewrite, rewrite, ("route", index, "rewrite")),
             access=access_plan(route.access),
             basic_auth=basic_auth_plan(route.basic_auth),
         ))

@@ -52,6 +52,7 @@ class RoutePlan:
     ca: Path | None
     preserve_path: bool
     preserve_host: bool
+    forward_raw_path: bool
     request_headers: HeaderRulesPlan
     response_headers: HeaderRulesPlan
     limits: RouteLimits  # the route's limits, the server's where the route sets none

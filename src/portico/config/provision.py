@@ -16,6 +16,7 @@ from portico.errors import ConfigError
 from portico.policy.forwarded import Forwarding, Trust
 from portico.proxy.accesslog import AccessLog
 from portico.proxy.gateway import Gateway
+from portico.proxy.rewrite import build_rewriting
 from portico.proxy.route_policy import compile_policies
 from portico.routing.table import Route, RouteTable
 from portico.tls.contexts import upstream_context
@@ -64,6 +65,7 @@ def build_routes(
                 base_path=base_path,
                 preserve_path=route.preserve_path,
                 preserve_host=route.preserve_host,
+                forward_raw_path=route.forward_raw_path,
             )
         )
     return RouteTable(routes)
@@ -80,9 +82,13 @@ def build_gateway(
     server = plan.server
     if pool is None:
         pool = UpstreamPool(loop, server.pool.max_idle, server.pool.idle_timeout)
+    routes = build_routes(plan, pool, gates)
+    rewriting, proxy_targets = build_rewriting(plan, pool, len(plan.routes))
+    if proxy_targets:
+        routes = RouteTable(routes.routes, proxy_targets)
     gateway = Gateway(
         loop=loop,
-        routes=build_routes(plan, pool, gates),
+        routes=routes,
         hsts=server.hsts.encode("latin-1") if server.hsts else None,
         redirect_to_https=server.redirect_to_https,
         forwarding=Forwarding(Trust(server.trusted_proxies), rfc7239=server.forwarded),
@@ -93,7 +99,7 @@ def build_gateway(
         access_log=AccessLog(server.access_log, server.log_format),
         tick_interval=server.tick,
     )
-    gateway.policies = compile_policies(plan, gateway)
+    gateway.policies = compile_policies(plan, gateway, rewriting)
     return gateway
 
 

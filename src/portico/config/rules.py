@@ -63,12 +63,10 @@ def _headers(values: dict[str, str]) -> dict[str, str]:
 
 
 def _check_regex(pattern: str, syntax: str) -> None:
-    if syntax != "regex":
-        return
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    """A pattern the linear-time engine (RE2) compiles; the flags do not change that."""
+    from portico.routing.patterns import Pattern
+
+    Pattern(pattern, syntax, ignore_case=False)
 
 
 class Condition(_Table):
@@ -275,6 +273,9 @@ class Rewrite(_Table):
     routes' upstreams and apps; any other is refused when the config is loaded."""
     max_rounds: int = Field(10, ge=1, le=100)
     """How often ``restart`` (Apache ``[N]``) may run the rules again; beyond it, 500."""
+    document_root: str | None = None
+    """A directory (relative to the config) that ``is_file`` / ``is_directory`` conditions
+    and ``REQUEST_FILENAME`` refer to; without one, they never hold."""
 
     @model_validator(mode="after")
     def _unique_maps(self) -> Rewrite:

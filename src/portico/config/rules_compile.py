@@ -21,6 +21,7 @@ from portico.config.rules_plan import (
     RulePlan,
 )
 from portico.errors import ConfigError
+from portico.settings import RouteLimits
 
 Where = tuple[str | int, ...]
 
@@ -35,27 +36,58 @@ def origin_key(scheme: str, host: str, port: int | None) -> str:
     return f"{host.lower()}:{port or default}"
 
 
-def rewrite_plan(rewrite: Rewrite, base_dir: Path, known_origins: Iterable[str]) -> RewritePlan:
+def rewrite_plan(
+    rewrite: Rewrite, base_dir: Path, known_origins: Iterable[str], limits: RouteLimits
+) -> RewritePlan:
     """The top-level rules; ``known_origins``: the routes' upstreams and apps as
     ``origin_key`` gives them."""
     allowed = sorted({*known_origins, *(_proxy_host(h) for h in rewrite.proxy_hosts)})
     maps = [_map(m, base_dir, ("rewrite", "map", i)) for i, m in enumerate(rewrite.map)]
+    rules = rule_plans(rewrite.rule, allowed, ("rewrite", "rule"))
+    outbound = outbound_plans(rewrite.outbound)
+    check_templates(rules, outbound, maps, ("rewrite",))
     return RewritePlan(
-        rules=rule_plans(rewrite.rule, allowed, ("rewrite", "rule")),
-        outbound=outbound_plans(rewrite.outbound),
+        rules=rules,
+        outbound=outbound,
         maps=maps,
         proxy_hosts=allowed,
         max_rounds=rewrite.max_rounds,
+        document_root=str(base_dir / rewrite.document_root) if rewrite.document_root else None,
+        limits=limits,
     )
 
 
 def route_rewrite_plan(
-    rewrite: RouteRewrite, allowed: Sequence[str], where: Where
+    rewrite: RouteRewrite, server: RewritePlan, where: Where
 ) -> RouteRewritePlan:
-    return RouteRewritePlan(
-        rules=rule_plans(rewrite.rule, allowed, (*where, "rule")),
+    """A route's rules; ``server``: the ``[rewrite]`` plan (its maps and proxy origins)."""
+    plan = RouteRewritePlan(
+        rules=rule_plans(rewrite.rule, server.proxy_hosts, (*where, "rule")),
         outbound=outbound_plans(rewrite.outbound),
     )
+    check_templates(plan.rules, plan.outbound, server.maps, where)
+    return plan
+
+
+def check_templates(
+    rules: Sequence[RulePlan], outbound: Sequence[OutboundPlan], maps: Sequence[MapPlan],
+    where: Where,
+) -> None:
+    """Compile the rules as the engine will (patterns on RE2, templates, variables), so
+    that a mistake is a config error naming its key, not a surprise in a worker."""
+    from portico.routing.outbound import OutboundRule
+    from portico.routing.rules import RuleError, RuleSet, lookup_of
+
+    lookup = lookup_of(maps)
+    try:
+        RuleSet(rules, lookup)
+    except RuleError as exc:
+        raise ConfigError.at((*where, "rule", exc.index), str(exc)) from None
+    for index, plan in enumerate(outbound):
+        try:
+            OutboundRule(plan, lookup)
+        except ValueError as exc:
+            raise ConfigError.at((*where, "outbound", index), str(exc)) from None
 
 
 def rule_plans(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from portico.settings import RouteLimits
+
 
 @dataclass(frozen=True)
 class ConditionPlan:
@@ -88,3 +90,5 @@ class RewritePlan:
     # [rewrite] proxy_hosts. Checked at compile; kept for the engine's own check.
     proxy_hosts: list[str] = field(default_factory=list)
     max_rounds: int = 10
+    document_root: str | None = None  # is_file / is_directory / REQUEST_FILENAME
+    limits: RouteLimits = field(default_factory=RouteLimits)  # of proxy targets' routes

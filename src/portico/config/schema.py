@@ -148,6 +148,9 @@ class Route(_Table):
     """Forward the full original path (IIS ``{R:0}``): the app mounts itself under the prefix."""
     preserve_host: bool = False
     """Send the client's Host upstream instead of the upstream's own."""
+    forward_raw_path: bool = False
+    """Forward the path as the client sent it: dot-segments and repeated slashes kept
+    (by default they are removed, as Apache and nginx do, and routing is unchanged)."""
     request_headers: HeaderRules = HeaderRules()
     """Changes to the request's header fields on the way to the upstream."""
     response_headers: HeaderRules = HeaderRules()
