@@ -10,6 +10,7 @@ The TOML goes to stdout, or to ``-o FILE``. What cannot be translated is an erro
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from rich.table import Table
 from portico.cli.console import err, out
 from portico.errors import ConfigError
 from portico.importers.model import Imported, UnreadableConfig
+from portico.importers.samples import Evaluate, Outcome
 
 
 def _options(command: Callable[..., None]) -> Callable[..., None]:
@@ -86,9 +88,8 @@ def _import(read: Callable[[], Imported], output: str | None, allow_partial: boo
                   "(--allow-partial writes them as comments)")
         sys.exit(1)
     name = output or "the imported config"
-    base_dir = Path(output).resolve().parent if output else Path.cwd()
     try:
-        config = parse(text, name)
+        parse(text, name)
     except ConfigError as exc:  # a translation portico itself refuses: say so, keep the text
         err.print(f"[bold red]error[/] the translation does not load: {escape(str(exc))}")
         err.print(text, markup=False)
@@ -103,11 +104,27 @@ def _import(read: Callable[[], Imported], output: str | None, allow_partial: boo
         err.print(f"[yellow]{len(imported.problems)} thing(s) not translated[/]: see the "
                   "NOT TRANSLATED comments")
     if samples:
-        _check(config, base_dir, Path(samples), against)
+        if output:
+            _check(Path(output), Path(samples), against)
+        else:
+            with tempfile.TemporaryDirectory(prefix="portico-import-") as tmp:
+                config_file = Path(tmp) / "imported.toml"
+                config_file.write_text(text, "utf-8")
+                _check(config_file, Path(samples), against)
 
 
-def _check(config: object, base_dir: Path, samples_file: Path, against: str | None) -> None:
-    from portico.importers.evaluate import evaluator
+def _evaluator(config_file: Path) -> Evaluate:
+    """The same in-process evaluation as ``portico try --json`` (cli/try_url.py)."""
+    from portico.cli.try_url import evaluate
+
+    def run(method: str, target: str) -> Outcome:
+        result, _, _ = evaluate(str(config_file), method, target, [], "127.0.0.1")
+        return result
+
+    return run
+
+
+def _check(config_file: Path, samples_file: Path, against: str | None) -> None:
     from portico.importers.samples import (
         SampleError,
         check_samples,
@@ -120,9 +137,9 @@ def _check(config: object, base_dir: Path, samples_file: Path, against: str | No
     except SampleError as exc:
         err.print(f"[bold red]error[/] {escape(str(exc))}")
         sys.exit(2)
-    evaluate = evaluator(config, base_dir)
+    evaluate = _evaluator(config_file)
     verdicts = check_samples(samples, evaluate)
-    table = Table("line", "request", "expected", "portico", "", title=str(samples_file))
+    table = _table(str(samples_file), "expected")
     for verdict in verdicts:
         table.add_row(str(verdict.sample.line), escape(f"{verdict.sample.method} "
                       f"{verdict.sample.target}"), escape(verdict.sample.text),
@@ -132,7 +149,7 @@ def _check(config: object, base_dir: Path, samples_file: Path, against: str | No
     failed = sum(not v.passed for v in verdicts)
     if against:
         live = compare_live(samples, evaluate, against)
-        table = Table("line", "request", against, "portico", "", title="against the old server")
+        table = _table("against the old server", against)
         for verdict in live:
             table.add_row(str(verdict.sample.line), escape(f"{verdict.sample.method} "
                           f"{verdict.sample.target}"), escape(verdict.sample.forwarded or ""),
@@ -144,3 +161,10 @@ def _check(config: object, base_dir: Path, samples_file: Path, against: str | No
               f"samples pass" + (f"; {failed} failure(s) in all" if against else ""),
               markup=False)
     sys.exit(1 if failed else 0)
+
+
+def _table(title: str, expected: str) -> Table:
+    table = Table(title=title)
+    for name in ("line", "request", expected, "portico", ""):
+        table.add_column(name, overflow="fold")
+    return table

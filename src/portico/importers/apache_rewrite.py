@@ -253,8 +253,8 @@ def rewrite_map(result: Imported, directive: Directive) -> None:
     kind, _, where = source.partition(":")
     if kind == "txt":
         path = Path(where)
-        if not path.is_absolute():
-            path = Path(directive.origin.file).parent / path
+        if not path.is_absolute():  # absolute: the output may be written anywhere
+            path = (Path(directive.origin.file).parent / path).resolve()
         result.maps.append(RewriteMap(name, directive.origin, file=str(path)))
     elif kind == "int" and where in MAP_FUNCTIONS:
         result.maps.append(RewriteMap(name, directive.origin, function=where))

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 Outcome = Mapping[str, object]
 """``portico try --json``'s object: action, url, upstream_url, status, location, ..."""
-Evaluate = Callable[[str, str, dict[str, str]], Outcome]
-"""(method, URL, headers) → outcome."""
+Evaluate = Callable[[str, str], Outcome]
+"""(method, path or absolute URL) → outcome."""
 
 _LINE = re.compile(r"(?P<method>[A-Z]+)\s+(?P<target>\S+)\s+->\s+(?P<expect>.+?)\s*\Z")
 
@@ -135,12 +135,7 @@ def judge(sample: Sample, outcome: Outcome) -> Verdict:
 
 
 def check_samples(samples: list[Sample], evaluate: Evaluate) -> list[Verdict]:
-    verdicts = []
-    for sample in samples:
-        path, headers = request_of(sample)
-        target = sample.target if urlsplit(sample.target).scheme else path
-        verdicts.append(judge(sample, evaluate(sample.method, target, headers)))
-    return verdicts
+    return [judge(sample, evaluate(sample.method, sample.target)) for sample in samples]
 
 
 def ask_live(base: str, sample: Sample, timeout: float = 10.0) -> tuple[int | None, str | None]:
@@ -169,9 +164,7 @@ def compare_live(samples: list[Sample], evaluate: Evaluate, base: str) -> list[V
     """
     verdicts = []
     for sample in samples:
-        path, headers = request_of(sample)
-        target = sample.target if urlsplit(sample.target).scheme else path
-        outcome = evaluate(sample.method, target, headers)
+        outcome = evaluate(sample.method, sample.target)
         status, location = ask_live(base, sample)
         old = "no answer" if status is None else f"{status} {location or ''}".strip()
         if outcome.get("action") == "proxy":
