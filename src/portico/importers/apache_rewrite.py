@@ -72,8 +72,9 @@ class RewriteState:
                 self.result.refuse(rule.origin, "an [OR] rule in a <VirtualHost> that shares "
                                    "its names with one on another port is not translated")
                 return
-            rule.conditions.append(Condition("%{SERVER_PORT}", self.port, ignore_case=False,
-                                             match_type="="))
+            # first: %N refers to the last matched condition, which stays the rule's own
+            rule.conditions.insert(0, Condition("%{SERVER_PORT}", self.port, ignore_case=False,
+                                                match_type="="))
         for host in self.hosts:
             self.result.rules.append(replace(rule, host=host,
                                              conditions=list(rule.conditions)))
