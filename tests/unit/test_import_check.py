@@ -120,3 +120,25 @@ def test_against_needs_check(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["import", "iis", str(tmp_path / "web.config"),
                                        "--against", "http://127.0.0.1:9"])
     assert result.exit_code == 2 and "--against needs --check" in result.output
+
+
+def test_untranslated_lines_fail_the_import_and_write_nothing(tmp_path: Path) -> None:
+    (tmp_path / "httpd.conf").write_text("ProxyPass /a http://127.0.0.1:1/\nAlias /s /var/s\n")
+    output = tmp_path / "portico.toml"
+    result = CliRunner().invoke(main, ["import", "apache", str(tmp_path / "httpd.conf"),
+                                       "-o", str(output)], env={"COLUMNS": "300"})
+    assert result.exit_code == 1
+    assert f"not translated {tmp_path / 'httpd.conf'}:2: Alias: static files" in result.output
+    assert not output.exists()
+    partial = CliRunner().invoke(main, ["import", "apache", "--allow-partial",
+                                        str(tmp_path / "httpd.conf"), "-o", str(output)])
+    assert partial.exit_code == 0, partial.output
+    assert "# NOT TRANSLATED" in output.read_text() and "#     Alias /s /var/s" in output.read_text()
+
+
+def test_a_broken_file_is_exit_status_2_with_its_line(tmp_path: Path) -> None:
+    (tmp_path / "web.config").write_text("<configuration>\n<rewrite>\n</configuration>\n")
+    result = CliRunner().invoke(main, ["import", "iis", str(tmp_path / "web.config")],
+                                env={"COLUMNS": "300"})
+    assert result.exit_code == 2
+    assert f"error {tmp_path / 'web.config'}:3: XML: malformed XML" in result.output
