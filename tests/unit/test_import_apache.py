@@ -170,3 +170,8 @@ def test_server_header_rules_reach_virtual_host_routes(tmp_path: Path) -> None:
     (route,) = config(tmp_path, "<VirtualHost *:80>\nServerName a.example\nProxyPass / "
                       "http://127.0.0.1:1/\n</VirtualHost>\nHeader set X-Site portico\n").route
     assert route.response_headers.set == {"X-Site": "portico"}
+
+
+def test_proxy_preserve_host_takes_on_or_off(tmp_path: Path) -> None:
+    assert problems(tmp_path, "ProxyPreserveHost yes\n") == [
+        "1: ProxyPreserveHost: ProxyPreserveHost takes On or Off"]

@@ -139,3 +139,14 @@ def test_outbound_rules_on_headers() -> None:
                     'value="/b/{R:1}" /></rule></outboundRules></rewrite>')
     (outbound,) = parse(text, "x.toml").rewrite.outbound
     assert (outbound.header, outbound.value) == ("Location", "/b/{R:1}")
+
+
+def test_unknown_attributes_on_sets_and_rule_lists_are_named() -> None:
+    imported = parse_iis(b'<rewrite>\n<rules x="1">\n<rule name="r"><match url="a" />'
+                         b'<serverVariables><set name="HTTP_X" value="1" frob="2" />'
+                         b'</serverVariables><action type="None" /></rule>\n</rules></rewrite>',
+                         "web.config")
+    assert [str(p) for p in imported.problems] == [
+        "web.config:2: <rules>: <rules> attribute 'x' has no portico equivalent",
+        "web.config:3: <rule name=\"r\">: <set> attribute 'frob' has no portico equivalent",
+    ]

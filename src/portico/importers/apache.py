@@ -219,7 +219,9 @@ class _Translator:
         elif key in ("proxypassreversecookiepath", "proxypassreversecookiedomain"):
             self.cookie_reverse(scope, directive)
         elif key == "proxypreservehost":
-            scope.preserve_host = bool(args) and args[0].lower() == "on"
+            if [a.lower() for a in args] not in (["on"], ["off"]):
+                self.refuse(directive, "ProxyPreserveHost takes On or Off")
+            scope.preserve_host = [a.lower() for a in args] == ["on"]
         elif key == "proxyaddheaders":
             if args and args[0].lower() == "off":
                 self.refuse(directive, "portico always sends X-Forwarded-For/-Proto/-Host")

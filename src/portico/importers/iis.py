@@ -149,6 +149,9 @@ class _Reader:
         })
 
     def rules(self, element: etree._Element) -> None:
+        if element.attrib:  # the rules are read all the same
+            self.result.refuse(self.origin(element), f"<{_tag(element)}> attribute "
+                               f"{sorted(element.attrib)[0]!r} has no portico equivalent")
         target = self.global_rules if _tag(element) == "globalRules" else self.result.rules
         self.children(element, {"rule": lambda rule: self.rule(rule, target)})
 
@@ -219,6 +222,7 @@ class _Reader:
             if not isinstance(item.tag, str):
                 continue
             name = item.get("name", "")
+            self.attributes(item, {"name", "value", "replace"})
             if _tag(item) != "set" or not name:
                 raise _Refused("inside <serverVariables> only <set name value> is known")
             if not self.flag(item, "replace", True):
