@@ -43,6 +43,9 @@ ABORT: Final = "abort"
 REFUSE: Final = "refuse"  # an error answer: status and reason (403 unsafe URL, 500 loop)
 
 _UNSAFE: Final = frozenset(chr(c) for c in (*range(0x21), 0x7F))
+# A rewritten URL longer than this is refused (414): captures repeated by a rule, and
+# rounds of [N], cannot grow a URL without bound.
+MAX_URL: Final = 65536
 
 
 def lookup_of(maps: Sequence[MapPlan]) -> Lookup:
@@ -285,6 +288,9 @@ class RuleSet:
             return
         target = scope.render(rule.url)
         scope.escape = False
+        if len(target) + len(state.query) > MAX_URL:
+            state.refuse(414, "the rewritten URL is too long")
+            return
         path, query = _with_query(target, state.query, plan.query)
         if action == "redirect":
             location = path + ("?" + query if query else "")
