@@ -133,3 +133,20 @@ def test_huge_captures_are_bounded() -> None:
     assert state.path == "/" + big * 3
     doubling = [ap(pattern="^/(.*)$", url="/$1$1", restart=True)]
     assert outcome(run_rules(doubling, "/" + big)) == ("refuse", "414")
+
+
+@pytest.mark.parametrize(("rules", "path", "may"), [
+    ([ap(pattern="^/old/(.*)"), ap(pattern="^/legacy")], "/myapp/x", False),
+    ([ap(pattern="^/old/(.*)"), ap(pattern="^/legacy")], "/legacy/x", True),
+    ([ap(pattern="^/Old", ignore_case=True)], "/OLD/x", True),
+    ([ap(pattern="api/v1")], "/x/api/v1/y", True),  # unanchored: contained
+    ([ap(pattern="^/old"), ap(pattern="^/x", negate=True)], "/myapp", True),  # negated: no gate
+    ([ap(pattern="^/old"), ap(pattern="(a|b)")], "/myapp", True),  # no literal: no gate
+])
+def test_the_literal_gate_only_skips_what_cannot_match(rules: list[R], path: str, may: bool) -> None:
+    from portico.config.rules import RewriteRule
+    from portico.config.rules_compile import rule_plans
+    from portico.routing.rules import RuleSet, lookup_of
+
+    plans = rule_plans([RewriteRule(url="/z", **rule) for rule in rules], [], ("r",))
+    assert RuleSet(plans, lookup_of([])).may_match(path) is may

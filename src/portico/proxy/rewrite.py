@@ -21,7 +21,7 @@ from portico.policy.context import RequestFacts
 from portico.proxy.downstream import Downstream
 from portico.proxy.phases import ResponseFilter, UpstreamRequestFilter
 from portico.routing.outbound import OutboundRules
-from portico.routing.path import canonical_path
+from portico.routing.path import canonical_path, needs_decoding
 from portico.routing.rules import (
     ABORT,
     CONTINUE,
@@ -132,28 +132,34 @@ def decide(
     rewriting: Rewriting, request: Request, client: Downstream, routes: RouteTable,
     trace: bool = False,
 ) -> Decision:
-    """Rules, routing and the route's rules for ``request``; see the module's docstring."""
+    """Rules, routing and the route's rules for ``request``; see the module's docstring.
+
+    A rule list that cannot match the path (``RuleSet.may_match``) is not run, and the
+    variables are made only for a list that runs: a request no rule touches costs a
+    canonical path and a ``str.startswith``."""
     target = request.target.decode("latin-1")
     raw_path, _, query = target.partition("?")
-    path = canonical_path(raw_path.encode("latin-1")).decode("latin-1")
+    raw = raw_path.encode("latin-1")
+    path = canonical_path(raw).decode("latin-1") if needs_decoding(raw) else raw_path
     state = RuleState(path, query, trace)
-    host = (request.host or client.local_authority).decode("latin-1")
-    variables = RequestVariables(
-        request.method.decode("latin-1"), target, path, query, request.headers, host,
-        client.scheme.decode("latin-1"), request.version.decode("latin-1"),
-        client.remote_addr.decode("latin-1"), client.remote_port.decode("latin-1"),
-        rewriting.document_root)
+    variables: RequestVariables | None = None
     maps = rewriting.maps
-    if rewriting.server is not None:
-        rewriting.server.run(state, variables, maps)
+    server = rewriting.server
+    if server is not None and server.may_match(path):
+        variables = _variables(rewriting, request, client, target, path, query)
+        server.run(state, variables, maps)
         if state.action != CONTINUE:
             return _ended(state, rewriting)
     try:
-        match = routes.resolve(request.host, state.target.encode("latin-1"))
+        unchanged = state.path is path and state.query is query
+        match = routes.resolve(
+            request.host, request.target if unchanged else state.target.encode("latin-1"))
         index = match.route.index
         rules = rewriting.routes[index] if index < len(rewriting.routes) else None
-        if rules is not None:
+        if rules is not None and rules.may_match(state.path):
             before = state.target
+            if variables is None:
+                variables = _variables(rewriting, request, client, target, path, query)
             rules.run(state, variables, maps)
             if state.action != CONTINUE:
                 return _ended(state, rewriting)
@@ -166,6 +172,18 @@ def decide(
     decision = Decision(ROUTED, state)
     decision.match = match
     return decision
+
+
+def _variables(
+    rewriting: Rewriting, request: Request, client: Downstream, target: str, path: str,
+    query: str,
+) -> RequestVariables:
+    host = (request.host or client.local_authority).decode("latin-1")
+    return RequestVariables(
+        request.method.decode("latin-1"), target, path, query, request.headers, host,
+        client.scheme.decode("latin-1"), request.version.decode("latin-1"),
+        client.remote_addr.decode("latin-1"), client.remote_port.decode("latin-1"),
+        rewriting.document_root)
 
 
 def _ended(state: RuleState, rewriting: Rewriting) -> Decision:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
 
-from portico.routing.patterns import Pattern
+from portico.routing.patterns import Pattern, required_literal
 from portico.routing.templates import Lookup, Scope, Template, parse
 from portico.routing.variables import RequestVariables
 
@@ -190,7 +190,8 @@ class RuleState:
 class RuleSet:
     """Compiled rules of one scope (the server's, or a route's)."""
 
-    __slots__ = ("document_root", "max_rounds", "prefix", "rules")
+    __slots__ = ("_contains", "_folded", "_gate_input", "_starts", "document_root",
+                 "max_rounds", "prefix", "rules")
 
     def __init__(
         self,
@@ -209,6 +210,41 @@ class RuleSet:
         self.max_rounds = max_rounds
         self.prefix = prefix  # a route's prefix, for ``route_relative`` inputs
         self.document_root = document_root
+        self._gate(plans)
+
+    def _gate(self, plans: Sequence[RulePlan]) -> None:
+        """What ``may_match`` checks: when every rule's pattern needs a literal (and
+        none is negated), an input with none of them changes nothing."""
+        self._gate_input = ""
+        self._starts: tuple[str, ...] = ()
+        self._contains: tuple[str, ...] = ()
+        self._folded = False
+        kinds = {plan.match_input for plan in plans}
+        literals = [None if plan.negate else
+                    required_literal(plan.pattern, plan.syntax, plan.ignore_case)
+                    for plan in plans]
+        if len(kinds) != 1 or not plans or any(lit is None for lit in literals):
+            return
+        found = [lit for lit in literals if lit is not None]
+        self._folded = any(plan.ignore_case for plan in plans)
+        fold = str.lower if self._folded else str
+        self._starts = tuple(fold(text) for anchored, text in found if anchored)
+        self._contains = tuple(fold(text) for anchored, text in found if not anchored)
+        self._gate_input = kinds.pop()
+
+    def may_match(self, path: str) -> bool:
+        """False when no rule can match ``path`` (so running them would change nothing)."""
+        kind = self._gate_input
+        if not kind:
+            return True
+        subject = self._input(kind, path)
+        if subject is None:
+            return False
+        if self._folded:
+            subject = subject.lower()
+        if self._starts and subject.startswith(self._starts):
+            return True
+        return any(text in subject for text in self._contains)
 
     def run(self, state: RuleState, variables: RequestVariables, maps: Lookup) -> None:
         """Run the rules on ``state`` (changed in place)."""
