@@ -34,7 +34,7 @@ def run_rules(
     variables = RequestVariables("GET", target, path, query, fields, host, scheme, "1.1",
                                  "10.0.0.1", "50000", document_root)
     state = RuleState(path, query, trace=True)
-    if rule_set.may_match(path):  # as the proxy does: the gate must never skip a match
+    if rule_set.may_match(path.encode("latin-1")):  # as the proxy does: the gate must never skip a match
         rule_set.run(state, variables, lookup)
     return state
 

@@ -149,4 +149,4 @@ def test_the_literal_gate_only_skips_what_cannot_match(rules: list[R], path: str
     from portico.routing.rules import RuleSet, lookup_of
 
     plans = rule_plans([RewriteRule(url="/z", **rule) for rule in rules], [], ("r",))
-    assert RuleSet(plans, lookup_of([])).may_match(path) is may
+    assert RuleSet(plans, lookup_of([])).may_match(path.encode()) is may

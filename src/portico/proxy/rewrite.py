@@ -131,21 +131,35 @@ def build_rewriting(
 def decide(
     rewriting: Rewriting, request: Request, client: Downstream, routes: RouteTable,
     trace: bool = False,
-) -> Decision:
+) -> Decision | RouteMatch:
     """Rules, routing and the route's rules for ``request``; see the module's docstring.
 
-    A rule list that cannot match the path (``RuleSet.may_match``) is not run, and the
-    variables are made only for a list that runs: a request no rule touches costs a
-    canonical path and a ``str.startswith``."""
-    target = request.target.decode("latin-1")
-    raw_path, _, query = target.partition("?")
-    raw = raw_path.encode("latin-1")
-    path = canonical_path(raw).decode("latin-1") if needs_decoding(raw) else raw_path
+    A plain RouteMatch when no rule can match the path (``RuleSet.may_match``): the
+    common case costs the routing it always had, a canonical path and a
+    ``bytes.startswith`` per rule list. Variables are made only for a list that runs."""
+    target_bytes = request.target
+    mark = target_bytes.find(b"?")
+    raw = target_bytes if mark < 0 else target_bytes[:mark]
+    canonical = canonical_path(raw) if needs_decoding(raw) else raw
+    server = rewriting.server
+    if not trace and (server is None or not server.may_match(canonical)):
+        try:
+            match = routes.resolve(request.host, target_bytes)
+        except ProxyError:
+            pass  # decided below, where the error gets its decision
+        else:
+            index = match.route.index
+            rules = rewriting.routes[index] if index < len(rewriting.routes) else None
+            if rules is None or not rules.may_match(canonical):
+                return match
+    target = target_bytes.decode("latin-1")
+    query = "" if mark < 0 else target[mark + 1:]
+    path = canonical.decode("latin-1")
     state = RuleState(path, query, trace)
     variables: RequestVariables | None = None
     maps = rewriting.maps
     server = rewriting.server
-    if server is not None and server.may_match(path):
+    if server is not None and server.may_match(canonical):
         variables = _variables(rewriting, request, client, target, path, query)
         server.run(state, variables, maps)
         if state.action != CONTINUE:
@@ -156,7 +170,7 @@ def decide(
             request.host, request.target if unchanged else state.target.encode("latin-1"))
         index = match.route.index
         rules = rewriting.routes[index] if index < len(rewriting.routes) else None
-        if rules is not None and rules.may_match(state.path):
+        if rules is not None and rules.may_match(state.path.encode("latin-1")):
             before = state.target
             if variables is None:
                 variables = _variables(rewriting, request, client, target, path, query)

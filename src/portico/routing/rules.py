@@ -216,8 +216,8 @@ class RuleSet:
         """What ``may_match`` checks: when every rule's pattern needs a literal (and
         none is negated), an input with none of them changes nothing."""
         self._gate_input = ""
-        self._starts: tuple[str, ...] = ()
-        self._contains: tuple[str, ...] = ()
+        self._starts: tuple[bytes, ...] = ()
+        self._contains: tuple[bytes, ...] = ()
         self._folded = False
         kinds = {plan.match_input for plan in plans}
         literals = [None if plan.negate else
@@ -228,23 +228,30 @@ class RuleSet:
         found = [lit for lit in literals if lit is not None]
         self._folded = any(plan.ignore_case for plan in plans)
         fold = str.lower if self._folded else str
-        self._starts = tuple(fold(text) for anchored, text in found if anchored)
-        self._contains = tuple(fold(text) for anchored, text in found if not anchored)
-        self._gate_input = kinds.pop()
+        if any(ord(c) > 0x7F for _, text in found for c in text):
+            return  # the gate compares bytes as sent: ASCII literals only
+        # Anchored literals as prefixes of the whole canonical path (no '//' in it).
+        kind = kinds.pop()
+        lead = {"path": "", "path_without_slash": "/", "route_relative": self.prefix + "/"}[kind]
+        self._starts = tuple(fold(lead + text).encode("latin-1")
+                             for anchored, text in found if anchored)
+        self._contains = tuple(fold(text).encode("ascii")
+                               for anchored, text in found if not anchored)
+        self._gate_input = kind
 
-    def may_match(self, path: str) -> bool:
-        """False when no rule can match ``path`` (so running them would change nothing)."""
-        kind = self._gate_input
-        if not kind:
+    def may_match(self, path: bytes) -> bool:
+        """False when no rule can match ``path`` (canonical, as sent), so running them
+        would change nothing."""
+        if not self._gate_input:
             return True
-        subject = self._input(kind, path)
-        if subject is None:
-            return False
         if self._folded:
-            subject = subject.lower()
-        if self._starts and subject.startswith(self._starts):
+            path = path.lower()
+        if path.startswith(self._starts):  # an empty tuple: False
             return True
-        return any(text in subject for text in self._contains)
+        for text in self._contains:
+            if text in path:
+                return True
+        return False
 
     def run(self, state: RuleState, variables: RequestVariables, maps: Lookup) -> None:
         """Run the rules on ``state`` (changed in place)."""
