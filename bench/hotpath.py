@@ -1,7 +1,8 @@
 """Time portico's per-request Python path with no sockets: fake transports, real code.
 
 ``python bench/hotpath.py [N]`` prints microseconds per proxied small GET; with
-``--headers`` the request carries ten browser headers more; with ``--profile``
+``--headers`` the request carries ten browser headers more; with ``--rules`` the
+route has 20 rewrite rules (``RULES``); with ``--profile``
 it prints a cProfile summary (of the pure-Python build: ``make setup PORTICO_PURE=1``).
 Used to guide the hot-path work described in docs/performance.md.
 """
@@ -37,6 +38,16 @@ path = "/myapp"
 upstream = "http://127.0.0.1:9/"
 request_headers.set = { "X-Forwarded-Prefix" = "{prefix}" }
 """
+# ``--rules``: 20 rewrite rules on the route, legacy redirects none of which this request
+# matches (the common case; bench/rules.py compares the same with wrk).
+RULES = "".join(f"""
+[[route.rewrite.rule]]
+name = "legacy-{i}"
+match_input = "route_relative"
+pattern = "^legacy{i}/(.*)"
+action = "redirect"
+url = "/myapp/v2/{i}/{{R:1}}"
+""" for i in range(20))
 REQUEST = b"GET /myapp/small HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
 BROWSER = (  # ten more request headers, as bench/run.py's "10 headers" workload sends
     b"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)\r\n"
@@ -55,7 +66,8 @@ def main() -> None:
     count = int(next((a for a in sys.argv[1:] if a.isdigit()), "100000"))
     request = REQUEST[:-2] + BROWSER + b"\r\n" if "--headers" in sys.argv else REQUEST
     loop = asyncio.new_event_loop()
-    plan = serving_plan(parse(CONFIG, "hotpath"), Path.cwd(), Path.cwd())
+    config = CONFIG + RULES if "--rules" in sys.argv else CONFIG
+    plan = serving_plan(parse(config, "hotpath"), Path.cwd(), Path.cwd())
     gateway = build_gateway(plan, loop)
     client = ClientConnection(gateway)
     client.connection_made(CountingTransport(("127.0.0.1", 50000), ("127.0.0.1", 8080)))

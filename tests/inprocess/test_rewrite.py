@@ -63,9 +63,9 @@ def test_local_rewrite_is_routed_again(rig: StartRig) -> None:
 
 
 def test_canonical_path_reaches_the_upstream(rig: StartRig) -> None:
-    reply, seen = get(rig, "", b"GET /myapp/./echo HTTP/1.1\r\nHost: a\r\n\r\n")
+    _, seen = get(rig, "", b"GET /myapp/./echo HTTP/1.1\r\nHost: a\r\n\r\n")
     assert seen[0].startswith(b"GET /echo ")
-    reply, seen = get(rig, "", b"GET //myapp//x/../echo HTTP/1.1\r\nHost: a\r\n\r\n")
+    _, seen = get(rig, "", b"GET //myapp//x/../echo HTTP/1.1\r\nHost: a\r\n\r\n")
     assert seen[0].startswith(b"GET /echo ")
 
 

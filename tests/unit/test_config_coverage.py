@@ -69,6 +69,7 @@ _REWRITE_ALTERNATIVES: dict[str, Any] = {
     "rewrite.map.function": {"function": "tolower", "entries": DELETE},
     "rewrite.map.default": "d",
     "rewrite.proxy_hosts": ["10.0.0.9:80"],
+    "rewrite.document_root": "www",
 }
 
 # A changed value for the keys whose type gives none (a number gets one more, a

@@ -94,7 +94,9 @@ def evaluate(
                           location=_fields(answer.headers).get("Location"))
             return result, [], ""
     if policies.rewrite is not None:
-        decision = decide(policies.rewrite, request, client, gw.routes, trace=True)
+        decided = decide(policies.rewrite, request, client, gw.routes, trace=True)
+        assert isinstance(decided, Decision)  # with trace, always a Decision
+        decision = decided
     else:
         decision = Decision(ROUTED, RuleState(target, ""))
         try:

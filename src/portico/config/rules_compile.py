@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from portico.config.rules import OutboundRule, Rewrite, RewriteMap, RewriteRule, RouteRewrite
@@ -21,6 +22,9 @@ from portico.config.rules_plan import (
     RulePlan,
 )
 from portico.errors import ConfigError
+
+if TYPE_CHECKING:
+    from portico.config.schema import Config
 from portico.settings import RouteLimits
 
 Where = tuple[str | int, ...]
@@ -200,3 +204,17 @@ def _map(spec: RewriteMap, base_dir: Path, where: Where) -> MapPlan:
     if spec.ignore_case:
         entries = {key.lower(): value for key, value in entries.items()}
     return MapPlan(spec.name, entries, spec.function, spec.default, spec.ignore_case)
+
+
+def rewrite_problems(config: Config, base_dir: Path, file: str) -> list[ConfigError]:
+    """``portico check``: the rules compiled as ``portico run`` compiles them (targets,
+    map files, patterns, templates); the first problem, named by its key."""
+    from portico.config.compile import serving_plan
+
+    try:
+        serving_plan(config, base_dir, base_dir)
+    except ConfigError as exc:
+        if "rewrite" not in exc.key:
+            return []  # another table's: the other checks name it
+        return [ConfigError(file, exc.key, exc.message)]
+    return []

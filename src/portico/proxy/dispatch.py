@@ -21,6 +21,7 @@ from portico.proxy.rewrite import (
     ABORTED,
     FAILED,
     ROUTED,
+    Decision,
     Rewriting,
     custom_response,
     decide,
@@ -82,10 +83,13 @@ def open_exchange(client: Downstream, request: Request, gw: Gateway) -> Exchange
 
 def _rewritten(
     rewriting: Rewriting, client: Downstream, request: Request, gw: Gateway, started: float
-) -> tuple[RouteMatch, RuleState] | None:
+) -> tuple[RouteMatch, RuleState | None] | None:
     """Phase request_filter, the rewrite rules (proxy/rewrite.py): the route match and
     the response fields rules set; None when the request was answered here."""
     decision = decide(rewriting, request, client, gw.routes)
+    if type(decision) is RouteMatch:  # no rule could match: the common case
+        return decision, None
+    assert isinstance(decision, Decision)
     state = decision.state
     if decision.kind == ROUTED:
         assert decision.match is not None

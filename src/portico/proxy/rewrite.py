@@ -21,7 +21,7 @@ from portico.policy.context import RequestFacts
 from portico.proxy.downstream import Downstream
 from portico.proxy.phases import ResponseFilter, UpstreamRequestFilter
 from portico.routing.outbound import OutboundRules
-from portico.routing.path import canonical_path
+from portico.routing.path import canonical_path, needs_decoding
 from portico.routing.rules import (
     ABORT,
     CONTINUE,
@@ -131,29 +131,49 @@ def build_rewriting(
 def decide(
     rewriting: Rewriting, request: Request, client: Downstream, routes: RouteTable,
     trace: bool = False,
-) -> Decision:
-    """Rules, routing and the route's rules for ``request``; see the module's docstring."""
-    target = request.target.decode("latin-1")
-    raw_path, _, query = target.partition("?")
-    path = canonical_path(raw_path.encode("latin-1")).decode("latin-1")
+) -> Decision | RouteMatch:
+    """Rules, routing and the route's rules for ``request``; see the module's docstring.
+
+    A plain RouteMatch when no rule can match the path (``RuleSet.may_match``): the
+    common case costs the routing it always had, a canonical path and a
+    ``bytes.startswith`` per rule list. Variables are made only for a list that runs."""
+    target_bytes = request.target
+    mark = target_bytes.find(b"?")
+    raw = target_bytes if mark < 0 else target_bytes[:mark]
+    canonical = canonical_path(raw) if needs_decoding(raw) else raw
+    server = rewriting.server
+    if not trace and (server is None or not server.may_match(canonical)):
+        try:
+            match = routes.resolve(request.host, target_bytes)
+        except ProxyError:
+            pass  # decided below, where the error gets its decision
+        else:
+            index = match.route.index
+            rules = rewriting.routes[index] if index < len(rewriting.routes) else None
+            if rules is None or not rules.may_match(canonical):
+                return match
+    target = target_bytes.decode("latin-1")
+    query = "" if mark < 0 else target[mark + 1:]
+    path = canonical.decode("latin-1")
     state = RuleState(path, query, trace)
-    host = (request.host or client.local_authority).decode("latin-1")
-    variables = RequestVariables(
-        request.method.decode("latin-1"), target, path, query, request.headers, host,
-        client.scheme.decode("latin-1"), request.version.decode("latin-1"),
-        client.remote_addr.decode("latin-1"), client.remote_port.decode("latin-1"),
-        rewriting.document_root)
+    variables: RequestVariables | None = None
     maps = rewriting.maps
-    if rewriting.server is not None:
-        rewriting.server.run(state, variables, maps)
+    server = rewriting.server
+    if server is not None and server.may_match(canonical):
+        variables = _variables(rewriting, request, client, target, path, query)
+        server.run(state, variables, maps)
         if state.action != CONTINUE:
             return _ended(state, rewriting)
     try:
-        match = routes.resolve(request.host, state.target.encode("latin-1"))
+        unchanged = state.path is path and state.query is query
+        match = routes.resolve(
+            request.host, request.target if unchanged else state.target.encode("latin-1"))
         index = match.route.index
         rules = rewriting.routes[index] if index < len(rewriting.routes) else None
-        if rules is not None:
+        if rules is not None and rules.may_match(state.path.encode("latin-1")):
             before = state.target
+            if variables is None:
+                variables = _variables(rewriting, request, client, target, path, query)
             rules.run(state, variables, maps)
             if state.action != CONTINUE:
                 return _ended(state, rewriting)
@@ -166,6 +186,18 @@ def decide(
     decision = Decision(ROUTED, state)
     decision.match = match
     return decision
+
+
+def _variables(
+    rewriting: Rewriting, request: Request, client: Downstream, target: str, path: str,
+    query: str,
+) -> RequestVariables:
+    host = (request.host or client.local_authority).decode("latin-1")
+    return RequestVariables(
+        request.method.decode("latin-1"), target, path, query, request.headers, host,
+        client.scheme.decode("latin-1"), request.version.decode("latin-1"),
+        client.remote_addr.decode("latin-1"), client.remote_port.decode("latin-1"),
+        rewriting.document_root)
 
 
 def _ended(state: RuleState, rewriting: Rewriting) -> Decision:

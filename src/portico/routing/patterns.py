@@ -9,6 +9,7 @@ the same interface.
 
 from __future__ import annotations
 
+import importlib
 import re
 from typing import Any, Final
 
@@ -68,3 +69,45 @@ def wildcard_regex(pattern: str) -> str:
         else:
             out.append(re.escape(char))
     return "^" + "".join(out) + "$"
+
+
+def required_literal(pattern: str, syntax: str, ignore_case: bool) -> tuple[bool, str] | None:
+    """(anchored, text): a literal every input the pattern matches must start with
+    (anchored) or contain; None when there is none to find (``.*``, ``^a|^b``).
+
+    It lets a rule list skip its patterns for the many requests that no rule can
+    match (a ``str.startswith`` of a tuple instead of one RE2 call per rule). Found
+    with Python's own regex parser; a pattern it cannot read has none."""
+    if syntax == "exact":
+        return True, pattern.lower() if ignore_case else pattern
+    source = wildcard_regex(pattern) if syntax == "wildcard" else pattern
+    try:
+        parser: Any = importlib.import_module("re._parser")  # Python's own (3.11+)
+        parsed = parser.parse(source)
+    except Exception:  # RE2-only syntax, or a parser that moved: no shortcut
+        return None
+    items = list(parsed)
+    anchored = bool(items) and items[0] == (parser.AT, parser.AT_BEGINNING)
+    if anchored:
+        items = items[1:]
+    text = _leading_literal(items, parser)
+    if not text:
+        return None
+    folded = ignore_case or bool(parsed.state.flags & re.IGNORECASE)
+    return anchored, text.lower() if folded else text
+
+
+def _leading_literal(items: list[Any], parser: Any) -> str:
+    text = ""
+    for op, arg in items:
+        if op == parser.LITERAL:
+            text += chr(arg)
+        elif op == parser.SUBPATTERN and arg[1] == 0 and arg[2] == 0:  # (...) without flags
+            inner = list(arg[3])
+            literal = _leading_literal(inner, parser)
+            text += literal
+            if len(literal) != len(inner):
+                break
+        else:
+            break
+    return text

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
 
-from portico.routing.patterns import Pattern
+from portico.routing.patterns import Pattern, required_literal
 from portico.routing.templates import Lookup, Scope, Template, parse
 from portico.routing.variables import RequestVariables
 
@@ -43,6 +43,9 @@ ABORT: Final = "abort"
 REFUSE: Final = "refuse"  # an error answer: status and reason (403 unsafe URL, 500 loop)
 
 _UNSAFE: Final = frozenset(chr(c) for c in (*range(0x21), 0x7F))
+# A rewritten URL longer than this is refused (414): captures repeated by a rule, and
+# rounds of [N], cannot grow a URL without bound.
+MAX_URL: Final = 65536
 
 
 def lookup_of(maps: Sequence[MapPlan]) -> Lookup:
@@ -187,7 +190,8 @@ class RuleState:
 class RuleSet:
     """Compiled rules of one scope (the server's, or a route's)."""
 
-    __slots__ = ("document_root", "max_rounds", "prefix", "rules")
+    __slots__ = ("_contains", "_folded", "_gate_input", "_starts", "document_root",
+                 "max_rounds", "prefix", "rules")
 
     def __init__(
         self,
@@ -206,6 +210,48 @@ class RuleSet:
         self.max_rounds = max_rounds
         self.prefix = prefix  # a route's prefix, for ``route_relative`` inputs
         self.document_root = document_root
+        self._gate(plans)
+
+    def _gate(self, plans: Sequence[RulePlan]) -> None:
+        """What ``may_match`` checks: when every rule's pattern needs a literal (and
+        none is negated), an input with none of them changes nothing."""
+        self._gate_input = ""
+        self._starts: tuple[bytes, ...] = ()
+        self._contains: tuple[bytes, ...] = ()
+        self._folded = False
+        kinds = {plan.match_input for plan in plans}
+        literals = [None if plan.negate else
+                    required_literal(plan.pattern, plan.syntax, plan.ignore_case)
+                    for plan in plans]
+        if len(kinds) != 1 or not plans or any(lit is None for lit in literals):
+            return
+        found = [lit for lit in literals if lit is not None]
+        self._folded = any(plan.ignore_case for plan in plans)
+        fold = str.lower if self._folded else str
+        if any(ord(c) > 0x7F for _, text in found for c in text):
+            return  # the gate compares bytes as sent: ASCII literals only
+        # Anchored literals as prefixes of the whole canonical path (no '//' in it).
+        kind = kinds.pop()
+        lead = {"path": "", "path_without_slash": "/", "route_relative": self.prefix + "/"}[kind]
+        self._starts = tuple(fold(lead + text).encode("latin-1")
+                             for anchored, text in found if anchored)
+        self._contains = tuple(fold(text).encode("ascii")
+                               for anchored, text in found if not anchored)
+        self._gate_input = kind
+
+    def may_match(self, path: bytes) -> bool:
+        """False when no rule can match ``path`` (canonical, as sent), so running them
+        would change nothing."""
+        if not self._gate_input:
+            return True
+        if self._folded:
+            path = path.lower()
+        if path.startswith(self._starts):  # an empty tuple: False
+            return True
+        for text in self._contains:
+            if text in path:
+                return True
+        return False
 
     def run(self, state: RuleState, variables: RequestVariables, maps: Lookup) -> None:
         """Run the rules on ``state`` (changed in place)."""
@@ -285,6 +331,9 @@ class RuleSet:
             return
         target = scope.render(rule.url)
         scope.escape = False
+        if len(target) + len(state.query) > MAX_URL:
+            state.refuse(414, "the rewritten URL is too long")
+            return
         path, query = _with_query(target, state.query, plan.query)
         if action == "redirect":
             location = path + ("?" + query if query else "")

@@ -218,7 +218,9 @@ class Scope:
             elif kind in (RULE_CAPTURE, CONDITION_CAPTURE):
                 groups = self.rule if kind == RULE_CAPTURE else self.conditions
                 value = groups[index] if index < len(groups) else ""
-                out.append(escape_backreference(value) if self.escape else value)
+                # [B]: captures are taken %-encoded as sent; Apache escapes the decoded
+                # text, so decode first and the output is Apache's (foo%2fbar+baz).
+                out.append(escape_backreference(unquote(value)) if self.escape else value)
             elif kind == VARIABLE:
                 out.append(self.variables(text))
             elif kind == FUNCTION:
