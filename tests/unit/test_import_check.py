@@ -95,7 +95,7 @@ class OldServer(BaseHTTPRequestHandler):
 @pytest.fixture
 def old_server() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), OldServer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()

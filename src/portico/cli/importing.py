@@ -127,8 +127,9 @@ def _evaluator(config_file: Path) -> Evaluate:
 def _check(config_file: Path, samples_file: Path, against: str | None) -> None:
     from portico.importers.samples import (
         SampleError,
-        check_samples,
         compare_live,
+        judge,
+        outcomes_of,
         parse_samples,
     )
 
@@ -137,8 +138,9 @@ def _check(config_file: Path, samples_file: Path, against: str | None) -> None:
     except SampleError as exc:
         err.print(f"[bold red]error[/] {escape(str(exc))}")
         sys.exit(2)
-    evaluate = _evaluator(config_file)
-    verdicts = check_samples(samples, evaluate)
+    outcomes = outcomes_of(samples, _evaluator(config_file))
+    verdicts = [judge(sample, outcome) for sample, outcome in zip(samples, outcomes,
+                                                                   strict=True)]
     table = _table(str(samples_file), "expected")
     for verdict in verdicts:
         table.add_row(str(verdict.sample.line), escape(f"{verdict.sample.method} "
@@ -148,7 +150,7 @@ def _check(config_file: Path, samples_file: Path, against: str | None) -> None:
     out.print(table)
     failed = sum(not v.passed for v in verdicts)
     if against:
-        live = compare_live(samples, evaluate, against)
+        live = compare_live(samples, outcomes, against)
         table = _table("against the old server", against)
         for verdict in live:
             table.add_row(str(verdict.sample.line), escape(f"{verdict.sample.method} "

@@ -138,6 +138,10 @@ def check_samples(samples: list[Sample], evaluate: Evaluate) -> list[Verdict]:
     return [judge(sample, evaluate(sample.method, sample.target)) for sample in samples]
 
 
+def outcomes_of(samples: list[Sample], evaluate: Evaluate) -> list[Outcome]:
+    return [evaluate(sample.method, sample.target) for sample in samples]
+
+
 def ask_live(base: str, sample: Sample, timeout: float = 10.0) -> tuple[int | None, str | None]:
     """Status and Location of the old server's answer (no redirect followed)."""
     parts = urlsplit(base)
@@ -156,15 +160,15 @@ def ask_live(base: str, sample: Sample, timeout: float = 10.0) -> tuple[int | No
         connection.close()
 
 
-def compare_live(samples: list[Sample], evaluate: Evaluate, base: str) -> list[Verdict]:
-    """The old server's status and Location against portico's own answer.
+def compare_live(samples: list[Sample], outcomes: list[Outcome], base: str) -> list[Verdict]:
+    """The old server's status and Location against portico's own answer (``outcomes``,
+    one per sample, as ``evaluate`` gave them for ``check_samples``).
 
     A request portico proxies is compared by status only when the old server
     answered it itself (not 3xx): the upstream decides that status in both.
     """
     verdicts = []
-    for sample in samples:
-        outcome = evaluate(sample.method, sample.target)
+    for sample, outcome in zip(samples, outcomes, strict=True):
         status, location = ask_live(base, sample)
         old = "no answer" if status is None else f"{status} {location or ''}".strip()
         if outcome.get("action") == "proxy":
