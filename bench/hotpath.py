@@ -2,7 +2,8 @@
 
 ``python bench/hotpath.py [N]`` prints microseconds per proxied small GET; with
 ``--headers`` the request carries ten browser headers more; with ``--metrics``
-``[metrics]`` is on (its deltas handed to a no-op at each tick); with ``--profile``
+``[metrics]`` is on (its deltas handed to a no-op at each tick); with ``--rules`` the
+route has 20 rewrite rules (``RULES``); with ``--profile``
 it prints a cProfile summary (of the pure-Python build: ``make setup PORTICO_PURE=1``).
 Used to guide the hot-path work described in docs/performance.md.
 """
@@ -38,6 +39,16 @@ path = "/myapp"
 upstream = "http://127.0.0.1:9/"
 request_headers.set = { "X-Forwarded-Prefix" = "{prefix}" }
 """
+# ``--rules``: 20 rewrite rules on the route, legacy redirects none of which this request
+# matches (the common case; bench/rules.py compares the same with wrk).
+RULES = "".join(f"""
+[[route.rewrite.rule]]
+name = "legacy-{i}"
+match_input = "route_relative"
+pattern = "^legacy{i}/(.*)"
+action = "redirect"
+url = "/myapp/v2/{i}/{{R:1}}"
+""" for i in range(20))
 REQUEST = b"GET /myapp/small HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
 BROWSER = (  # ten more request headers, as bench/run.py's "10 headers" workload sends
     b"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)\r\n"
@@ -57,6 +68,7 @@ def main() -> None:
     request = REQUEST[:-2] + BROWSER + b"\r\n" if "--headers" in sys.argv else REQUEST
     loop = asyncio.new_event_loop()
     config = CONFIG + ("[metrics]\nenabled = true\n" if "--metrics" in sys.argv else "")
+    config += RULES if "--rules" in sys.argv else ""
     plan = serving_plan(parse(config, "hotpath"), Path.cwd(), Path.cwd())
     gateway = build_gateway(plan, loop, metrics_send=lambda deltas: None)
     client = ClientConnection(gateway)

@@ -20,8 +20,9 @@ from portico.config.compile import compile_plan, serving_plan
 from portico.config.schema import Config
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
 
-# Keys validated but deliberately left out of the plan (none today).
-CHECKED_ONLY: set[str] = set()
+# Keys validated but deliberately left out of the plan: a route's rule may not name a
+# host (the route has its own; config/rules.py refuses it), [[rewrite.rule]]'s does.
+CHECKED_ONLY: set[str] = {"route.rewrite.rule.host"}
 
 DELETE = object()  # in an alternative: remove the key from its table
 
@@ -31,6 +32,44 @@ BASE: dict[str, Any] = {
     "route": [{"path": "/r", "upstream": "https://10.0.0.1/"}],
     "app": [{"name": "a", "asgi": "m:app"}],
     "tls": {"certificate": [{"hosts": ["a.test"], "cert": "c.pem", "key": "k.pem"}]},
+}
+# The rewrite tables (config/rules.py), top level and per route.
+_RULE = {"pattern": "^a(.*)", "url": "/b{R:1}",
+         "conditions": [{"input": "{HTTP_HOST}", "pattern": "x"}]}
+_OUTBOUND = {"pattern": "^http://a/(.*)", "value": "/{R:1}",
+             "conditions": [{"input": "{RESPONSE_CONTENT_TYPE}", "pattern": "text"}]}
+BASE["rewrite"] = {"rule": [_RULE], "outbound": [_OUTBOUND],
+                   "map": [{"name": "m", "entries": {"a": "b"}}]}
+BASE["route"][0]["rewrite"] = {"rule": [_RULE], "outbound": [_OUTBOUND]}
+_REWRITE_ALTERNATIVES: dict[str, Any] = {
+    **{f"{scope}.rule.{key}": value for scope in ("rewrite", "route.rewrite")
+       for key, value in {
+           "name": "n", "dialect": "apache", "match_input": "path", "pattern": "^c",
+           "syntax": "exact", "ignore_case": False, "action": "none", "url": "/c",
+           "status": {"action": "redirect", "status": 307},
+           "reason": {"action": "respond", "status": 403, "reason": "No"},
+           "body": {"action": "respond", "status": 403, "body": "No"},
+           "query": "replace", "negate": {"negate": True, "url": "/b"},
+           "request_headers": {"request_headers": {"X-A": "1"}},
+           "response_headers": {"response_headers": {"X-A": "1"}},
+           "conditions.input": "{HTTPS}", "conditions.pattern": "y",
+           "conditions.match_type": "is_file", "conditions.ignore_case": False,
+       }.items()},
+    **{f"{scope}.outbound.{key}": value for scope in ("rewrite", "route.rewrite")
+       for key, value in {
+           "name": "n", "dialect": "apache", "header": "Refresh", "pattern": "^c",
+           "syntax": "exact", "ignore_case": False, "action": "none", "value": "v",
+           "conditions.input": "{HTTPS}", "conditions.pattern": "y",
+           "conditions.match_type": "is_file", "conditions.ignore_case": False,
+       }.items()},
+    "rewrite.rule.host": "x.test",
+    "rewrite.map.name": "n",
+    "rewrite.map.entries": {"entries": {"a": "c"}},
+    "rewrite.map.file": "map.txt",
+    "rewrite.map.function": {"function": "tolower", "entries": DELETE},
+    "rewrite.map.default": "d",
+    "rewrite.proxy_hosts": ["10.0.0.9:80"],
+    "rewrite.document_root": "www",
 }
 
 # A changed value for the keys whose type gives none (a number gets one more, a
@@ -58,6 +97,9 @@ ALTERNATIVES: dict[str, Any] = {
     "route.health.expect_status": [204],
     "route.health.expect_body": "ok",
     "route.health.headers": {"X-Probe": "1"},
+    "route.access.allow": ["10.0.0.0/8"],
+    "route.access.deny": ["10.0.0.9"],
+    "route.basic_auth": {"basic_auth": {"users": {"a": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"}}},
     **{f"route.{side}_headers.{op}": value
        for side in ("request", "response")
        for op, value in (("set", {"X-A": "1"}), ("add", {"X-A": ["1", "2"]}),
@@ -86,6 +128,7 @@ ALTERNATIVES: dict[str, Any] = {
     "admin.key": {"listen": "https://127.0.0.1:9443", "cert": "a.pem", "key": "a-key.pem"},
     "admin.client_ca": {"listen": "https://127.0.0.1:9443", "cert": "a.pem", "key": "k.pem",
                         "client_ca": "ca.pem"},
+    **_REWRITE_ALTERNATIVES,
 }
 
 
@@ -139,6 +182,7 @@ def changed(key: str, base_dir: Path) -> dict[str, Any]:
         else:
             table[update_key] = update
     (base_dir / "ca.pem").write_text("a CA file compile only checks exists\n")
+    (base_dir / "map.txt").write_text("z c\n")
     return data
 
 

@@ -18,7 +18,7 @@ from portico.errors import ProxyError
 from portico.http import writer
 from portico.http.events import END, Data, Event, Request
 from portico.http.parser import RequestParser
-from portico.routing.path import decode_path, remove_dot_segments, under_prefix
+from portico.routing.path import decode_path, merge_slashes, remove_dot_segments, under_prefix
 from portico.routing.proxypass import ReverseMap
 from portico.routing.table import Route, RouteTable
 from portico.upstream.backend import Backend
@@ -142,7 +142,8 @@ def test_routing_stays_inside_whole_segments(target: bytes, query: bytes) -> Non
         assert exc.status in (400, 404)
         return
     prefix = match.route.prefix
-    canonical = remove_dot_segments(decode_path(target))
+    # Repeated slashes are one (issue 20: as Apache and nginx, //myapp/x is /myapp/x).
+    canonical = remove_dot_segments(merge_slashes(decode_path(target)))
     assert under_prefix(canonical, prefix)  # whole segments, after decoding and dot-segments
     assert not match.target.startswith(b"//")
     assert not any(c in match.target for c in b"\r\n\x00")

@@ -33,7 +33,12 @@ def resolve(t: RouteTable, target: bytes, host: bytes = b"a.example") -> tuple[b
         (b"/myapp?x=1", b"/?x=1"),
         (b"/myapp/a%2Fb%20c/%C3%A9", b"/a%2Fb%20c/%C3%A9"),
         (b"/my%61pp/x", b"/x"),
-        (b"/myapp/a/../b", b"/a/../b"),
+        # Issue 20: canonical as Apache and nginx forward it (dot-segments, double slashes).
+        (b"/myapp/a/../b", b"/b"),
+        (b"/myapp/./echo", b"/echo"),
+        (b"//myapp//echo", b"/echo"),
+        (b"/myapp/a/%2e%2E/b?x=/../y", b"/b?x=/../y"),
+        (b"/myapp/a%2F..%2Fb/", b"/a%2F..%2Fb/"),
     ],
 )
 def test_prefix_is_replaced_by_one_slash_and_the_rest_is_byte_exact(
@@ -122,3 +127,12 @@ def test_remove_dot_segments() -> None:
     assert remove_dot_segments(b"/a/b/../c/./d") == b"/a/c/d"
     assert remove_dot_segments(b"/../a") == b"/a"
     assert remove_dot_segments(b"/a/..") == b"/"
+
+
+def test_forward_raw_path_keeps_the_path_as_sent() -> None:
+    t = RouteTable([Route(0, b"/myapp", None, UP, forward_raw_path=True)])
+    assert t.resolve(b"a", b"/myapp/./x//y").target == b"/./x//y"
+    assert t.resolve(b"a", b"//myapp/x").target == b"/x"
+    with pytest.raises(ProxyError) as refused:
+        t.resolve(b"a", b"/myapp/../etc")
+    assert refused.value.status == 400

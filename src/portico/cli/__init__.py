@@ -1,4 +1,5 @@
-"""The command line: ``portico init|run|check|explain|status|reload|app|ui|admin|config|service``.
+"""The command line: ``portico init|run|check|explain|status|reload|app|ui|admin|config|
+try|import|passwd|doctor|service``.
 One TOML file, one command.
 
 Without ``-c``, every command reads ``./portico.toml``; where there is none, ``run``,
@@ -14,9 +15,12 @@ from portico.cli.admin import admin, config_group, reload, ui
 from portico.cli.apps import app
 from portico.cli.certs import cert
 from portico.cli.doctor import doctor
+from portico.cli.importing import import_
+from portico.cli.passwd import passwd
 from portico.cli.project import check, explain, init, run
 from portico.cli.services import service
 from portico.cli.status import status
+from portico.cli.try_url import try_url
 
 
 def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -36,5 +40,5 @@ def main() -> None:
 
 
 for command in (init, check, explain, run, status, reload, app, ui, admin, config_group, cert,
-                service, doctor):
+                service, doctor, try_url, import_, passwd):
     main.add_command(command)

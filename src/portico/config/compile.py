@@ -23,8 +23,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from portico.config.access import access_plan
 from portico.config.acquire import checked_certificates, free_ports, issue_self_signed
 from portico.config.admin import admin_plan
+from portico.config.auth import basic_auth_plan
 from portico.config.balancing import balance_plan, route_backends, with_balance_secret
 from portico.config.instances import instance_binds, instance_name
 from portico.config.metrics import metrics_plan
@@ -36,6 +38,7 @@ from portico.config.plan import (
     ServerPlan,
     ServingPlan,
 )
+from portico.config.rules_compile import origin_key, rewrite_plan, route_rewrite_plan
 from portico.config.schema import App, Config, HeaderRules
 from portico.config.schema import Route as RouteConfig
 from portico.errors import ConfigError, key_path
@@ -144,6 +147,10 @@ def upstream_of(route: RouteConfig, config: Config) -> tuple[Backend, str]:
 def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan:
     """What every serving process needs; a missing CA file is a ConfigError naming its key."""
     server, limits = config.server, config.server.limits
+    rewrite = rewrite_plan(config.rewrite, base_dir, [
+        origin_key(backend.scheme, backend.host, backend.port)
+        for route in config.route for backend in route_backends(route, config)[0]],
+        _take(RouteLimits, limits))
     routes = []
     for index, route in enumerate(config.route):
         backends, base = route_backends(route, config)
@@ -162,11 +169,15 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
             ca=ca,
             preserve_path=route.preserve_path,
             preserve_host=route.preserve_host,
+            forward_raw_path=route.forward_raw_path,
             request_headers=_rules(route.request_headers),
             response_headers=_rules(route.response_headers),
             limits=RouteLimits(**{
                 name: _pick(getattr(route.limits, name), getattr(limits, name))
                 for name in _field_names(RouteLimits)}),
+            rewrite=route_rewrite_plan(route.rewrite, rewrite, ("route", index, "rewrite")),
+            access=access_plan(route.access),
+            basic_auth=basic_auth_plan(route.basic_auth),
         ))
     return ServingPlan(
         server=_take(
@@ -182,6 +193,7 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
         certificates=certificate_sources(config, base_dir, state_dir),
         tls_reload_interval=config.tls.reload_interval,
         metrics=metrics_plan(config.metrics),
+        rewrite=rewrite,
     )
 
 

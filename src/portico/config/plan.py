@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from portico.admin.plan import AdminPlan
+from portico.config.access import AccessPlan
+from portico.config.auth import BasicAuthPlan
 from portico.config.backends import BackendPlan, BalancePlan
+from portico.config.rules_plan import RewritePlan, RouteRewritePlan
 from portico.metrics.plan import MetricsPlan
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
 from portico.tls.store import CertFacts, CertSource
@@ -51,9 +54,13 @@ class RoutePlan:
     ca: Path | None
     preserve_path: bool
     preserve_host: bool
+    forward_raw_path: bool
     request_headers: HeaderRulesPlan
     response_headers: HeaderRulesPlan
     limits: RouteLimits  # the route's limits, the server's where the route sets none
+    rewrite: RouteRewritePlan
+    access: AccessPlan | None = None  # config/access.py: IP allow/deny lists
+    basic_auth: BasicAuthPlan | None = None  # config/auth.py
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,7 @@ class ServingPlan:
     app_waits: dict[str, float]
     certificates: list[CertSource]
     tls_reload_interval: float
+    rewrite: RewritePlan
     metrics: MetricsPlan = dataclasses.field(default_factory=MetricsPlan)
     # Signs balance = "cookie"'s cookies, the same in every worker (config/balancing.py);
     # "" until ``run_plan`` reads it from the state dir (then each process draws its own).

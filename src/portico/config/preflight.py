@@ -20,6 +20,7 @@ from pathlib import Path
 from portico.config.importable import AppToProbe, import_problems
 from portico.config.instances import instance_binds
 from portico.config.listen import parse_listen
+from portico.config.rules_compile import rewrite_problems
 from portico.config.schema import Config
 from portico.errors import ConfigError
 from portico.ports import holder_of
@@ -29,6 +30,7 @@ from portico.supervisor.commands import app_cwd, split_bind
 def preflight(config: Config, base_dir: Path, file: str) -> list[ConfigError]:
     """Every problem ``portico run`` would stop at (or an app would fail on) here."""
     problems = certificate_problems(config, base_dir, file)
+    problems += rewrite_problems(config, base_dir, file)
     problems += port_problems(config, file)
     probes = []
     for index, app in enumerate(config.app):

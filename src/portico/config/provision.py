@@ -18,6 +18,7 @@ from portico.metrics.counters import RequestMetrics, Send
 from portico.policy.forwarded import Forwarding, Trust
 from portico.proxy.accesslog import AccessLog
 from portico.proxy.gateway import Gateway
+from portico.proxy.rewrite import build_rewriting
 from portico.proxy.route_policy import compile_policies
 from portico.routing.table import Route, RouteTable
 from portico.tls.contexts import upstream_context
@@ -71,6 +72,7 @@ def build_routes(
                 base_path=base_path,
                 preserve_path=route.preserve_path,
                 preserve_host=route.preserve_host,
+                forward_raw_path=route.forward_raw_path,
             )
         )
     return RouteTable(routes)
@@ -88,9 +90,13 @@ def build_gateway(
     server = plan.server
     if pool is None:
         pool = UpstreamPool(loop, server.pool.max_idle, server.pool.idle_timeout)
+    routes = build_routes(plan, pool, gates)
+    rewriting, proxy_targets = build_rewriting(plan, pool, len(plan.routes))
+    if proxy_targets:
+        routes = RouteTable(routes.routes, proxy_targets)
     gateway = Gateway(
         loop=loop,
-        routes=build_routes(plan, pool, gates),
+        routes=routes,
         hsts=server.hsts.encode("latin-1") if server.hsts else None,
         redirect_to_https=server.redirect_to_https,
         forwarding=Forwarding(Trust(server.trusted_proxies), rfc7239=server.forwarded),
@@ -104,7 +110,7 @@ def build_gateway(
     if plan.metrics.enabled and metrics_send is not None:
         labels = [route.log_label.decode("latin-1") for route in gateway.routes.routes]
         gateway.metrics = RequestMetrics(labels, metrics_send)
-    gateway.policies = compile_policies(plan, gateway)
+    gateway.policies = compile_policies(plan, gateway, rewriting)
     return gateway
 
 

@@ -19,11 +19,14 @@ from pydantic import (
     model_validator,
 )
 
+from portico.config.access import Access
 from portico.config.admin import Admin
+from portico.config.auth import BasicAuth
 from portico.config.balancing import BalancingKeys, check_balancing
 from portico.config.instances import instance_binds, parse_bind
 from portico.config.listen import parse_listen
 from portico.config.metrics import Metrics
+from portico.config.rules import Rewrite, RouteRewrite
 from portico.config.units import Duration, Size
 from portico.policy.header_ops import Template, check_name
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
@@ -149,11 +152,20 @@ class Route(BalancingKeys):
     """Forward the full original path (IIS ``{R:0}``): the app mounts itself under the prefix."""
     preserve_host: bool = False
     """Send the client's Host upstream instead of the upstream's own."""
+    forward_raw_path: bool = False
+    """Forward the path as the client sent it: dot-segments and repeated slashes kept
+    (by default they are removed, as Apache and nginx do, and routing is unchanged)."""
     request_headers: HeaderRules = HeaderRules()
     """Changes to the request's header fields on the way to the upstream."""
     response_headers: HeaderRules = HeaderRules()
     """Changes to the response's header fields on the way to the client."""
     limits: RouteLimitOverrides = RouteLimitOverrides()
+    rewrite: RouteRewrite = RouteRewrite()
+    """URL rewrite rules run once this route is chosen, and its outbound rules."""
+    access: Access = Access()
+    """IP allow and deny lists (config/access.py)."""
+    basic_auth: BasicAuth | None = None
+    """HTTP basic auth with argon2 hashes (config/auth.py)."""
     verify: bool = True
     """For an https upstream: check its certificate and name (``false`` warns at start)."""
     ca: str | None = None
@@ -461,6 +473,7 @@ class Config(_Table):
     tls: Tls = Tls()
     metrics: Metrics = Metrics()
     admin: Admin = Admin()
+    rewrite: Rewrite = Rewrite()
 
     @model_validator(mode="after")
     def _references(self) -> Config:

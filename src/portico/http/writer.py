@@ -15,6 +15,8 @@ _REASONS: Final = {
     304: b"Not Modified",
     308: b"Permanent Redirect",
     400: b"Bad Request",
+    401: b"Unauthorized",
+    403: b"Forbidden",
     404: b"Not Found",
     405: b"Method Not Allowed",
     408: b"Request Timeout",

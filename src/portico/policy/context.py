@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Final
 
-from portico.http.events import Request
+from portico.http.events import Headers, Request
 
 
 class RequestFacts:
     """What portico knows of one request; values are bytes ready for a header."""
 
-    __slots__ = ("host", "port", "prefix", "remote_addr", "request_id", "scheme")
+    __slots__ = ("host", "port", "prefix", "remote_addr", "request_id", "rule_fields", "scheme")
 
     def __init__(
         self,
@@ -27,6 +27,8 @@ class RequestFacts:
         self.remote_addr = remote_addr
         self.prefix = prefix  # the stripped prefix, b"" when nothing was stripped
         self.request_id = request_id
+        # (request, response) fields rewrite rules set (proxy/rewrite.py), if any
+        self.rule_fields: tuple[Headers, Headers] | None = None
 
     def get(self, name: str) -> bytes:
         value: bytes = getattr(self, name)

@@ -17,6 +17,19 @@ from portico.policy.context import RequestFacts, client_request_id, public_port
 from portico.proxy.downstream import Downstream
 from portico.proxy.exchange import Exchange
 from portico.proxy.phases import Answer, RequestFilter
+from portico.proxy.rewrite import (
+    ABORTED,
+    FAILED,
+    ROUTED,
+    Decision,
+    Rewriting,
+    custom_response,
+    decide,
+    request_fields,
+    response_fields,
+)
+from portico.routing.rules import RuleState
+from portico.routing.table import RouteMatch
 
 if TYPE_CHECKING:
     from portico.proxy.gateway import Gateway
@@ -31,11 +44,18 @@ def open_exchange(client: Downstream, request: Request, gw: Gateway) -> Exchange
         policies.request_filter, client, request, gw, None, started
     ):
         return None
-    try:
-        match = gw.routes.resolve(request.host, request.target)
-    except ProxyError as exc:
-        _refuse(client, request, gw, exc, None, started)
-        return None
+    rules: RuleState | None = None
+    if policies.rewrite is not None:
+        decided = _rewritten(policies.rewrite, client, request, gw, started)
+        if decided is None:
+            return None
+        match, rules = decided
+    else:
+        try:
+            match = gw.routes.resolve(request.host, request.target)
+        except ProxyError as exc:
+            _refuse(client, request, gw, exc, None, started)
+            return None
     route = match.route
     policy = policies.routes[route.index]
     if policy.request_filter and _filtered(
@@ -56,7 +76,43 @@ def open_exchange(client: Downstream, request: Request, gw: Gateway) -> Exchange
         route.prefix if match.stripped else b"",
         client_request_id(request) or gw.request_id(),
     )
+    if rules is not None and (rules.request_headers or rules.response_headers):
+        facts.rule_fields = (request_fields(rules), response_fields(rules))
     return Exchange(client, request, gw, match, policy, facts, started)
+
+
+def _rewritten(
+    rewriting: Rewriting, client: Downstream, request: Request, gw: Gateway, started: float
+) -> tuple[RouteMatch, RuleState | None] | None:
+    """Phase request_filter, the rewrite rules (proxy/rewrite.py): the route match and
+    the response fields rules set; None when the request was answered here."""
+    decision = decide(rewriting, request, client, gw.routes)
+    if type(decision) is RouteMatch:  # no rule could match: the common case
+        return decision, None
+    assert isinstance(decision, Decision)
+    state = decision.state
+    if decision.kind == ROUTED:
+        assert decision.match is not None
+        return decision.match, state
+    if decision.kind == ABORTED:
+        _answered(client, request, gw, 0, 0, gw.request_id(), None, started, clean=False)
+    elif decision.kind == FAILED:
+        assert decision.error is not None
+        _refuse(client, request, gw, decision.error, None, started)
+    else:
+        rid = client_request_id(request) or gw.request_id()
+        headers = decision.headers
+        headers.append((b"X-Request-ID", rid))
+        if decision.body:
+            client.start_response(
+                custom_response(decision.status, decision.reason, len(decision.body)), headers)
+            if request.method != b"HEAD":
+                client.send_data(decision.body)
+            client.end()
+        else:
+            client.send_answer(decision.status, headers)
+        _answered(client, request, gw, decision.status, len(decision.body), rid, None, started)
+    return None
 
 
 def _filtered(
@@ -104,13 +160,15 @@ def _answered(
     rid: bytes,
     route: Route | None,
     started: float,
+    clean: bool = True,
 ) -> None:
     """Log an answer made before an exchange (the gateway's log sinks: the access log,
-    metrics), then let the client go on."""
+    metrics), then let the client go on (``clean`` False: close the connection, as an
+    ``abort`` rule does)."""
     if gw.policies.log:
         gw.log_answer((
             client.remote_addr, request.method, request.target, request.version, status, sent,
             request.get(b"referer"), request.get(b"user-agent"), rid,
             route.log_label if route else b"", route.backend.authority if route else b"",
         ), route.index if route else -1, gw.loop.time() - started)
-    client.finished(True)
+    client.finished(clean)

@@ -26,6 +26,7 @@ class Downstream:
     def __init__(self) -> None:
         self.scheme = b"http"  # how the client reached portico: b"http" or b"https"
         self.remote_addr = b"-"  # the peer's address, b"-" if unknown
+        self.remote_port = b""  # the peer's port, b"" if unknown (rules' REMOTE_PORT)
         self.trusted = False  # the peer is a trusted proxy (its X-Forwarded-* are kept)
         self.local_authority = b""  # "host:port" it connected to (a Host-less 1.0 request)
 

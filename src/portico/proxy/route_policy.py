@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 
 from portico.policy.forwarded import OWN_REQUEST_HEADERS
 from portico.policy.header_ops import HeaderOps
+from portico.proxy.access import access_filters
 from portico.proxy.accesslog import LogSink
+from portico.proxy.auth import auth_filters
 from portico.proxy.phases import (
     BackendSelector,
     Balanced,
@@ -31,6 +33,7 @@ from portico.proxy.phases import (
     ReverseFields,
     UpstreamRequestFilter,
 )
+from portico.proxy.rewrite import Rewriting, RuleRequestFields, rule_response_filters
 from portico.routing.proxypass import ReverseMap
 from portico.settings import RouteLimits
 from portico.upstream.backend import Backend
@@ -62,18 +65,22 @@ class RoutePolicy:
 
 @dataclass(frozen=True, slots=True)
 class Policies:
-    """The gateway's: request filters run before routing, then each route's policy."""
+    """The gateway's: request filters run before routing, then each route's policy.
+    ``rewrite``: the rewrite rules (proxy/rewrite.py), run after request_filter."""
 
     request_filter: tuple[RequestFilter, ...] = ()
     routes: tuple[RoutePolicy, ...] = ()
     log: tuple[LogSink, ...] = ()  # the log phase of the answers made before routing
+    rewrite: Rewriting | None = None
 
 
 def compile_policies(
-    plan: ServingPlan, gw: Gateway, rng: random.Random | None = None
+    plan: ServingPlan, gw: Gateway, rewriting: Rewriting | None = None,
+    rng: random.Random | None = None,
 ) -> Policies:
     """Build every phase once; ``gw`` supplies the shared pieces (forwarding, the log);
-    ``rng`` the balancing policies' lots (seeded in tests)."""
+    ``rng`` the balancing policies' lots (seeded in tests). Routes after the plan's are
+    a rewrite rule's proxy targets (one backend, no header rules)."""
     rng = rng or random.Random()
     secret = plan.balance_secret.encode("ascii") or os.urandom(32)
     log: tuple[LogSink, ...] = (gw.access_log,) if gw.access_log.enabled else ()
@@ -81,25 +88,32 @@ def compile_policies(
         log += (gw.metrics,)
     hsts: tuple[ResponseFilter, ...] = (Hsts(gw.hsts),) if gw.hsts else ()
     routes = []
-    for spec, route in zip(plan.routes, gw.routes.routes, strict=True):
+    targets = gw.routes.routes[len(plan.routes):]
+    for spec, route in [*zip(plan.routes, gw.routes.routes, strict=False),
+                        *((None, target) for target in targets)]:
         backend = route.backend
         upstream_request: list[UpstreamRequestFilter] = [
             ForwardedFields(gw.forwarding, route.preserve_host)
         ]
-        request_ops = _ops(spec.request_headers, OWN_REQUEST_HEADERS)
+        request_ops = _ops(spec.request_headers if spec else None, OWN_REQUEST_HEADERS)
+        if rewriting is not None and rewriting.sets_request_fields:
+            upstream_request.append(RuleRequestFields())
         if not request_ops.empty:
             upstream_request.append(RequestHeaderRules(request_ops))
         stripped = bool(route.prefix) and not route.preserve_path
         response: list[ResponseFilter] = [ReverseFields(ReverseMap(
             backend, route.base_path, route.prefix, stripped, route.backends[1:]))]
-        response_ops = _ops(spec.response_headers)
+        response_ops = _ops(spec.response_headers if spec else None)
         if not response_ops.empty:
             response.append(ResponseHeaderRules(response_ops))
+        response += rule_response_filters(plan, spec, rewriting)
         response.append(EchoRequestId())
-        selector, passive, sticky = _selector(spec, route, gw, secret, rng)
+        selector, passive, sticky = (_selector(spec, route, gw, secret, rng) if spec
+                                     else (OnlyBackend(backend), None, None))
         routes.append(RoutePolicy(
-            limits=spec.limits,
-            request_filter=(),
+            limits=spec.limits if spec else plan.rewrite.limits,
+            request_filter=(access_filters(spec.access, gw.forwarding.trust)
+                            + auth_filters(spec.basic_auth)) if spec else (),
             select_backend=selector,
             upstream_request_filter=tuple(upstream_request),
             response_filter=tuple(response) + hsts,
@@ -109,7 +123,7 @@ def compile_policies(
             sticky=sticky,
         ))
     redirect: tuple[RequestFilter, ...] = (RedirectToHttps(gw),) if gw.redirect_to_https else ()
-    return Policies(redirect, tuple(routes), log)
+    return Policies(redirect, tuple(routes), log, rewriting)
 
 
 def _selector(
@@ -152,5 +166,7 @@ def checked(policies: Policies) -> list[tuple[Backend, CheckState]]:
     return found
 
 
-def _ops(rules: HeaderRulesPlan, own: dict[bytes, bytes] | None = None) -> HeaderOps:
+def _ops(rules: HeaderRulesPlan | None, own: dict[bytes, bytes] | None = None) -> HeaderOps:
+    if rules is None:
+        return HeaderOps(own=own)
     return HeaderOps(rules.set, rules.add, rules.remove, own)

@@ -14,9 +14,11 @@ from typing import Final
 from portico.errors import Layer, ProxyError
 from portico.routing.path import (
     bad_path,
+    canonical_path,
     climbs_above_root,
     decode_path,
     join_upstream,
+    merge_slashes,
     needs_decoding,
     raw_index,
     remove_dot_segments,
@@ -39,6 +41,7 @@ class Route:
     base_path: bytes = b"/"  # joined in front of what the route passes on
     preserve_path: bool = False
     preserve_host: bool = False
+    forward_raw_path: bool = False  # forward dot-segments and repeated slashes as sent
     label: str = field(default="", compare=False)  # "host/prefix", for logs
     log_label: bytes = field(default=b"", compare=False)  # the same, for the access log
 
@@ -63,8 +66,10 @@ class RouteMatch:
 
 
 class RouteTable:
-    def __init__(self, routes: Sequence[Route]) -> None:
-        self.routes = tuple(routes)
+    def __init__(self, routes: Sequence[Route], unrouted: Sequence[Route] = ()) -> None:
+        """``unrouted``: routes no path selects (a rewrite rule's proxy target), listed
+        after the others in ``routes`` so that their backends are kept."""
+        self.routes = tuple(routes) + tuple(unrouted)
         exact: dict[str, list[Route]] = {}
         wildcard: list[tuple[str, list[Route]]] = []
         anyhost: list[Route] = []
@@ -146,7 +151,7 @@ class RouteTable:
                 raise ProxyError(404, Layer.PROXY, "no route matches this host and path")
             rest = raw_path[len(route.prefix) :]
         else:
-            decoded = decode_path(raw_path)
+            decoded = merge_slashes(decode_path(raw_path))
             route = self.match(hostname, remove_dot_segments(decoded))
             if route is not self.match(hostname, decoded):
                 raise bad_path("path uses dot-segments to leave its route")
@@ -154,7 +159,9 @@ class RouteTable:
                 raise ProxyError(404, Layer.PROXY, "no route matches this host and path")
             if climbs_above_root(decoded[len(route.prefix) :]):
                 raise bad_path("path uses dot-segments to leave its route")
-            rest = raw_path[raw_index(raw_path, len(route.prefix)) :]
+            if not route.forward_raw_path:
+                raw_path = canonical_path(raw_path)
+            rest = raw_path[raw_index(raw_path, len(route.prefix), merged=True) :]
         if route.preserve_path:
             return RouteMatch(route, join_upstream(route.base_path, raw_path), False)
         return RouteMatch(route, join_upstream(route.base_path, rest), bool(route.prefix))

@@ -86,6 +86,7 @@ class ClientConnection(asyncio.Protocol):
         local = transport.get_extra_info("sockname")
         if peer:
             down.remote_addr = str(peer[0]).encode("ascii")
+            down.remote_port = b"%d" % peer[1] if len(peer) > 1 else b""
             down.trusted = self.gw.forwarding.trust.trusts(str(peer[0]))
         if local:
             host = str(local[0])
