@@ -43,6 +43,7 @@ from portico.proxy.accesslog import Fields
 from portico.proxy.downstream import Downstream
 from portico.proxy.framing import connect_refused, frame_request, upstream_broke
 from portico.proxy.route_policy import RoutePolicy
+from portico.proxy.tunnel import allowed_upgrade, open_tunnel, upgrade_fields
 from portico.routing.table import Route, RouteMatch
 from portico.upstream.backend import Backend
 from portico.upstream.connection import UpstreamConnection
@@ -88,6 +89,7 @@ class Exchange:
         "started",
         "state",
         "status",
+        "upgrade",
         "upstream_deadline",
     )
 
@@ -124,11 +126,14 @@ class Exchange:
         self.sent = 0
         self.upstream_deadline = 0.0
         self.body_deadline = 0.0
+        self.upgrade = b""  # the upgrade asked of the upstream (proxy/tunnel.py)
 
     # -- phase: start ------------------------------------------------------------
     def start(self) -> None:
         policy = self.policy
         backend = self.backend = policy.select_backend.select(self.request, self.facts)
+        if self.request.upgrade:
+            self.upgrade = allowed_upgrade(self.request, policy.limits)
         self._head = self._upstream_head()
         if self.request_state == REQUEST_BODY:
             self.body_deadline = self.gw.now + policy.limits.body_timeout
@@ -156,6 +161,8 @@ class Exchange:
         for step in self.policy.upstream_request_filter:
             headers = step.apply(headers, request, facts, trusted, backend)
         headers += frame_request(request)
+        if self.upgrade:
+            headers += upgrade_fields(request)
         return writer.head(writer.request_line(request.method, self.match.target), headers)
 
     # -- phase: wait for a supervised app that is (re)starting -------------------------
@@ -206,7 +213,7 @@ class Exchange:
         assert conn.transport is not None
         self.conn = conn
         self.state = SENDING
-        conn.lend(self, self.request.method)
+        conn.lend(self, self.request.method, self.upgrade)
         if self._buffered:
             conn.transport.writelines([self._head, *self._buffered])
             self._buffered = []
@@ -282,6 +289,9 @@ class Exchange:
                 self.sent += len(data)
                 client.send_data(data)
             elif isinstance(event, Response):
+                if event.status == 101:
+                    self._switch(event, conn)
+                    return
                 if event.status < 200:
                     client.send_informational(event)
                 else:
@@ -322,6 +332,20 @@ class Exchange:
         for step in self.policy.response_filter:
             headers = step.apply(headers, response, facts)
         self.client.start_response(response, headers)
+
+    def _switch(self, response: Response, conn: UpstreamConnection | None) -> None:
+        """A 101 for the upgrade asked (the parser accepts no other): phase
+        response_filter, then a tunnel takes both connections over."""
+        self.state = DONE
+        self.status = 101
+        self.conn = None
+        headers = response.headers
+        for step in self.policy.response_filter:
+            headers = step.apply(headers, response, self.facts)
+        assert conn is not None
+        open_tunnel(self.gw, self.client, conn, response, headers, self.upgrade,
+                    self.policy.limits)
+        self._log()
 
     # -- endings ---------------------------------------------------------------------
     def _complete(self) -> None:
