@@ -131,9 +131,17 @@ class ClientConnection(asyncio.Protocol):
             self._dispatch()
 
     def eof_received(self) -> bool:
-        """Keep a half-closed connection only to answer a request already read whole."""
-        if self._reading is not None or self.parser.in_head:
-            return False  # a body or head that can never be finished: drop both sides
+        """Keep a half-closed connection only to answer a request already read whole, or
+        to say 400 to one whose body can never end (a chunked body without its last
+        CRLF): its upstream connection is dropped, never reused."""
+        reading = self._reading
+        if reading is not None and not self._closing:
+            self._reading = None
+            self.down.keep = False
+            reading.on_request_broken(Rejected(400, "the request body was cut short"))
+            return True  # answered (or cut, if the response had begun), then closed
+        if self.parser.in_head:
+            return False  # a head that can never be finished: drop both sides
         return self.exchange is not None or bool(self._pending)
 
     def connection_lost(self, exc: Exception | None) -> None:
