@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 
 from portico.proxy.tunnel import FrameCursor, TunnelSide, close_frame
+from portico.server.drain import open_counts
 from tests.conftest import proxy_config
 from tests.inprocess.conftest import StartRig
 from tests.support.harness import Client, ProxyHarness
@@ -55,6 +56,7 @@ def test_upgrade_is_forwarded_and_the_101_becomes_a_tunnel(rig: StartRig) -> Non
     assert seen.header(b"origin") == b"http://a"
     assert seen.header(b"sec-websocket-key") == b"dGhlIHNhbXBsZSBub25jZQ=="
     assert harness.gateway.tunnels == 1
+    assert open_counts(harness.gateway) == (1, 1)  # status: one connection, one in flight
     for _ in range(100):
         client.send(MASKED_HI)
     harness.run_until(lambda: client.received.count(MASKED_HI) == 101)
