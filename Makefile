@@ -111,3 +111,7 @@ bench-budget: setup bench-deps
 clean:
 	find src -name '*.so' -delete
 	rm -rf $(VENV) build $(COMPILED) *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# WebSocket echo messages/s through portico and nginx, same backend, same run (issue 17).
+bench-websocket: bench-deps
+	cd bench && ../$(BIN)/python websocket.py
