@@ -119,4 +119,4 @@ bench-websocket: bench-deps
 # The whole Autobahn|Testsuite (kosoku) directly and through portico: same result per
 # case (AUTOBAHN_CASES="*,!9.*" to narrow it). A subset runs in make test.
 autobahn: setup
-	$(BIN)/python -m pytest -q -m long tests/integration/test_autobahn.py
+	$(BIN)/python -m pytest -q -m long -k autobahn tests/integration/test_websocket.py

@@ -72,25 +72,28 @@ def config(flask_port: int, asgi_port: int) -> str:
 
 
 class Backends:
-    def __init__(self, flask_port: int, asgi_port: int) -> None:
+    def __init__(self, flask_port: int, asgi_port: int, echo_port: int) -> None:
         self.flask_port = flask_port
         self.asgi_port = asgi_port
+        self.echo_port = echo_port  # the websockets echo server the Autobahn cases drive
 
 
 @pytest.fixture(scope="module")
 def backends() -> Iterator[Backends]:
-    flask_port, asgi_port = free_port(), free_port()
+    flask_port, asgi_port, echo_port = free_port(), free_port(), free_port()
     gunicorn = [sys.executable, "-m", "gunicorn", "--threads", "32", "-w", "1",
                 "-b", f"127.0.0.1:{flask_port}", "tests.support.apps.wsflask:app"]
     uvicorn = [sys.executable, "-m", "uvicorn", "--port", str(asgi_port), "--log-level",
                "warning", "--ws", "websockets", "tests.support.apps.wsasgi:app"]
-    with servers((gunicorn, flask_port), (uvicorn, asgi_port)):
-        yield Backends(flask_port, asgi_port)
+    echo = [sys.executable, "-m", "tests.support.apps.wsecho", str(echo_port)]
+    with servers((gunicorn, flask_port), (uvicorn, asgi_port), (echo, echo_port)):
+        yield Backends(flask_port, asgi_port, echo_port)
 
 
 @pytest.fixture(scope="module")
 def proxy(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portico]:
-    portico = Portico(config(backends.flask_port, backends.asgi_port),
+    autobahn = f'\n[[route]]\npath = "/"\nupstream = "http://127.0.0.1:{backends.echo_port}/"\n'
+    portico = Portico(config(backends.flask_port, backends.asgi_port) + autobahn,
                       tmp_path_factory.mktemp("websocket"))
     yield portico
     portico.stop()
@@ -238,6 +241,54 @@ def test_sse_that_goes_quiet_is_cut_by_the_idle_timeout(proxy: Portico) -> None:
     with httpx.stream("GET", url, timeout=10) as response, pytest.raises(httpx.RemoteProtocolError):
         for _ in response.iter_lines():
             pass
+
+
+# -- Autobahn|Testsuite --------------------------------------------------------------
+# The cases (run by kosoku, a Python 3 runner of the Autobahn case files) against the
+# websockets echo server, directly and through portico (its "/" route): every case must
+# end the same way through portico as without it. A subset here; `make autobahn` runs
+# the whole suite.
+KOSOKU = Path(sys.executable).parent / "kosoku"
+# Framing, pings, reserved bits and opcodes, fragments, UTF-8 basics, closing: 51 cases.
+SUBSET = ["1.1.*", "2.*", "3.*", "4.1.*", "5.1*", "6.1.*", "7.1.*"]
+Outcome = tuple[str, str]  # (behavior, behaviorClose)
+
+
+def run_cases(port: int, cases: list[str], out: Path) -> dict[str, Outcome]:
+    selection = [arg for case in cases
+                 for arg in (("-x", case[1:]) if case.startswith("!") else ("-i", case))]
+    # Exit status 1 says some case failed (by the server's own behaviour): compared below.
+    run = subprocess.run([str(KOSOKU), *selection, "-p", "4", "-o", str(out),
+                          f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=3600)
+    assert (out / "index.json").exists(), run.stderr
+    [results] = json.loads((out / "index.json").read_text()).values()
+    return {case: (result["behavior"], result["behaviorClose"])
+            for case, result in results.items()}
+
+
+def assert_same_through_portico(backends: Backends, proxy: Portico, cases: list[str],
+                                out: Path) -> None:
+    direct = run_cases(backends.echo_port, cases, out / "direct")
+    through = run_cases(proxy.port, cases, out / "portico")
+    assert direct.keys() == through.keys() and direct
+    differ = {case: (direct[case], through[case]) for case in direct
+              if direct[case] != through[case]}
+    assert not differ, differ
+
+
+@pytest.mark.skipif(not KOSOKU.exists(), reason="kosoku (PyPI, the test extra) is not installed")
+def test_autobahn_subset_same_through_portico(backends: Backends, proxy: Portico,
+                                              tmp_path: Path) -> None:
+    assert_same_through_portico(backends, proxy, SUBSET, tmp_path)
+
+
+@pytest.mark.long
+@pytest.mark.skipif(not KOSOKU.exists(), reason="kosoku (PyPI, the test extra) is not installed")
+def test_autobahn_full_suite_same_through_portico(backends: Backends, proxy: Portico,
+                                                  tmp_path: Path) -> None:
+    # AUTOBAHN_CASES="*,!9.*" narrows it ("!" excludes); the whole suite takes long.
+    cases = os.environ.get("AUTOBAHN_CASES", "*").split(",")
+    assert_same_through_portico(backends, proxy, cases, tmp_path)
 
 
 def test_reload_keeps_tunnels_for_the_delay_then_close_1001_to_both(
