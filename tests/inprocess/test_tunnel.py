@@ -145,6 +145,19 @@ def test_backpressure_pauses_the_other_side(rig: StartRig) -> None:
     assert client.transport.reading and up.tunnels == 1
 
 
+def test_a_client_full_at_the_switch_pauses_the_upstream(rig: StartRig) -> None:
+    harness, _ = rig(config, echo_after_101)
+    client = harness.client()
+    client.transport.buffered = 100_000  # the client has not read what came before
+    open_tunnel(harness, client)
+    side = client.transport.get_protocol()
+    assert isinstance(side, TunnelSide) and side.peer is not None
+    assert not side.peer.transport.is_reading()
+    client.transport.buffered = 0
+    side.resume_writing()  # what the transport says once it drains
+    assert side.peer.transport.is_reading()
+
+
 def test_half_close_is_passed_on(rig: StartRig) -> None:
     async def answer_then_close(conn: UpstreamConn) -> None:
         if await conn.read_request() is None:

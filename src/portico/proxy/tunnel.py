@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 WEBSOCKET: Final = b"websocket"
 GOING_AWAY: Final = 1001
+WRITE_HIGH_WATER: Final = 64 * 1024  # both connections' (server/protocol.py, upstream/)
 _CLOSE_TO_CLIENT: Final = b"\x88\x02" + GOING_AWAY.to_bytes(2, "big")
 
 
@@ -219,6 +220,11 @@ class Tunnel:
         for transport in (client, upstream):
             if not transport.is_reading():
                 transport.resume_reading()
+        for side in (client_side, upstream_side):
+            # Full before the switch: its transport will not say pause_writing again (only
+            # resume_writing), so the other side is paused here (rule 3).
+            if side.transport.get_write_buffer_size() > WRITE_HIGH_WATER:
+                side.pause_writing()
         self.gw.tunnels += 1
 
     # -- endings ---------------------------------------------------------------------
