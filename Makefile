@@ -13,7 +13,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup wheel demo test test-long test-deps lint unit bench bench-deps bench-budget fuzz soak clean metrics-deps
+.PHONY: setup wheel demo test test-long test-deps lint unit bench bench-deps bench-budget fuzz soak clean \
+        metrics-deps ui-deps test-ui bench-balancing bench-websocket autobahn
 
 $(STAMP): pyproject.toml setup.py Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -133,3 +134,12 @@ ui-deps:
 
 test-ui: setup ui-deps
 	$(BIN)/python -m pytest -q tests/browser
+
+# WebSocket echo messages/s through portico and nginx, same backend, same run (issue 17).
+bench-websocket: bench-deps
+	cd bench && ../$(BIN)/python websocket.py
+
+# The whole Autobahn|Testsuite (kosoku) directly and through portico: same result per
+# case (AUTOBAHN_CASES="*,!9.*" to narrow it). A subset runs in make test.
+autobahn: setup
+	$(BIN)/python -m pytest -q -m long -k autobahn tests/integration/test_websocket.py

@@ -44,6 +44,7 @@ REQUEST_PATH = [
     "src/portico/proxy/gateway.py",
     "src/portico/proxy/phases.py",
     "src/portico/proxy/route_policy.py",
+    "src/portico/proxy/tunnel.py",
     "src/portico/routing/path.py",
     "src/portico/routing/proxypass.py",
     "src/portico/routing/table.py",

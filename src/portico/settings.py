@@ -35,6 +35,8 @@ class ClientTimeouts:
     send_timeout: float = 60.0  # a client that reads nothing of a response this long is dropped
     # Beyond it, new connections are closed at once; None: default_max_connections().
     max_connections: int | None = None
+    # At a reload or stop, how long open tunnels stay up before Close 1001 ("going away").
+    tunnel_drain_delay: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,9 @@ class RouteLimits:
     body_timeout: float = 30.0  # longest pause between pieces of a request body: 408
     connect_timeout: float = 5.0  # connecting to the upstream: 504
     response_timeout: float = 60.0  # the upstream's response head, and between body reads: 504
+    upgrades: tuple[str, ...] = ("websocket",)  # Upgrade protocols tunnelled (lower case)
+    tunnel_idle_timeout: float = 300.0  # a tunnel with no byte either way this long is closed
+    tunnel_max_lifetime: float = 0.0  # a tunnel open this long is closed (1001); 0: no cap
 
     def body_too_large(self) -> ProxyError:
         return ProxyError(413, Layer.PROXY, "request body larger than this route allows "

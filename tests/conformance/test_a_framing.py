@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -66,6 +67,52 @@ def test_a09_get_with_a_body_is_forwarded_with_its_length(gw: Gateway) -> None:
     assert seen.header(b"content-length") == b"5" and seen.body == b"hello"
 
 
+@pytest.mark.parametrize("field", [b"Authorization: Basic eDp5", b"Cookie: a=b", b"X-Forwarded-For: 1.2.3.4",
+                                   b"Connection: close", b"Forwarded: for=1.2.3.4", b"Expect: 100-continue",
+                                   b"Content-Type: text/evil", b"X-Request-ID: evil"])
+def test_a14_routing_framing_and_auth_fields_never_come_from_a_trailer(gw: Gateway, field: bytes) -> None:
+    reply = gw.send(CHUNKED + b"2\r\nxx\r\n0\r\n" + field + b"\r\n\r\n")
+    assert reply.statuses in ([200], [400])
+    received = b"".join(bytes(c.received) for c in gw.recorder.connections)
+    assert field not in received and field.split(b":")[1] not in received
+
+
+@pytest.mark.parametrize("field", [b"Set-Cookie: evil=1", b"Content-Length: 99", b"Location: /evil"])
+def test_a14_response_trailers_never_reach_the_client(gw: Gateway, field: bytes) -> None:
+    def answer(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n" + field + b"\r\n\r\n")
+
+    gw.recorder.reset_log(answer)
+    reply = gw.send(b"GET /myapp/ HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert reply.statuses == [200] and field.split(b": ")[1] not in reply.data
+    if not field.startswith(b"Content-Length"):  # llhttp refuses that one: the body is cut
+        assert reply.data.endswith(b"ok\r\n0\r\n\r\n")
+
+
+@pytest.mark.parametrize("ending", [b"0\r\n", b"0\r\nX-T: 1\r\n", b"2\r\nxx\r\n0\r\n"],
+                         ids=["last-chunk", "trailer", "after-data"])
+def test_a13_chunked_body_without_its_final_crlf_is_400_and_nothing_is_reused(
+        gw: Gateway, ending: bytes) -> None:
+    # The client half-closes after a chunked body that lacks its final CRLF: the body can
+    # never end, so the upstream connection (it may have the start) is discarded and the
+    # client gets 400 (no response had started).
+    if gw.harness is not None:
+        client = gw.harness.client()
+        client.send(CHUNKED + ending)
+        client.eof()
+        gw.harness.settle(client)
+        reply = client.reply()
+        client.disconnect()
+    else:
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+            sock.sendall(CHUNKED + ending)
+            sock.shutdown(socket.SHUT_WR)
+            reply = read_until_quiet(sock)
+    assert reply.statuses == [400] and reply.closed
+    assert not gw.recorder.requests  # the upstream never saw a whole request
+
+
 def test_a14_plain_trailers_are_dropped(gw: Gateway) -> None:
     reply = gw.send(CHUNKED + b"2\r\nxx\r\n0\r\nX-Trailer: y\r\n\r\n")
     assert reply.statuses == [200]
@@ -94,12 +141,15 @@ def test_a16_connection_close_then_more_bytes(gw: Gateway) -> None:
     assert [r.target for r in gw.recorder.requests] == [b"/1"]
 
 
-def test_a17_upgrade_is_stripped_and_the_rest_parsed_as_http(gw: Gateway) -> None:
-    # No route tunnels yet: the upstream sees a plain GET; the raw bytes that follow are not HTTP.
+def test_a17_upgrade_is_forwarded_and_a_refusal_relayed_then_closed(gw: Gateway) -> None:
+    # WebSocket is allowed by default (limits.upgrades): the upstream decides. It answers 200,
+    # not 101: that answer is relayed, and the raw bytes after the head never become a
+    # request (they are closed with the connection: never parsed as HTTP).
     reply = gw.send(b"GET /myapp/ HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x05hello")
-    assert reply.statuses == [200, 400] and reply.closed
+    assert reply.statuses == [200] and reply.closed
+    assert reply.header(b"connection") == b"close"
     [seen] = gw.recorder.requests
-    assert seen.header(b"upgrade") is None and seen.header(b"connection") is None
+    assert seen.header(b"upgrade") == b"websocket" and seen.header(b"connection") == b"Upgrade"
 
 
 def test_a17_h2c_upgrade_is_stripped(gw: Gateway) -> None:
@@ -107,6 +157,22 @@ def test_a17_h2c_upgrade_is_stripped(gw: Gateway) -> None:
     assert reply.statuses == [200]
     [seen] = gw.recorder.requests
     assert seen.header(b"upgrade") is None and seen.header(b"http2-settings") is None
+
+
+@pytest.mark.parametrize("after", [b"", b"GET /myapp/2 HTTP/1.1\r\nHost: a\r\n\r\n", b"\x81\x05hello"],
+                         ids=["nothing", "a-request", "frame"])
+def test_a17_upgrade_with_a_body_then_more_bytes_is_always_answered(gw: Gateway, after: bytes) -> None:
+    # llhttp ends an upgrade request at its head: the body must still be read as the body,
+    # and whatever follows must neither hang the connection nor become a request.
+    reply = gw.send(POST + b"Connection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 5\r\n\r\nhello" + after)
+    assert reply.statuses == [200] and reply.closed
+    [seen] = gw.recorder.requests
+    assert seen.body == b"hello"
+
+
+def test_a17_upgrade_with_a_chunked_body_is_refused(gw: Gateway) -> None:
+    gw.assert_rejected(CHUNKED.replace(b"Transfer", b"Connection: Upgrade\r\nUpgrade: websocket\r\nTransfer")
+                       + b"5\r\nhello\r\n0\r\n\r\nmore", 400)
 
 
 def test_a18_expect_with_a_too_large_body_gets_413_without_100(gw: Gateway) -> None:

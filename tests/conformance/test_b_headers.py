@@ -23,6 +23,11 @@ REJECTED = {
     "B27-one-big-header": (GET + b"X-Big: " + b"a" * 65536 + b"\r\n\r\n", 431),
     "B28-200-headers": (GET + b"".join(b"X-%d: n\r\n" % i for i in range(200)) + b"\r\n", 431),
     "B28-head-too-big": (GET + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 4000) for i in range(9)) + b"\r\n", 431),
+    # Duplicate singleton fields: refused, never one of them picked (issue 17's external corpus).
+    "B32-two-content-types": (GET + b"Content-Type: text/plain\r\nContent-Type: text/html\r\n\r\n", 400),
+    "B32-two-authorizations": (GET + b"Authorization: Basic YTpi\r\nauthorization: Basic Yzpk\r\n\r\n", 400),
+    "B32-two-different-lengths": (b"POST /myapp/ HTTP/1.1\r\n" + H + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\nabc", 400),
+    "B32-two-upgrades": (GET + b"Connection: Upgrade\r\nUpgrade: websocket\r\nUpgrade: h2c\r\n\r\n", 400),
 }
 
 

@@ -21,7 +21,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from portico.config.compile import serving_plan
 from portico.config.load import parse
@@ -61,6 +61,7 @@ class FakeTransport(asyncio.Transport):
         self.reading = True
         self.write_limits: tuple[int, int] | None = None
         self.buffered = 0  # what get_write_buffer_size answers; a test may set it
+        self.eof_written = False
         self._protocol = protocol
         self._loop = loop
         self._lost = False
@@ -71,6 +72,19 @@ class FakeTransport(asyncio.Transport):
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         for data in list_of_data:
             self.written += data
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol  # a tunnel takes the connection over
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        assert self._protocol is not None
+        return self._protocol
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof_written = True
 
     def pause_reading(self) -> None:
         self.reading = False
@@ -141,11 +155,11 @@ class Client:
         """Bytes from the client, as one ``data_received`` (the protocol ignores them
         once closed, like a socket that is no longer read)."""
         if not self.transport.closed:
-            self.protocol.data_received(data)
+            cast(asyncio.Protocol, self.transport.get_protocol()).data_received(data)
 
     def eof(self) -> bool:
         """The client half-closed; returns what ``eof_received`` answered (True: keep)."""
-        keep = bool(self.protocol.eof_received())
+        keep = bool(cast(asyncio.Protocol, self.transport.get_protocol()).eof_received())
         if not keep:
             self.transport.close()
         return keep

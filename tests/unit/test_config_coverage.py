@@ -105,7 +105,10 @@ ALTERNATIVES: dict[str, Any] = {
        for op, value in (("set", {"X-A": "1"}), ("add", {"X-A": ["1", "2"]}),
                          ("remove", ["X-A"]))},
     **{f"route.limits.{name}": 1 for name in
-       ("max_body_size", "body_timeout", "connect_timeout", "response_timeout")},
+       ("max_body_size", "body_timeout", "connect_timeout", "response_timeout",
+        "tunnel_idle_timeout", "tunnel_max_lifetime")},
+    "server.limits.upgrades": ["websocket", "h2c"],
+    "route.limits.upgrades": [],
     "app.name": "b",
     "app.wsgi": {"wsgi": "m:app", "asgi": DELETE},
     "app.asgi": "n:app",

@@ -196,14 +196,51 @@ def test_body_error_in_a_later_read_follows_the_request() -> None:
     assert isinstance(second[-1], Rejected)
 
 
-def test_upgrade_requests_are_parsed_as_plain_http_and_parsing_continues() -> None:
+def test_nothing_after_an_upgrade_request_is_parsed_it_is_held_for_the_tunnel() -> None:
+    # Issue 17: whether the upgrade becomes a tunnel or is refused, the bytes after its
+    # head are never read as HTTP (they are the tunnel's, or dropped with the connection).
     parser = RequestParser()
     events = parser.feed(
-        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\n\r\n"
         b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
     )
-    targets = [e.target for e in events if isinstance(e, Request)]
-    assert targets == [b"/ws", b"/next"]
+    [request, end] = events
+    assert isinstance(request, Request) and end is END
+    assert request.upgrade == b"websocket" and not request.keep_alive
+    assert parser.feed(b"\x81\x00") == [] and parser.finished
+    assert parser.held == 33
+    assert parser.take_held() == b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n\x81\x00"
+
+
+def test_an_upgrade_request_with_a_body_gets_its_body_then_the_rest_is_held() -> None:
+    # llhttp ends an upgrade request at its head; its Content-Length body is read here.
+    parser = RequestParser()
+    head = (b"POST /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Content-Length: 5\r\n\r\n")
+    first = parser.feed(head + b"hel")
+    second = parser.feed(b"loGET / HTTP/1.1\r\n\r\n")
+    assert simplify(first)[1:] == [b"hel"] and simplify(second) == [b"lo", "end"]
+    assert parser.take_held() == b"GET / HTTP/1.1\r\n\r\n"
+
+
+def test_an_upgrade_request_with_a_chunked_body_is_refused() -> None:
+    events = RequestParser().feed(
+        b"POST /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    assert isinstance(events[-1], Rejected) and events[-1].status == 400
+
+
+def test_upgrade_without_connection_upgrade_is_a_plain_request() -> None:
+    [request, _] = RequestParser().feed(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n")
+    assert isinstance(request, Request) and request.upgrade == b"" and request.keep_alive
+
+
+def test_an_http10_upgrade_is_plain_http_and_parsing_goes_on() -> None:
+    events = RequestParser().feed(
+        b"POST /ws HTTP/1.0\r\nHost: a\r\nConnection: Upgrade, keep-alive\r\nUpgrade: websocket\r\n"
+        b"Content-Length: 5\r\n\r\nhelloGET /x HTTP/1.0\r\n\r\n")
+    assert [e.target for e in events if isinstance(e, Request)] == [b"/ws", b"/x"]
+    assert b"hello" in simplify(events)
 
 
 def test_request_trailers_are_dropped_not_merged_into_headers(make_parser: Parser) -> None:

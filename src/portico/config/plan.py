@@ -175,6 +175,8 @@ def revive(kind: Any, value: Any) -> Any:
         return Path(value)
     if kind is dt.datetime:
         return dt.datetime.fromisoformat(value)
+    if kind is tuple:  # compiled (mypyc), a tuple[str, ...] field's hint is bare tuple
+        return tuple(value)
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if origin is list:
         return [revive(args[0], item) for item in value]

@@ -132,7 +132,7 @@ def _kind(kind: Any, plural: bool = False) -> str:
     if origin is typing.Literal:
         values = ", ".join(f'`"{arg}"`' for arg in args)
         return values if len(args) == 1 else f"one of {values}"
-    if origin is list:
+    if origin in (list, tuple):  # a tuple[str, ...] is written as a TOML list
         return ("lists" if plural else "list") + f" of {_kind(args[0], plural=True)}"
     if origin is dict:
         return ("tables" if plural else "table") + f" of {_kind(args[1], plural=True)}"
@@ -159,7 +159,7 @@ def _default(field: FieldInfo) -> str:
         return f"`{str(value).lower()}`"
     if isinstance(value, str):
         return f'`"{value}"`'
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return "`[" + ", ".join(f'"{item}"' for item in value) + "]`"
     if isinstance(value, dict):
         return "`{}`" if not value else f"`{value}`"

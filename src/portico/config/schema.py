@@ -27,6 +27,7 @@ from portico.config.instances import instance_binds, parse_bind
 from portico.config.listen import parse_listen
 from portico.config.metrics import Metrics
 from portico.config.rules import Rewrite, RouteRewrite
+from portico.config.tunnels import Protocols
 from portico.config.units import Duration, Size
 from portico.policy.header_ops import Template, check_name
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
@@ -70,6 +71,14 @@ class Limits(_Table):
     max_connections: int | None = Field(_CLIENT.max_connections, ge=1)
     """Client connections open at once; beyond it new ones are closed at once.
     Default: half of RLIMIT_NOFILE (a proxied request holds two descriptors), less 16."""
+    upgrades: Protocols = _ROUTE.upgrades
+    """Upgrade protocols tunnelled to the upstream (``[]``: none; e.g. ``["websocket"]``)."""
+    tunnel_idle_timeout: Duration = _ROUTE.tunnel_idle_timeout
+    """A tunnel (WebSocket) with no byte either way for this long is closed."""
+    tunnel_max_lifetime: Duration = _ROUTE.tunnel_max_lifetime
+    """A tunnel open this long gets Close 1001 and is closed; 0: no cap."""
+    tunnel_drain_delay: Duration = _CLIENT.tunnel_drain_delay
+    """At a reload or stop, how long open tunnels stay up before both peers get Close 1001."""
 
 
 class RouteLimitOverrides(_Table):
@@ -83,6 +92,12 @@ class RouteLimitOverrides(_Table):
     """This route's ``connect_timeout``; left out, ``[server.limits]``'s."""
     response_timeout: Duration | None = None
     """This route's ``response_timeout``; left out, ``[server.limits]``'s."""
+    upgrades: Protocols | None = None
+    """This route's ``upgrades`` (``[]`` turns them off); left out, ``[server.limits]``'s."""
+    tunnel_idle_timeout: Duration | None = None
+    """This route's ``tunnel_idle_timeout``; left out, ``[server.limits]``'s."""
+    tunnel_max_lifetime: Duration | None = None
+    """This route's ``tunnel_max_lifetime``; left out, ``[server.limits]``'s."""
 
 
 class Pool(_Table):

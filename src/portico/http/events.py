@@ -32,6 +32,7 @@ class Request:
         "lnames",
         "method",
         "target",
+        "upgrade",
         "version",
     )
 
@@ -59,6 +60,10 @@ class Request:
         self.expect_continue = expect_continue
         # Header names lower-cased once, aligned with ``headers``; later phases reuse them.
         self.lnames = lnames if lnames is not None else [name.lower() for name, _ in headers]
+        # The protocol asked for with Upgrade and Connection: upgrade (lower-cased, e.g.
+        # b"websocket"); b"" for a plain request. Such a request never keeps the
+        # connection alive: it becomes a tunnel or the connection closes after it.
+        self.upgrade = b""
 
     def get(self, lname: bytes) -> bytes:
         """The first value of a header (by lower-case name), or b""."""

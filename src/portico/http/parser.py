@@ -11,6 +11,9 @@ Rules of both:
 4. A message whose head or body fails inside one ``feed`` is taken back
    whole (its Request event is removed), so an upstream never sees any part
    of a request that turned out malformed within the bytes we had.
+5. After an upgrade request (``Request.upgrade``) nothing more is parsed: the
+   bytes that follow it are held, unread, for the tunnel it may become
+   (``take_held``), and dropped with the connection if it does not.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ class RequestParser:
         self._body_left = 0  # of a Content-Length body: bytes still to come
         self._between = True  # the next byte fed begins a message (or a CRLF before one)
         self._start: bytes | None = None  # this read, while a message began at its first byte
+        self._upgrading = False  # the current request asks for an upgrade
+        self._held: list[bytes] | None = None  # bytes after an upgrade request (rule 5)
 
     # -- public -----------------------------------------------------------------
     def feed(self, data: bytes) -> list[Event]:
@@ -70,6 +75,8 @@ class RequestParser:
 
     def _feed(self, data: bytes) -> list[Event]:
         if self._finished:
+            if self._held is not None:
+                self._held.append(data)
             return []
         if self._body_left and not self._in_head:
             return self._pass_body(data)
@@ -83,9 +90,20 @@ class RequestParser:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
-            # Upgrade is not tunnelled: the request was answered as plain HTTP
-            # (Upgrade is hop-by-hop and stripped), so parse on from where it ended.
             rest = data[upgrade.args[0] :] if upgrade.args else b""
+            if self._body_left and events and events[-1] is END:
+                # llhttp ends an upgrade request at its head, body or not: the body
+                # (Content-Length; a chunked one was refused) is read here, then held.
+                events.pop()
+                self._finished = False
+                if rest:
+                    events.extend(self._pass_body(rest))
+                return events
+            if self._upgrading:
+                self._hold(rest)
+                return events
+            # llhttp saw an upgrade that build_request did not (HTTP/1.0): plain HTTP,
+            # so parse on from where it ended.
             self._parser = httptools.HttpRequestParser(self)
             if rest and not self._finished:
                 events.extend(self._feed(rest))
@@ -102,6 +120,17 @@ class RequestParser:
     @property
     def finished(self) -> bool:
         return self._finished
+
+    @property
+    def held(self) -> int:
+        """How many bytes are held after an upgrade request (rule 5)."""
+        return sum(map(len, self._held)) if self._held else 0
+
+    def take_held(self) -> bytes:
+        """The bytes that followed an upgrade request, for its tunnel; held no longer."""
+        held = b"".join(self._held) if self._held else b""
+        self._held = None
+        return held
 
     @property
     def in_head(self) -> bool:
@@ -151,6 +180,7 @@ class RequestParser:
             self._fail(exc)
         self._head_index = len(self._events)
         self._events.append(request)
+        self._upgrading = bool(request.upgrade)
         self._close_after = not request.keep_alive
         self._body_left = request.content_length if request.body is Body.LENGTH else 0
 
@@ -179,12 +209,18 @@ class RequestParser:
         events: list[Event] = [Data(data if len(data) == left else data[:left]), END]
         if self._close_after:
             self._finished = True
+            if self._upgrading:
+                self._hold(data[left:])
             return events
         self._parser = httptools.HttpRequestParser(self)  # the old one is mid-body
         self._between = True
         if len(data) > left:
             events += self._feed(data[left:])
         return events
+
+    def _hold(self, rest: bytes) -> None:
+        self._finished = True
+        self._held = [rest] if rest else []
 
     def _fail(self, exc: ProtocolError) -> NoReturn:
         self._error = exc

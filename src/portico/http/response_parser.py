@@ -25,6 +25,12 @@ class ResponseParser:
     body whatever its headers say, which httptools cannot be told), and
     :meth:`eof` when the upstream closes. ``clean`` turns False when the
     upstream sent bytes no request asked for; such a connection is never reused.
+
+    ``expect(method, upgrade)`` with an upgrade asked for accepts a ``101`` whose
+    ``Upgrade`` names that protocol: the parser then stops (``switched``), and
+    the bytes that came after the 101's head wait in ``take_rest`` for the
+    tunnel. Any other answer to such a request is read as usual, but the
+    connection is never reused after it.
     """
 
     def __init__(self, limits: HeadLimits = RESPONSE_LIMITS) -> None:
@@ -49,8 +55,12 @@ class ResponseParser:
         self.last_keep_alive = False  # whether the last final response allows reuse
         self._between = True  # as RequestParser's
         self._start: bytes | None = None
+        self._upgrade = b""  # the protocol the request in flight asked to switch to
+        self.switched = False  # a 101 for that protocol came: the rest is a tunnel's
+        self._rest = b""
 
-    def expect(self, method: bytes) -> None:
+    def expect(self, method: bytes, upgrade: bytes = b"") -> None:
+        self._upgrade = upgrade
         if self._fresh_parser_needed:
             self._parser = httptools.HttpResponseParser(self)
             self._fresh_parser_needed = False
@@ -87,8 +97,11 @@ class ResponseParser:
         self._between = False
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail_stream("upstream switched protocols unasked")
+        except httptools.HttpParserUpgrade as upgrade:
+            if self.switched:
+                self._rest = data[upgrade.args[0] :] if upgrade.args else b""
+            else:
+                self._fail_stream("upstream switched protocols unasked")
         except httptools.HttpParserError as exc:
             if self._awaiting:
                 self._fail_stream(str(self._error or describe(exc)))
@@ -121,6 +134,11 @@ class ResponseParser:
             events.append(END)
             self._awaiting = False
         return events
+
+    def take_rest(self) -> bytes:
+        """After a 101: the bytes that came with its head, the tunnel's first."""
+        rest, self._rest = self._rest, b""
+        return rest
 
     def eof(self) -> list[Event]:
         """The upstream closed. Ends a close-delimited body; anything else is a fault."""
@@ -166,8 +184,8 @@ class ResponseParser:
         self._start = None
         if status < 200:
             if status == 101:
-                self._error = ProtocolError("upstream switched protocols unasked", 502)
-                raise self._error
+                self._switch(version)
+                return
             self._interim = True
             self._events.append(
                 Response(status, self._reason, version, self._headers, Body.NONE, 0, True)
@@ -229,12 +247,29 @@ class ResponseParser:
             body = Body.LENGTH
         if self._head_request or status in (204, 304) or (body is Body.LENGTH and length == 0):
             body = Body.NONE
-        if body is Body.UNTIL_CLOSE:
-            keep_alive = False
+        if body is Body.UNTIL_CLOSE or self._upgrade:
+            keep_alive = False  # (an upgrade refused: what the upstream reads next is unsure)
         self._body = body
         self._body_left = length if body is Body.LENGTH else 0
         self.last_keep_alive = keep_alive
         return Response(status, self._reason, version, headers, body, length, keep_alive, lnames)
+
+    def _switch(self, version: bytes) -> None:
+        """A 101: accepted only for the protocol the request asked for."""
+        offered = b""
+        for name, value in self._headers:
+            if name.lower() == b"upgrade":
+                offered = value.strip().lower()
+        if not self._upgrade or offered != self._upgrade:
+            self._error = ProtocolError("upstream switched protocols unasked", 502)
+            raise self._error
+        self.switched = True
+        self._awaiting = False
+        self.last_keep_alive = False
+        self.clean = False  # never pooled: it is a tunnel now
+        self._events.append(
+            Response(101, self._reason, version, self._headers, Body.NONE, 0, False)
+        )
 
     def _fail_stream(self, reason: str) -> None:
         self._events.append(Rejected(502, reason))

@@ -16,11 +16,20 @@ from typing import Final
 from portico.errors import ProtocolError
 from portico.http.events import Body, Headers, Request
 
-_HOST: Final = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::([0-9]{1,5}))?\Z")
+# An IP literal, or an RFC 3986 reg-name: unreserved and sub-delims ("0.0.0.0=5000"), but
+# no "," (it would split X-Forwarded-Host into a list) and no %-encoding (a second spelling
+# of a name: a Host selects a route only as its one canonical spelling).
+_HOST: Final = re.compile(
+    rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+;=-]+)(?::([0-9]{1,5}))?\Z"
+)
 # The fields build_request looks at; every other field only passes through it.
 _FRAMING_AND_HOST: Final = frozenset(
-    {b"host", b"content-length", b"transfer-encoding", b"connection", b"expect"}
+    {b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade",
+     b"content-type", b"authorization"}
 )
+# Fields a request may carry once: two are refused rather than one of them chosen
+# (a second Content-Type or Authorization is read differently by different servers).
+_SINGLETONS: Final = frozenset({b"content-type", b"authorization"})
 _HASH: Final = ord("#")  # int needles: see policy/forwarded.py's _UNDERSCORE
 _COMMA: Final = ord(",")
 _ABSOLUTE: Final = re.compile(rb"(?i)(https?)://([^/?#]*)(.*)\Z", re.DOTALL)
@@ -74,6 +83,9 @@ def build_request(method: bytes, target: bytes, version: bytes, headers: Headers
     codings: list[bytes] = []
     keep_alive = version == b"1.1"
     expect_continue = False
+    upgrade = b""
+    upgrade_asked = False  # Connection lists "upgrade"
+    singletons: list[bytes] = []
     lnames = [name.lower() for name, _ in headers]
     for i, (_, value) in enumerate(headers):  # not zip: mypyc compiles this loop natively
         lname = lnames[i]
@@ -87,6 +99,14 @@ def build_request(method: bytes, target: bytes, version: bytes, headers: Headers
             codings.append(value)
         elif lname == b"connection":
             keep_alive = keeps_alive(value, keep_alive, version)
+            if len(value) > 6 and b"upgrade" in value.lower():
+                upgrade_asked = upgrade_asked or b"upgrade" in connection_tokens(value)
+        elif lname == b"upgrade":
+            upgrade = value.strip().lower() if not upgrade else b","  # two: refused below
+        elif lname in _SINGLETONS:
+            if lname in singletons:
+                raise ProtocolError(f"more than one {lname.decode('latin-1')} header")
+            singletons.append(lname)
         elif lname == b"expect":
             if value.strip().lower() != b"100-continue":
                 raise ProtocolError("unsupported expectation", 417)
@@ -133,7 +153,20 @@ def build_request(method: bytes, target: bytes, version: bytes, headers: Headers
         content_length = int(lengths[0])
         body = Body.LENGTH if content_length else Body.NONE
 
-    return Request(
+    if upgrade_asked and upgrade and version == b"1.1":
+        if upgrade == b",":
+            raise ProtocolError("more than one Upgrade header")
+        if body is Body.CHUNKED:  # llhttp would leave its end to us: refused, not guessed
+            raise ProtocolError("an upgrade request with a chunked body")
+        # Whether it is tunnelled or refused, nothing after it is read as HTTP: the
+        # connection ends with this exchange unless it becomes a tunnel.
+        keep_alive = False
+    else:
+        upgrade = b""
+    request = Request(
         method, target, version, headers, host, body, content_length, keep_alive, expect_continue,
         lnames,
     )
+    if upgrade:
+        request.upgrade = upgrade
+    return request

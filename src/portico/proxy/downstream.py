@@ -13,8 +13,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import asyncio
+
     from portico.errors import ProxyError
     from portico.http.events import Headers, Response
+    from portico.proxy.tunnel import Tunnel
 
 
 class Downstream:
@@ -64,6 +67,13 @@ class Downstream:
 
     def send_answer(self, status: int, headers: Headers) -> None:
         """A bodiless answer portico makes itself (a redirect)."""
+        raise NotImplementedError
+
+    def switch_protocols(
+        self, response: Response, headers: Headers, tunnel: Tunnel
+    ) -> tuple[asyncio.BaseTransport, bytes] | None:
+        """A 101: write its head, then give the connection up to ``tunnel``. Returns the
+        transport and the bytes read after the request head; None if it is gone."""
         raise NotImplementedError
 
     def pause_reading(self, reason: object) -> None:

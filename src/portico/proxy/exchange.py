@@ -49,6 +49,7 @@ from portico.proxy.framing import (
     upstream_broke,
 )
 from portico.proxy.route_policy import RoutePolicy
+from portico.proxy.tunnel import allowed_upgrade, open_tunnel, upgrade_fields
 from portico.routing.table import Route, RouteMatch
 from portico.upstream.backend import Backend
 from portico.upstream.connection import UpstreamConnection
@@ -95,6 +96,7 @@ class Exchange:
         "started",
         "state",
         "status",
+        "upgrade",
         "upstream_deadline",
     )
 
@@ -132,6 +134,7 @@ class Exchange:
         self.sent = 0
         self.upstream_deadline = 0.0
         self.body_deadline = 0.0
+        self.upgrade = b""  # the upgrade asked of the upstream (proxy/tunnel.py)
 
     # -- phase: start ------------------------------------------------------------
     def start(self) -> None:
@@ -141,6 +144,8 @@ class Exchange:
             self.fail(policy.select_backend.unavailable())
             return
         self.backend = backend
+        if self.request.upgrade:
+            self.upgrade = allowed_upgrade(self.request, policy.limits)
         self._head = self._upstream_head()
         if self.request_state == REQUEST_BODY:
             self.body_deadline = self.gw.now + policy.limits.body_timeout
@@ -168,6 +173,8 @@ class Exchange:
         for step in self.policy.upstream_request_filter:
             headers = step.apply(headers, request, facts, trusted, backend)
         headers += frame_request(request)
+        if self.upgrade:
+            headers += upgrade_fields(request)
         return writer.head(writer.request_line(request.method, self.match.target), headers)
 
     # -- phase: wait for a supervised app that is (re)starting -------------------------
@@ -220,7 +227,7 @@ class Exchange:
         assert conn.transport is not None
         self.conn = conn
         self.state = SENDING
-        conn.lend(self, self.request.method)
+        conn.lend(self, self.request.method, self.upgrade)
         if self._buffered:
             conn.transport.writelines([self._head, *self._buffered])
             self._buffered = []
@@ -296,6 +303,9 @@ class Exchange:
                 self.sent += len(data)
                 client.send_data(data)
             elif isinstance(event, Response):
+                if event.status == 101:
+                    self._switch(event, conn)
+                    return
                 if event.status < 200:
                     client.send_informational(event)
                 else:
@@ -339,6 +349,20 @@ class Exchange:
         if policy.passive is not None:  # a balanced route
             headers = balanced_response(policy, self, response.status, headers)
         self.client.start_response(response, headers)
+
+    def _switch(self, response: Response, conn: UpstreamConnection | None) -> None:
+        """A 101 for the upgrade asked (the parser accepts no other): phase
+        response_filter, then a tunnel takes both connections over."""
+        self.state = DONE
+        self.status = 101
+        self.conn = None
+        headers = response.headers
+        for step in self.policy.response_filter:
+            headers = step.apply(headers, response, self.facts)
+        assert conn is not None
+        open_tunnel(self.gw, self.client, conn, response, headers, self.upgrade,
+                    self.policy.limits)
+        self._log()
 
     # -- endings ---------------------------------------------------------------------
     def _complete(self) -> None:

@@ -58,6 +58,7 @@ class Gateway:
         self.redirect_to_https = redirect_to_https
         self.https_port = 443  # the https listener's port, set once it is bound
         self.connections: set[ClientConnection] = set()
+        self.tunnels = 0  # of those connections, how many are upgrade tunnels (proxy/tunnel.py)
         self.draining = False
         self.successor: Gateway | None = None  # set when a reload replaced this gateway
         self.now = loop.time()

@@ -11,9 +11,11 @@ RELOAD_IDLE_GRACE = 1.0  # seconds an idle kept-alive connection may still send 
 
 
 def open_counts(gateway: Gateway) -> tuple[int, int]:
-    """(client connections, requests in flight) of one serving process."""
+    """(client connections, requests in flight) of one serving process; an open tunnel
+    (WebSocket) counts as a request in flight: it is one until it closes."""
     connections = gateway.connections
-    return len(connections), sum(1 for conn in connections if conn.exchange is not None)
+    return len(connections), sum(
+        1 for conn in connections if conn.exchange is not None or conn.tunnel is not None)
 
 
 async def drain(

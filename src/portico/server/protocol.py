@@ -15,6 +15,9 @@ Rules:
    upstream (504, via the exchange), idle keep-alive (silent close).
 4. One whole bodiless request with nothing queued skips ``_pending``: it goes
    through the same ``_start``, and ``finished`` → ``_dispatch`` as any other.
+5. After a 101 the connection belongs to a tunnel (``proxy/tunnel.py``), which
+   becomes its transport's protocol; this object only stays counted in
+   ``gw.connections`` (for the drain and ``status``) until the tunnel closes.
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ from portico.proxy.errorpage import error_page, error_reply
 from portico.proxy.exchange import Exchange
 from portico.proxy.framing import connection_field, frame_response
 from portico.proxy.gateway import Gateway
+from portico.proxy.tunnel import Tunnel
 
 HIGH_WATER: Final = 64 * 1024
 LOW_WATER: Final = 16 * 1024
 _PIPELINE: Final = "pipeline"
+_UPGRADE: Final = "upgrade"  # bytes after an upgrade request wait for its answer
 # An error answer with one of these statuses always closes: what follows may be garbage.
 CLOSE_AFTER: Final = frozenset({400, 408, 413, 414, 431, 505})
 _NO_REQUEST: Final = Request(b"GET", b"/", b"1.1", [], b"", Body.NONE, 0, False, False)
@@ -58,6 +63,7 @@ class ClientConnection(asyncio.Protocol):
         self._requests = 0
         self._head_deadline = 0.0
         self._idle_deadline = 0.0
+        self.tunnel: Tunnel | None = None  # after a 101 (rule 5)
         # The Downstream of each exchange in turn; it holds the peer facts (scheme here,
         # the addresses in connection_made).
         self.down = Http1Response(self)
@@ -102,6 +108,8 @@ class ClientConnection(asyncio.Protocol):
         if self.parser.in_head and not self._head_deadline:
             self._head_deadline = self.gw.now + self.gw.timeouts.head_timeout
         if not events:
+            if self.parser.finished and self.parser.held > HIGH_WATER:
+                self.pause_reading(_UPGRADE)  # until the upgrade is answered
             return
         if (
             len(events) == 2
@@ -124,9 +132,17 @@ class ClientConnection(asyncio.Protocol):
             self._dispatch()
 
     def eof_received(self) -> bool:
-        """Keep a half-closed connection only to answer a request already read whole."""
-        if self._reading is not None or self.parser.in_head:
-            return False  # a body or head that can never be finished: drop both sides
+        """Keep a half-closed connection only to answer a request already read whole, or
+        to say 400 to one whose body can never end (a chunked body without its last
+        CRLF): its upstream connection is dropped, never reused."""
+        reading = self._reading
+        if reading is not None and not self._closing:
+            self._reading = None
+            self.down.keep = False
+            reading.on_request_broken(Rejected(400, "the request body was cut short"))
+            return True  # answered (or cut, if the response had begun), then closed
+        if self.parser.in_head:
+            return False  # a head that can never be finished: drop both sides
         return self.exchange is not None or bool(self._pending)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -279,6 +295,9 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()
 
     def abort(self) -> None:
+        if self.tunnel is not None:
+            self.tunnel.abort()
+            return
         if self.transport is not None:
             self._closing = True
             self.transport.abort()
@@ -288,6 +307,9 @@ class ClientConnection(asyncio.Protocol):
         still idle after ``grace`` seconds). One that has not sent its first request yet,
         or is sending a head, may finish it (then it closes), as nginx does: closing it
         would lose a request the client already sent."""
+        if self.tunnel is not None:
+            self.tunnel.drain(self.gw.timeouts.tunnel_drain_delay)
+            return
         if (self.exchange is None and not self._pending and self._requests
                 and not self.parser.in_head):
             if grace > 0:
@@ -295,9 +317,27 @@ class ClientConnection(asyncio.Protocol):
             else:
                 self.close()
 
+    def switch_to(self, tunnel: Tunnel) -> bytes:
+        """Rule 5: from now on ``tunnel`` has the transport; returns the bytes held
+        after the request head, which it forwards first."""
+        self._closing = True  # nothing here writes or reads any more
+        self.exchange = None
+        self._reading = None
+        self._pending.clear()
+        self.tunnel = tunnel
+        tunnel.on_closed = self._tunnel_closed
+        return self.parser.take_held()
+
+    def _tunnel_closed(self) -> None:
+        self.tunnel = None
+        self.gw.connections.discard(self)
+        self.parser.close()
+
     # -- deadlines ---------------------------------------------------------------------
     def check(self, now: float) -> None:
         if self._closing:
+            if self.tunnel is not None:
+                self.tunnel.check(now)
             return
         if self._write_paused and now - self._write_paused_at > self.gw.timeouts.send_timeout:
             self.abort()  # the client stopped reading (catalogue 55)
@@ -392,3 +432,13 @@ class Http1Response(Downstream):
 
     def finished(self, clean: bool) -> None:
         self.conn.exchange_finished(clean and self.keep)
+
+    def switch_protocols(
+        self, response: Response, headers: Headers, tunnel: Tunnel
+    ) -> tuple[asyncio.BaseTransport, bytes] | None:
+        conn = self.conn
+        transport = conn.transport
+        if transport is None or conn._closing:
+            return None
+        transport.write(writer.head(writer.status_line(101, response.reason), headers))
+        return transport, conn.switch_to(tunnel)

@@ -88,9 +88,21 @@ class UpstreamConnection(asyncio.Protocol):
             self.user.on_upstream_writable(True)
 
     # -- used by the exchange and the pool ---------------------------------------
-    def lend(self, user: UpstreamUser, method: bytes) -> None:
+    def lend(self, user: UpstreamUser, method: bytes, upgrade: bytes = b"") -> None:
         self.user = user
-        self.parser.expect(method)
+        self.parser.expect(method, upgrade)
+
+    def hand_over(self) -> asyncio.Transport:
+        """After a 101: the transport goes to a tunnel (proxy/tunnel.py), which owns it
+        from now on (its reads, its close). Still counted in use until ``tunnel_closed``."""
+        assert self.transport is not None
+        self.user = None
+        self.closed = True  # never pooled, never aborted from here
+        self.parser.close()
+        return self.transport
+
+    def tunnel_closed(self) -> None:
+        self.backend.drop(self)
 
     def pause_reading(self) -> None:
         if not self.read_paused and self.transport is not None:
