@@ -12,6 +12,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from portico.config.acquire import free_ports
+from portico.config.balancing import upstream_urls
 from portico.config.compile import app_plan, with_binds
 from portico.config.plan import AppPlan
 from portico.config.schema import Config
@@ -40,7 +41,8 @@ def explain(config: Config) -> list[Advice]:
 
 
 def _route_advice(route: RouteConfig, app: AppPlan | None, config: Config) -> Advice:
-    target = f"app {app.name} ({server_of(app)})" if app else f"upstream {route.upstream}"
+    upstreams = ", ".join(upstream_urls(route))  # config/balancing.py: one or several
+    target = f"app {app.name} ({server_of(app)})" if app else f"upstream {upstreams}"
     advice = Advice(f"route {route.host or ''}{route.path} -> {target}")
     say = advice.lines.append
     stripped = route.path != "/" and not route.preserve_path

@@ -6,6 +6,7 @@ under load with POSTs never sent twice.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import os
@@ -24,8 +25,10 @@ from pathlib import Path
 
 import pytest
 
+from portico.admin.control import fetch_status
+from portico.admin.runtime import control_socket, instance_key
 from tests.support.portico_proc import Portico
-from tests.support.supervised import SUPPORT_APPS, status, wait_until
+from tests.support.supervised import SUPPORT_APPS, wait_until
 
 INTERVAL, FAILS, PASSES = 0.2, 2, 2
 FAIL_DURATION = 1.0
@@ -129,7 +132,11 @@ def put(backend: Backend, path: str) -> None:
 
 
 def lb_backends(proxy: Portico) -> list[dict[str, object]]:
-    route = next(r for r in status(proxy)["routes"] if r["route"] == "/lb")
+    """/lb's backends in the status JSON, read from the control socket (what `portico
+    status --json` prints; test_status.py runs the command itself)."""
+    socket_path = control_socket(proxy.state_dir / "run", instance_key(proxy.config_path))
+    info = asyncio.run(fetch_status(socket_path))
+    route = next(r for r in info["routes"] if r["route"] == "/lb")
     return route["backends"]  # type: ignore[no-any-return]
 
 

@@ -217,3 +217,24 @@ def test_with_every_backend_down_a_restarting_app_is_waited_for() -> None:
         assert selector.select(request(), facts()) is pool[1].backend
     finally:
         harness.close()
+
+
+def test_retry_is_bounded_by_retries_and_try_duration() -> None:
+    from portico.proxy.phases import Balanced
+    from tests.support.harness import ProxyHarness
+
+    harness = ProxyHarness('[[route]]\npath = "/"\nupstream = "http://127.0.0.1:9/"\n')
+    try:
+        pool = members(1, 1, 1, 1)
+        selector = Balanced(pool, RoundRobin(), harness.gateway, 2, 3.0, 5.0)
+        tried = [pool[0].backend]
+        second = selector.retry(request(), facts(), tried, 0.5)
+        assert second is not None and second not in tried
+        tried.append(second)
+        third = selector.retry(request(), facts(), tried, 1.0)
+        assert third is not None and third not in tried
+        tried.append(third)
+        assert selector.retry(request(), facts(), tried, 1.5) is None  # retries = 2 spent
+        assert selector.retry(request(), facts(), tried[:1], 3.0) is None  # try_duration
+    finally:
+        harness.close()

@@ -422,14 +422,15 @@ class Exchange:
     def _next_backend(self, error: ProxyError) -> None:
         """A balanced route: the same request to another backend (the head again: its
         Host is that backend's), or ``error`` when there is none or the bounds are hit."""
-        tried = self._tried
-        if tried is None:
-            tried = self._tried = []
+        tried = self._tried = self._tried or []
         tried.append(self.backend)
         backend = self.policy.select_backend.retry(
             self.request, self.facts, tried, self.gw.now - self.started)
         if backend is None:
-            self.fail(error)
+            if self.state == CONNECTING and self.backend.gate is not None and not self._app_waits:
+                self._wait_for_app()  # an app instance refused: it may be restarting
+            else:
+                self.fail(error)
             return
         self._retried += 1
         self.backend = backend
