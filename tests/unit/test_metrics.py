@@ -73,8 +73,8 @@ def test_exchanges_and_answers_before_one_are_counted_and_flushed_once() -> None
 def test_the_row_layout_matches_its_lists() -> None:
     from portico.metrics import counters
 
-    assert counters.BUCKETS_AT == len(counters.METHODS) * len(counters.CLASSES)
-    assert counters.DURATION_US_AT == counters.BUCKETS_AT + len(counters.BUCKETS) + 1
+    assert len(counters.METHODS) * len(counters.CLASSES) == counters.BUCKETS_AT
+    assert counters.BUCKETS_AT + len(counters.BUCKETS) + 1 == counters.DURATION_US_AT
 
 
 def test_off_costs_no_sink() -> None:
