@@ -186,6 +186,7 @@ def test_rolling_restart_during_20s_of_wrk(proxy: Portico) -> None:
     for _ in range(2):
         assert portico_app(proxy, "restart", "web").returncode == 0
     out, _ = wrk.communicate(timeout=60)
+    print(out)  # the figure the issue asks for (pytest -s)
     assert "Non-2xx" not in out, out
     assert "Socket errors" not in out, out
     assert re.search(r"(\d+) requests in", out), out

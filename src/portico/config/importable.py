@@ -159,6 +159,7 @@ class AppToProbe:
     index: int  # in the config's [[app]] list, for the key path
     app: App
     cwd: Path  # resolved; it exists
+    python: str = sys.executable  # the interpreter that runs it (its ``python``)
 
 
 def server_of(app: App) -> str:
@@ -200,7 +201,7 @@ def import_problems(
         verdicts = _verdicts(out)
         if verdicts is None:
             problems.append(ConfigError(file, _target_key(probe), (
-                f"cannot ask {sys.executable} about app '{probe.app.name}' (exit status "
+                f"cannot ask {probe.python} about app '{probe.app.name}' (exit status "
                 f"{child.returncode})")))
             continue
         problems += _describe(probe, verdicts, file)
@@ -231,7 +232,7 @@ def _start(
     probe: AppToProbe, names: list[tuple[str, str, str | None]]
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", _PROBE, json.dumps(names)], cwd=probe.cwd,
+        [probe.python, "-c", _PROBE, json.dumps(names)], cwd=probe.cwd,
         env=app_env(probe.app.env, probe.cwd), stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         start_new_session=sys.platform != "win32",

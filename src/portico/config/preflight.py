@@ -24,7 +24,7 @@ from portico.config.rules_compile import rewrite_problems
 from portico.config.schema import Config
 from portico.errors import ConfigError
 from portico.ports import holder_of
-from portico.supervisor.commands import app_cwd, split_bind
+from portico.supervisor.commands import app_cwd, interpreter, split_bind
 
 
 def preflight(config: Config, base_dir: Path, file: str) -> list[ConfigError]:
@@ -35,8 +35,13 @@ def preflight(config: Config, base_dir: Path, file: str) -> list[ConfigError]:
     probes = []
     for index, app in enumerate(config.app):
         cwd = app_cwd(base_dir, app.cwd)
-        if cwd.is_dir():
-            probes.append(AppToProbe(index, app, cwd))
+        python = interpreter(app.python, base_dir)
+        if not Path(python).is_file():
+            problems.append(ConfigError(file, f"app[{index}].python", (
+                f"{python} is not an interpreter: give a python executable or a virtualenv "
+                f"directory (its bin/python), relative to {base_dir}")))
+        elif cwd.is_dir():
+            probes.append(AppToProbe(index, app, cwd, python))
         else:
             problems.append(ConfigError(file, f"app[{index}].cwd", (
                 f"{cwd} is not a directory: create it, or fix the path (relative to "
@@ -49,8 +54,9 @@ def server_problems(config: Config, base_dir: Path, file: str) -> list[ConfigErr
     """The quick look ``portico run`` takes before it spawns anything: is each app's server
     (and gevent, for gunicorn) installed for the interpreter that runs it? A missing
     ``cwd`` is left to the supervisor, which names it when it starts the app."""
-    probes = [AppToProbe(index, app, cwd) for index, app in enumerate(config.app)
-              if app.command is None and (cwd := app_cwd(base_dir, app.cwd)).is_dir()]
+    probes = [AppToProbe(index, app, cwd, python) for index, app in enumerate(config.app)
+              if app.command is None and (cwd := app_cwd(base_dir, app.cwd)).is_dir()
+              and Path(python := interpreter(app.python, base_dir)).is_file()]
     return import_problems(probes, file, modules=False, deep=False)
 
 
