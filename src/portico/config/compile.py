@@ -35,7 +35,7 @@ from portico.config.plan import (
 from portico.config.schema import App, Config, HeaderRules, parse_upstream
 from portico.config.schema import Route as RouteConfig
 from portico.errors import ConfigError, key_path
-from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
+from portico.settings import ClientTimeouts, HeadLimits, Http2Settings, PoolSettings, RouteLimits
 from portico.supervisor.commands import connect_host, split_bind
 from portico.tls.store import CertSource
 from portico.upstream.backend import Backend
@@ -172,6 +172,7 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
             head_limits=_take(HeadLimits, limits),
             client_timeouts=_take(ClientTimeouts, limits),
             pool=_take(PoolSettings, server.pool),
+            http2=_take(Http2Settings, server.http2),
         ),
         routes=routes,
         app_waits={app.name: app.request_wait for app in config.app},

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from portico.config.http2 import Http2
 from portico.config.listen import parse_listen
 from portico.config.units import Duration, Size
 from portico.policy.header_ops import Template, check_name
@@ -238,6 +239,7 @@ class Server(_Table):
     """How often deadlines are checked; timeouts are exact to within this."""
     limits: Limits = Limits()
     pool: Pool = Pool()
+    http2: Http2 = Http2()
     redirect_to_https: bool = False
     """Answer every plain-HTTP request with 308 to the same URL on the https listener."""
     hsts: str | None = None

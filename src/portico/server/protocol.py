@@ -33,6 +33,7 @@ from portico.proxy.errorpage import error_page, error_reply
 from portico.proxy.exchange import Exchange
 from portico.proxy.framing import connection_field, frame_response
 from portico.proxy.gateway import Gateway
+from portico.server.h2 import PREFACE, H2Connection
 
 HIGH_WATER: Final = 64 * 1024
 LOW_WATER: Final = 16 * 1024
@@ -80,6 +81,11 @@ class ClientConnection(asyncio.Protocol):
             self.gw.over_capacity()
             transport.abort()
             return
+        if self.down.scheme == b"https":
+            tls = transport.get_extra_info("ssl_object")
+            if tls is not None and tls.selected_alpn_protocol() == "h2":
+                self._hand_over(b"")
+                return
         transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
         down = self.down
         peer = transport.get_extra_info("peername")
@@ -118,6 +124,10 @@ class ClientConnection(asyncio.Protocol):
             if reading is not None:
                 reading.on_request_end()
             return
+        if (self._requests == 0 and type(events[0]) is Rejected and data.startswith(PREFACE)
+                and self.gw.http2.enabled):
+            self._hand_over(data)  # h2c with prior knowledge: llhttp refused the preface
+            return
         self._pending.extend(events)
         if not self._dispatching:
             self._dispatch()
@@ -151,6 +161,20 @@ class ClientConnection(asyncio.Protocol):
         self._write_paused = False
         if self.exchange is not None:
             self.exchange.on_client_writable(True)
+
+    def _hand_over(self, data: bytes) -> None:
+        """HTTP/2 (ALPN ``h2``, or the h2c preface in ``data``): server/h2.py takes the
+        transport from here on."""
+        transport = self.transport
+        assert transport is not None
+        self._closing = True
+        self.gw.connections.discard(self)
+        self.parser.close()
+        conn = H2Connection(self.gw, self.down.scheme)
+        transport.set_protocol(conn)
+        conn.connection_made(transport)
+        if data:
+            conn.data_received(data)
 
     # -- events ------------------------------------------------------------------------
     def _dispatch(self) -> None:
