@@ -111,3 +111,17 @@ bench-budget: setup bench-deps
 clean:
 	find src -name '*.so' -delete
 	rm -rf $(VENV) build $(COMPILED) *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# HTTP/2: curl (tests/integration/test_http2.py) and h2load (bench/h2.py); the tests
+# that need one skip, saying why, where it cannot be installed.
+test-deps-http2:
+	@command -v curl >/dev/null && command -v h2load >/dev/null || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive \
+	   apt-get install -y -qq --no-install-recommends curl nghttp2-client) || \
+	  echo "make: could not install curl/nghttp2-client; their HTTP/2 tests will skip"
+test: test-deps-http2
+bench-deps: test-deps-http2
+
+# h2load -c 10 -m 10 small GETs through portico (h2c) and nginx (h2 over TLS) to one backend.
+bench-http2: setup bench-deps
+	cd bench && ../$(BIN)/python h2.py

@@ -47,7 +47,7 @@ from h2.events import (
 )
 from h2.exceptions import ProtocolError as H2ProtocolError
 from h2.exceptions import StreamClosedError
-from h2.settings import SettingCodes
+from h2.settings import SettingCodes, Settings
 from hyperframe.frame import GoAwayFrame
 
 from portico.errors import Layer, ProtocolError, ProxyError
@@ -133,7 +133,7 @@ class H2Connection(asyncio.Protocol):
             self.local_authority = f"{host}:{local[1]}".encode("ascii")
         self.gw.connections.add(self)
         h2 = self.h2
-        h2.local_settings.update({
+        h2.local_settings = Settings(client=False, initial_values={
             SettingCodes.MAX_CONCURRENT_STREAMS: self._max_streams,
             SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
             SettingCodes.MAX_HEADER_LIST_SIZE: self.gw.head_limits.max_head_size,
@@ -151,8 +151,12 @@ class H2Connection(asyncio.Protocol):
             events = self.h2.receive_data(data)
         except H2ProtocolError as exc:
             code = exc.error_code
-            if "continuation" in str(exc).lower():
+            reason = str(exc).lower()
+            if "too many continuation" in reason:  # h2 caps a header block at 64
                 code = ErrorCodes.ENHANCE_YOUR_CALM
+            elif "decoding header block" in reason:
+                code = ErrorCodes.COMPRESSION_ERROR  # RFC 9113 4.3
+            self.h2.clear_outbound_data_buffer()  # h2's own GOAWAY: ours says why
             self._goaway(code)
             return
         starting: list[H2Stream] = []
@@ -185,7 +189,7 @@ class H2Connection(asyncio.Protocol):
             exchange = stream.exchange
             if exchange is not None and not stream.reset and not self._closing:
                 exchange.start()
-                if stream.body_done and not stream.reset:
+                if stream.ended_on_headers and not stream.reset:
                     exchange.on_request_end()
         if self._draining and not self.streams:
             self._close_now()
@@ -228,7 +232,7 @@ class H2Connection(asyncio.Protocol):
         stream.remote_addr = self.remote_addr
         stream.trusted = self.trusted
         stream.local_authority = self.local_authority
-        stream.body_done = event.stream_ended is not None
+        stream.body_done = stream.ended_on_headers = event.stream_ended is not None
         self.streams[sid] = stream
         try:
             request = request_from_fields(event.headers, stream.body_done)

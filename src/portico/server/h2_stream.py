@@ -117,6 +117,7 @@ class H2Stream(Downstream):
         self.end_sent = False
         self.finished_exchange = False  # the exchange is over (its ``finished`` came)
         self.body_done = True  # the client sent END_STREAM
+        self.ended_on_headers = False  # ... on the HEADERS frame (no body at all)
         self.reset = False  # RST_STREAM went either way: nothing more is sent
         self.upstream_paused = False  # on_client_writable(False) was said
         self.unacked = 0  # request bytes taken but not yet given back to the window
