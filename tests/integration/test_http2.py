@@ -394,3 +394,14 @@ def test_graceful_stop_sends_goaway_and_finishes_open_streams(
         assert raw.read_until(lambda f: False, timeout=5) is None and raw.closed
     finally:
         raw.close()
+
+
+def test_the_guide_config(start_portico: StartPortico, upstream: Recorder) -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "guide" / "http2.md").read_text()
+    config = guide.split("```toml\n")[1].split("```")[0]
+    config = config.replace("127.0.0.1:8080", "127.0.0.1:0").replace(
+        "http://127.0.0.1:8000/", upstream.url)
+    proc = start_portico(config)
+    with httpx.Client(http1=False, http2=True) as client:
+        got = client.get(f"{proc.url}/myapp/guide")
+        assert got.http_version == "HTTP/2" and got.text == "hello"
