@@ -112,7 +112,7 @@ clean:
 	find src -name '*.so' -delete
 	rm -rf $(VENV) build $(COMPILED) *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
 
-# HTTP/2: curl (tests/integration/test_http2.py) and h2load (bench/h2.py); the tests
+# HTTP/2: curl (tests/integration/test_http2.py) and h2load (bench/http2.py); the tests
 # that need one skip, saying why, where it cannot be installed.
 test-deps-http2:
 	@command -v curl >/dev/null && command -v h2load >/dev/null || \
@@ -124,4 +124,4 @@ bench-deps: test-deps-http2
 
 # h2load -c 10 -m 10 small GETs through portico (h2c) and nginx (h2 over TLS) to one backend.
 bench-http2: setup bench-deps
-	cd bench && ../$(BIN)/python h2.py
+	cd bench && ../$(BIN)/python http2.py
