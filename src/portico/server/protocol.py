@@ -33,13 +33,15 @@ from portico.proxy.errorpage import error_page, error_reply
 from portico.proxy.exchange import Exchange
 from portico.proxy.framing import connection_field, frame_response
 from portico.proxy.gateway import Gateway
-from portico.server.h2 import PREFACE, H2Connection
 
 HIGH_WATER: Final = 64 * 1024
 LOW_WATER: Final = 16 * 1024
 _PIPELINE: Final = "pipeline"
 # An error answer with one of these statuses always closes: what follows may be garbage.
 CLOSE_AFTER: Final = frozenset({400, 408, 413, 414, 431, 505})
+# The HTTP/2 connection preface (h2c with prior knowledge); server/h2.py is imported at
+# the first HTTP/2 connection only, so an HTTP/1.1-only server never loads h2.
+PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _NO_REQUEST: Final = Request(b"GET", b"/", b"1.1", [], b"", Body.NONE, 0, False, False)
 
 
@@ -165,6 +167,8 @@ class ClientConnection(asyncio.Protocol):
     def _hand_over(self, data: bytes) -> None:
         """HTTP/2 (ALPN ``h2``, or the h2c preface in ``data``): server/h2.py takes the
         transport from here on."""
+        from portico.server.h2 import H2Connection
+
         transport = self.transport
         assert transport is not None
         self._closing = True
