@@ -89,7 +89,11 @@ class H2Connection(asyncio.Protocol):
     def __init__(self, gw: Gateway, scheme: bytes) -> None:
         self.gw = gw
         self.scheme = scheme
-        self.h2 = H2State(H2Configuration(client_side=False, header_encoding=None))
+        # Outbound fields are portico's own, lower-cased and filtered (h2_stream.py): h2's
+        # second check of them would cost a pass per response. Inbound ones are checked.
+        self.h2 = H2State(H2Configuration(client_side=False, header_encoding=None,
+                                          validate_outbound_headers=False,
+                                          normalize_outbound_headers=False))
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, H2Stream] = {}
         self.remote_addr = b"-"
@@ -102,6 +106,7 @@ class H2Connection(asyncio.Protocol):
         self._write_paused_at = 0.0
         self._blocked: set[H2Stream] = set()  # streams with output waiting for a window
         self._conn_unacked = 0
+        self._write_soon = False  # a write_out is scheduled for this loop iteration
         settings = gw.http2
         now = gw.now
         self._max_streams = settings.max_concurrent_streams
@@ -362,6 +367,17 @@ class H2Connection(asyncio.Protocol):
         if stream.end_sent or stream.reset:
             self._retire_if_done(stream)
 
+    def write_soon(self) -> None:
+        """Write at the end of this loop iteration: the responses of many streams, read
+        from their upstreams in one iteration, leave in one write."""
+        if not self._write_soon:
+            self._write_soon = True
+            self.gw.loop.call_soon(self._write_now)
+
+    def _write_now(self) -> None:
+        self._write_soon = False
+        self.write_out()
+
     def write_out(self) -> None:
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self._closing:
@@ -375,7 +391,7 @@ class H2Connection(asyncio.Protocol):
                          else ErrorCodes.NO_ERROR)
             stream.reset = True
         self._retire_if_done(stream)
-        self.write_out()
+        self.write_soon()
 
     def _retire_if_done(self, stream: H2Stream) -> None:
         """Forget a stream whose response is sent and exchange over; one whose request

@@ -136,7 +136,7 @@ class H2Stream(Downstream):
             self._paused_for.discard(reason)
             if not self._paused_for and self.unacked:
                 self.acknowledge(0)
-                self.conn.write_out()
+                self.conn.write_soon()
 
     def acknowledge(self, taken: int) -> None:
         """``taken`` more request bytes went on; give the window back unless held."""
@@ -176,7 +176,7 @@ class H2Stream(Downstream):
 
     def flush(self) -> None:
         self.conn.pump(self)
-        self.conn.write_out()
+        self.conn.write_soon()
 
     def end(self) -> None:
         self.end_pending = True
@@ -192,7 +192,7 @@ class H2Stream(Downstream):
         self.headers_sent = True
         if head_only:
             self.end_sent = True
-            self.conn.write_out()
+            self.conn.write_soon()
             return 0
         self.out += body
         self.end()
@@ -203,7 +203,7 @@ class H2Stream(Downstream):
         self.conn.send_headers(self, response_fields(status, headers), True)
         self.headers_sent = True
         self.end_sent = True
-        self.conn.write_out()
+        self.conn.write_soon()
 
     def finished(self, clean: bool) -> None:
         self.finished_exchange = True
