@@ -90,10 +90,12 @@ class H2Connection(asyncio.Protocol):
         self.gw = gw
         self.scheme = scheme
         # Outbound fields are portico's own, lower-cased and filtered (h2_stream.py): h2's
-        # second check of them would cost a pass per response. Inbound ones are checked.
+        # second check of them would cost a pass per response. Inbound ones are checked
+        # (RFC 9113 8.2), not normalized: h2_stream.py joins the cookie crumbs itself.
         self.h2 = H2State(H2Configuration(client_side=False, header_encoding=None,
                                           validate_outbound_headers=False,
-                                          normalize_outbound_headers=False))
+                                          normalize_outbound_headers=False,
+                                          normalize_inbound_headers=False))
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, H2Stream] = {}
         self.remote_addr = b"-"
