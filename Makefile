@@ -143,3 +143,17 @@ bench-websocket: bench-deps
 # case (AUTOBAHN_CASES="*,!9.*" to narrow it). A subset runs in make test.
 autobahn: setup
 	$(BIN)/python -m pytest -q -m long -k autobahn tests/integration/test_websocket.py
+
+# HTTP/2: curl (tests/integration/test_http2.py) and h2load (bench/http2.py); the tests
+# that need one skip, saying why, where it cannot be installed.
+test-deps-http2:
+	@command -v curl >/dev/null && command -v h2load >/dev/null || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive \
+	   apt-get install -y -qq --no-install-recommends curl nghttp2-client) || \
+	  echo "make: could not install curl/nghttp2-client; their HTTP/2 tests will skip"
+test: test-deps-http2
+bench-deps: test-deps-http2
+
+# h2load -c 10 -m 10 small GETs through portico (h2c) and nginx (h2 over TLS) to one backend.
+bench-http2: setup bench-deps
+	cd bench && ../$(BIN)/python http2.py

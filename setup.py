@@ -48,6 +48,8 @@ REQUEST_PATH = [
     "src/portico/routing/path.py",
     "src/portico/routing/proxypass.py",
     "src/portico/routing/table.py",
+    "src/portico/server/h2.py",
+    "src/portico/server/h2_stream.py",
     "src/portico/server/protocol.py",
     "src/portico/metrics/counters.py",
     "src/portico/settings.py",

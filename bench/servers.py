@@ -130,7 +130,7 @@ def start_nginx(work: Path, origin: int, cpu: int | None) -> Running:
     upstream origin {{ server 127.0.0.1:{origin}; keepalive 64; }}
     server {{
         listen 127.0.0.1:{port} backlog=4096;
-        listen 127.0.0.1:{tls_port} ssl backlog=4096;
+        listen 127.0.0.1:{tls_port} ssl http2 backlog=4096;  # h2 by ALPN (bench/http2.py)
         ssl_certificate {cert};
         ssl_certificate_key {key};
         ssl_protocols TLSv1.2 TLSv1.3;

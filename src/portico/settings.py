@@ -75,3 +75,12 @@ def default_max_connections() -> int:
     if soft == resource.RLIM_INFINITY:
         return 10_000
     return max(8, min(soft // 2 - 16, 100_000))
+
+
+@dataclass(frozen=True, slots=True)
+class Http2Settings:
+    """HTTP/2 towards clients (``[server.http2]``): ALPN ``h2`` on https listeners and
+    h2c with prior knowledge on http ones (server/h2.py)."""
+
+    enabled: bool = True  # off: https offers only http/1.1, a cleartext preface gets 505
+    max_concurrent_streams: int = 100  # streams one client connection may have open

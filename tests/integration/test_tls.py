@@ -128,13 +128,15 @@ def test_only_tls_12_and_13_are_offered(sni_proxy: Portico) -> None:
 
 
 @needs_openssl
-def test_sni_picks_the_certificate_and_alpn_is_http11(sni_proxy: Portico) -> None:
+def test_sni_picks_the_certificate_and_alpn_prefers_h2(sni_proxy: Portico) -> None:
     port = sni_proxy.https_port
     assert "subject=CN = b.test" in s_client(port, "-servername", "b.test")
     assert "subject=CN = *.wild.test" in s_client(port, "-servername", "x.wild.test")
     assert "subject=CN = a.test" in s_client(port, "-servername", "deep.x.wild.test")  # one label only
     assert "subject=CN = a.test" in s_client(port, "-noservername")  # the default
-    assert "ALPN protocol: http/1.1" in s_client(port, "-servername", "b.test", "-alpn", "h2,http/1.1")
+    # HTTP/2 first (docs/guide/http2.md), HTTP/1.1 for a client that offers only it.
+    assert "ALPN protocol: h2" in s_client(port, "-servername", "b.test", "-alpn", "h2,http/1.1")
+    assert "ALPN protocol: http/1.1" in s_client(port, "-servername", "b.test", "-alpn", "http/1.1")
 
 
 # -- certificates changing on disk ---------------------------------------------------------

@@ -42,7 +42,7 @@ from portico.config.rules_compile import origin_key, rewrite_plan, route_rewrite
 from portico.config.schema import App, Config, HeaderRules
 from portico.config.schema import Route as RouteConfig
 from portico.errors import ConfigError, key_path
-from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
+from portico.settings import ClientTimeouts, HeadLimits, Http2Settings, PoolSettings, RouteLimits
 from portico.supervisor.commands import interpreter
 from portico.tls.store import CertSource
 from portico.upstream.backend import Backend
@@ -186,6 +186,7 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
             head_limits=_take(HeadLimits, limits),
             client_timeouts=_take(ClientTimeouts, limits),
             pool=_take(PoolSettings, server.pool),
+            http2=_take(Http2Settings, server.http2),
         ),
         routes=routes,
         app_waits={instance_name(app.name, i, app.instances): app.request_wait

@@ -18,7 +18,7 @@ import datetime as dt
 import json
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from portico.config.auth import BasicAuthPlan
 from portico.config.backends import BackendPlan, BalancePlan
 from portico.config.rules_plan import RewritePlan, RouteRewritePlan
 from portico.metrics.plan import MetricsPlan
-from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
+from portico.settings import ClientTimeouts, HeadLimits, Http2Settings, PoolSettings, RouteLimits
 from portico.tls.store import CertFacts, CertSource
 
 DEFAULT_NAME = "<built-in default>"  # how messages name the built-in config
@@ -76,6 +76,7 @@ class ServerPlan:
     head_limits: HeadLimits  # from [server.limits]
     client_timeouts: ClientTimeouts  # from [server.limits]
     pool: PoolSettings  # [server.pool]
+    http2: Http2Settings = field(default_factory=Http2Settings)  # [server.http2]
 
 
 @dataclass(frozen=True)

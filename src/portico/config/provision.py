@@ -99,6 +99,7 @@ def build_gateway(
         routes=routes,
         hsts=server.hsts.encode("latin-1") if server.hsts else None,
         redirect_to_https=server.redirect_to_https,
+        http2=server.http2,
         forwarding=Forwarding(Trust(server.trusted_proxies), rfc7239=server.forwarded),
         head_limits=server.head_limits,
         timeouts=server.client_timeouts,
@@ -125,7 +126,7 @@ def build_cert_store(
     from portico.tls.store import CertError, CertStore
 
     try:
-        return CertStore(plan.certificates, log, facts)
+        return CertStore(plan.certificates, log, facts, http2=plan.server.http2.enabled)
     except CertError as exc:
         source = next(s for s in plan.certificates if exc.path in (s.cert, s.key))
         raise cert_config_error(source, exc) from None

@@ -22,6 +22,7 @@ from pydantic import (
 from portico.config.access import Access
 from portico.config.admin import Admin
 from portico.config.auth import BasicAuth
+from portico.config.http2 import Http2
 from portico.config.balancing import BalancingKeys, check_balancing
 from portico.config.instances import instance_binds, parse_bind
 from portico.config.listen import parse_listen
@@ -265,6 +266,7 @@ class Server(_Table):
     """How often deadlines are checked; timeouts are exact to within this."""
     limits: Limits = Limits()
     pool: Pool = Pool()
+    http2: Http2 = Http2()
     redirect_to_https: bool = False
     """Answer every plain-HTTP request with 308 to the same URL on the https listener."""
     hsts: str | None = None

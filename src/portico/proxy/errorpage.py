@@ -7,7 +7,7 @@ import json
 
 from portico.errors import Layer, ProxyError
 from portico.http import writer
-from portico.http.events import Request
+from portico.http.events import Headers, Request
 
 
 def wants_json(accept: bytes) -> bool:
@@ -38,6 +38,18 @@ def error_page(
     retry_after: int = 0,
 ) -> tuple[bytes, bytes]:
     """An error reply's head and body, apart: the access log counts the body's bytes."""
+    headers, body = error_fields(status, layer, detail, request_id, as_json=as_json,
+                                 retry_after=retry_after)
+    if close:
+        headers.append((b"Connection", b"close"))
+    return writer.head(writer.status_line(status, b""), headers), body
+
+
+def error_fields(
+    status: int, layer: Layer, detail: str, request_id: bytes, *, as_json: bool = False,
+    retry_after: int = 0,
+) -> tuple[Headers, bytes]:
+    """An error reply's fields and body, in no wire form (HTTP/2 sends them as frames)."""
     reason = writer.reason_phrase(status).decode("ascii")
     rid = request_id.decode("latin-1")
     if as_json:
@@ -63,6 +75,4 @@ def error_page(
     ]
     if retry_after:
         headers.append((b"Retry-After", b"%d" % retry_after))
-    if close:
-        headers.append((b"Connection", b"close"))
-    return writer.head(writer.status_line(status, b""), headers), body
+    return headers, body

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from portico import memory
 from portico.http.limits import HeadLimits
@@ -13,11 +13,25 @@ from portico.policy.forwarded import Forwarding
 from portico.proxy.accesslog import AccessLog, Answered, Fields, LogSink
 from portico.proxy.route_policy import Policies
 from portico.routing.table import RouteTable
-from portico.settings import ClientTimeouts, PoolSettings, default_max_connections
+from portico.settings import ClientTimeouts, Http2Settings, PoolSettings, default_max_connections
 from portico.upstream.pool import UpstreamPool
 
 if TYPE_CHECKING:
-    from portico.server.protocol import ClientConnection
+    from portico.proxy.exchange import Exchange
+    from portico.proxy.tunnel import Tunnel
+
+
+class ClientSide(Protocol):
+    """What the gateway asks of each client connection, HTTP/1.1 (server/protocol.py) or
+    HTTP/2 (server/h2.py)."""
+
+    @property
+    def exchange(self) -> Exchange | None: ...  # one in flight (HTTP/2: any of them)
+    @property
+    def tunnel(self) -> Tunnel | None: ...  # after a 101 (HTTP/1.1 upgrades only)
+    def check(self, now: float) -> None: ...
+    def close_if_idle(self, grace: float = 0.0) -> None: ...
+    def abort(self) -> None: ...
 
 
 class Gateway:
@@ -40,6 +54,7 @@ class Gateway:
         tick_interval: float = 0.5,
         hsts: bytes | None = None,
         redirect_to_https: bool = False,
+        http2: Http2Settings | None = None,
     ) -> None:
         self.loop = loop
         self.routes = routes
@@ -56,8 +71,9 @@ class Gateway:
         self.tick_interval = tick_interval
         self.hsts = hsts  # Strict-Transport-Security for https responses
         self.redirect_to_https = redirect_to_https
+        self.http2 = http2 or Http2Settings()
         self.https_port = 443  # the https listener's port, set once it is bound
-        self.connections: set[ClientConnection] = set()
+        self.connections: set[ClientSide] = set()
         self.tunnels = 0  # of those connections, how many are upgrade tunnels (proxy/tunnel.py)
         self.draining = False
         self.successor: Gateway | None = None  # set when a reload replaced this gateway

@@ -44,6 +44,9 @@ _PIPELINE: Final = "pipeline"
 _UPGRADE: Final = "upgrade"  # bytes after an upgrade request wait for its answer
 # An error answer with one of these statuses always closes: what follows may be garbage.
 CLOSE_AFTER: Final = frozenset({400, 408, 413, 414, 431, 505})
+# The HTTP/2 connection preface (h2c with prior knowledge); server/h2.py is imported at
+# the first HTTP/2 connection only, so an HTTP/1.1-only server never loads h2.
+PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _NO_REQUEST: Final = Request(b"GET", b"/", b"1.1", [], b"", Body.NONE, 0, False, False)
 
 
@@ -86,6 +89,11 @@ class ClientConnection(asyncio.Protocol):
             self.gw.over_capacity()
             transport.abort()
             return
+        if self.down.scheme == b"https":
+            tls = transport.get_extra_info("ssl_object")
+            if tls is not None and tls.selected_alpn_protocol() == "h2":
+                self._hand_over(b"")
+                return
         transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
         down = self.down
         peer = transport.get_extra_info("peername")
@@ -126,6 +134,10 @@ class ClientConnection(asyncio.Protocol):
             self.down.body_done = True
             if reading is not None:
                 reading.on_request_end()
+            return
+        if (self._requests == 0 and type(events[0]) is Rejected and data.startswith(PREFACE)
+                and self.gw.http2.enabled):
+            self._hand_over(data)  # h2c with prior knowledge: llhttp refused the preface
             return
         self._pending.extend(events)
         if not self._dispatching:
@@ -168,6 +180,22 @@ class ClientConnection(asyncio.Protocol):
         self._write_paused = False
         if self.exchange is not None:
             self.exchange.on_client_writable(True)
+
+    def _hand_over(self, data: bytes) -> None:
+        """HTTP/2 (ALPN ``h2``, or the h2c preface in ``data``): server/h2.py takes the
+        transport from here on."""
+        from portico.server.h2 import H2Connection
+
+        transport = self.transport
+        assert transport is not None
+        self._closing = True
+        self.gw.connections.discard(self)
+        self.parser.close()
+        conn = H2Connection(self.gw, self.down.scheme)
+        transport.set_protocol(conn)
+        conn.connection_made(transport)
+        if data:
+            conn.data_received(data)
 
     # -- events ------------------------------------------------------------------------
     def _dispatch(self) -> None:

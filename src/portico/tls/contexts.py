@@ -2,7 +2,8 @@
 
 TLS 1.2 and 1.3 only; for 1.2 the intermediate ECDHE/AEAD cipher list (the
 DHE suites of the profile are left out: no DH parameters are loaded); no
-compression or renegotiation; ALPN offers ``http/1.1`` (room for ``h2``).
+compression or renegotiation. ALPN offers clients ``h2`` then ``http/1.1`` (HTTP/2
+turned off: ``http/1.1`` alone); upstreams are asked for ``http/1.1``.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ INTERMEDIATE_CIPHERS = ":".join([
     "ECDHE-RSA-CHACHA20-POLY1305",
 ])
 ALPN = ["http/1.1"]
+SERVER_ALPN = ["h2", "http/1.1"]  # server/protocol.py hands an h2 connection to server/h2.py
 
 
-def server_context() -> ssl.SSLContext:
+def server_context(http2: bool = True) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(INTERMEDIATE_CIPHERS)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
-    context.set_alpn_protocols(ALPN)
+    context.set_alpn_protocols(SERVER_ALPN if http2 else ALPN)
     return context
 
 

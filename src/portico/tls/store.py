@@ -82,7 +82,7 @@ def _stamp(source: CertSource) -> tuple[int, ...]:
     return tuple(out)
 
 
-def load(source: CertSource, inspect: bool = True) -> Loaded:
+def load(source: CertSource, inspect: bool = True, http2: bool = True) -> Loaded:
     """Read, check and load one certificate and key; CertError names the file at fault."""
     stamp = _stamp(source)
     try:
@@ -94,7 +94,7 @@ def load(source: CertSource, inspect: bool = True) -> Loaded:
         source.key.read_bytes()
     except OSError as exc:
         raise CertError(source.key, f"cannot read the key: {exc.strerror}") from None
-    context = server_context()
+    context = server_context(http2)
     try:
         context.load_cert_chain(source.cert, source.key)
     except ssl.SSLError as exc:
@@ -147,16 +147,19 @@ class CertStore:
         sources: list[CertSource],
         log: Callable[[str], None],
         facts: list[CertFacts] | None = None,
+        http2: bool = True,
     ) -> None:
         self.sources = sources
         self.log = log
-        self.loaded: list[Loaded] = [load(source, inspect=False) for source in sources]
+        self.http2 = http2  # ALPN offers h2 ([server.http2] enabled, read at start-up)
+        self.loaded: list[Loaded] = [load(source, inspect=False, http2=http2)
+                                     for source in sources]
         for entry, known in zip(self.loaded, facts or [], strict=False):
             entry.facts = known
         self._exact: dict[str, Loaded] = {}
         self._wildcard: dict[str, Loaded] = {}
         self._index()
-        self.listener = server_context()
+        self.listener = server_context(http2)
         first = sources[0]
         self.listener.load_cert_chain(first.cert, first.key)
         self.listener.sni_callback = self._on_sni
@@ -220,7 +223,7 @@ class CertStore:
             try:
                 if isinstance(verdict, str):
                     raise ValueError(verdict)
-                fresh = load(source, inspect=False)
+                fresh = load(source, inspect=False, http2=self.http2)
             except (CertError, ValueError) as exc:
                 entry.stamp = _stamp(source)  # say it once per change, not on every check
                 self.log(f"tls: {source.where}: keeping the old certificate: {exc}")
