@@ -13,7 +13,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup wheel demo test test-long test-deps lint unit bench bench-deps bench-budget fuzz soak clean
+.PHONY: setup wheel demo test test-long test-deps lint unit bench bench-deps bench-budget bench-rules fuzz soak clean
 
 $(STAMP): pyproject.toml setup.py Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -102,6 +102,7 @@ bench-deps: setup
 # BENCH_ROUNDS shorten it). Table on stdout, JSON and PNG in bench/results/.
 bench: setup bench-deps
 	cd bench && ../$(BIN)/python run.py
+	cd bench && ../$(BIN)/python rules.py --wrk
 
 # The user time per request a Python proxy may spend on features and still reach
 # 0.8x nginx here (the floor with added busy time; about 5 minutes).
@@ -111,3 +112,8 @@ bench-budget: setup bench-deps
 clean:
 	find src -name '*.so' -delete
 	rm -rf $(VENV) build $(COMPILED) *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# 20 rewrite rules on a route against none, same run (issue 20: at most 5% of req/s):
+# in process by CPU time, then with wrk against two real portico processes.
+bench-rules: setup bench-deps
+	cd bench && ../$(BIN)/python rules.py --wrk
