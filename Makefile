@@ -14,7 +14,8 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup wheel demo test test-long test-deps lint unit bench bench-deps bench-budget fuzz soak clean \
-        metrics-deps ui-deps test-ui bench-balancing bench-websocket autobahn
+        metrics-deps ui-deps test-ui bench-balancing bench-websocket autobahn bench-rules \
+        test-deps-http2 bench-http2
 
 $(STAMP): pyproject.toml setup.py Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -103,6 +104,7 @@ bench-deps: setup
 # BENCH_ROUNDS shorten it). Table on stdout, JSON and PNG in bench/results/.
 bench: setup bench-deps
 	cd bench && ../$(BIN)/python run.py
+	cd bench && ../$(BIN)/python rules.py --wrk
 
 # The user time per request a Python proxy may spend on features and still reach
 # 0.8x nginx here (the floor with added busy time; about 5 minutes).
@@ -157,3 +159,8 @@ bench-deps: test-deps-http2
 # h2load -c 10 -m 10 small GETs through portico (h2c) and nginx (h2 over TLS) to one backend.
 bench-http2: setup bench-deps
 	cd bench && ../$(BIN)/python http2.py
+
+# 20 rewrite rules on a route against none, same run (issue 20: at most 5% of req/s):
+# in process by CPU time, then with wrk against two real portico processes.
+bench-rules: setup bench-deps
+	cd bench && ../$(BIN)/python rules.py --wrk

@@ -33,7 +33,7 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 
-def in_process(batches: int = 40, batch: int = 2000) -> tuple[float, float]:
+def in_process(batches: int = 200, batch: int = 1000) -> tuple[float, float]:
     """(µs of CPU per request without rules, with them): medians over alternating batches."""
     from tests.support.harness import CountingTransport, idle_upstream
 

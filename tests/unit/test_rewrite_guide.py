@@ -44,7 +44,10 @@ def test_example_compiles(index: int, tmp_path: Path) -> None:
     from portico.config.compile import serving_plan
     from portico.config.load import parse
 
-    serving_plan(parse(EXAMPLES[index], "guide"), tmp_path, tmp_path)
+    plan = serving_plan(parse(EXAMPLES[index], "guide"), tmp_path, tmp_path)
+    from portico.config.plan import ServingPlan
+
+    assert ServingPlan.from_json(plan.to_json()) == plan  # as a worker receives it
 
 
 @pytest.mark.parametrize(("index", "url", "options", "expected"), TRIES,

@@ -248,7 +248,7 @@ class RuleSet:
             path = path.lower()
         if path.startswith(self._starts):  # an empty tuple: False
             return True
-        for text in self._contains:
+        for text in self._contains:  # noqa: SIM110 - no generator per request
             if text in path:
                 return True
         return False
