@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, field_validator
+
+from portico.config.access_plans import AccessPlan
 
 
 class Access(BaseModel):
@@ -33,11 +34,6 @@ class Access(BaseModel):
                 ) from None
         return cidrs
 
-
-@dataclass(frozen=True)
-class AccessPlan:
-    allow: list[str]
-    deny: list[str]
 
 
 def access_plan(access: Access) -> AccessPlan | None:

@@ -3,9 +3,9 @@ gate is ``proxy/auth.py``, the check ``policy/basic_auth.py``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pydantic import BaseModel, ConfigDict, field_validator
+
+from portico.config.access_plans import BasicAuthPlan
 
 
 class BasicAuth(BaseModel):
@@ -41,11 +41,6 @@ class BasicAuth(BaseModel):
             raise ValueError("the realm must be printable text on one line")
         return realm
 
-
-@dataclass(frozen=True)
-class BasicAuthPlan:
-    realm: str
-    users: dict[str, str]
 
 
 def basic_auth_plan(auth: BasicAuth | None) -> BasicAuthPlan | None:

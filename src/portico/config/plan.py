@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from portico.admin.plan import AdminPlan
-from portico.config.access import AccessPlan
-from portico.config.auth import BasicAuthPlan
+from portico.config.access_plans import AccessPlan, BasicAuthPlan
 from portico.config.backends import BackendPlan, BalancePlan
 from portico.config.rules_plan import RewritePlan, RouteRewritePlan
 from portico.metrics.plan import MetricsPlan

@@ -22,8 +22,8 @@ from pydantic import (
 from portico.config.access import Access
 from portico.config.admin import Admin
 from portico.config.auth import BasicAuth
-from portico.config.http2 import Http2
 from portico.config.balancing import BalancingKeys, check_balancing
+from portico.config.http2 import Http2
 from portico.config.instances import instance_binds, parse_bind
 from portico.config.listen import parse_listen
 from portico.config.metrics import Metrics

@@ -11,7 +11,7 @@ from portico.proxy.downstream import Downstream
 from portico.proxy.phases import Answer, RequestFilter
 
 if TYPE_CHECKING:
-    from portico.config.access import AccessPlan
+    from portico.config.access_plans import AccessPlan
 
 _XFF = b"x-forwarded-for"
 
