@@ -35,6 +35,15 @@ WEB_CONFIG = """<rewrite><rules>
 """
 
 
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table at 200 columns, whatever width the console took when first imported
+    (COLUMNS is read then; another test in the same process may have come first)."""
+    from portico.cli import console
+
+    monkeypatch.setattr(console.out, "_width", 200)
+
+
 def run(tmp_path: Path, samples: str, *extra: str) -> Result:
     (tmp_path / "web.config").write_text(WEB_CONFIG)
     (tmp_path / "samples.txt").write_text(samples)
