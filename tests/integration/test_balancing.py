@@ -25,9 +25,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from portico.admin.control import fetch_status
 from portico.admin.runtime import control_socket, instance_key
+from portico.cli import main
 from tests.support.portico_proc import Portico
 from tests.support.supervised import SUPPORT_APPS, wait_until
 
@@ -290,7 +292,12 @@ def test_drain_and_enable_through_the_admin_api_with_two_workers(cluster: Cluste
         assert len(listed) == 2 and all(b["state"] == "down" and b["drained"] for b in listed)
         assert admin.post("/api/reload").status_code == 200
         assert all(get(cluster.proxy, "/lb/")[1] != b"b0" for _ in range(20))
-        assert admin.post(f"/api/backends/{address}/enable").status_code == 200
+        enabled = CliRunner().invoke(  # `portico backend enable`, through the API
+            main, ["backend", "enable", drained.url, "-c", str(cluster.proxy.config_path)],
+            env={"PORTICO_STATE_DIR": str(cluster.proxy.state_dir),
+                 "PORTICO_RUNTIME_DIR": None})
+        assert enabled.exit_code == 0 and f"enabled {drained.url}" in enabled.stdout, \
+            enabled.output
         assert b"b0" in {get(cluster.proxy, "/lb/")[1] for _ in range(30)}
         assert lb_backends(cluster.proxy)[0]["state"] == "up"
         assert admin.post("/api/backends/127.0.0.1:1/drain").status_code == 404
