@@ -257,7 +257,11 @@ def test_admin_answers_with_a_broken_route_and_a_stopped_app(admin: Admin) -> No
     assert restarted["pid"] != started["pid"] and restarted["state"] == "up"
     assert proxy.get("/web/").status_code == 200
     assert admin.unix.post("/api/apps/nope/restart").status_code == 404
-    assert admin.unix.post("/api/backends/b/drain").status_code == 501
+    assert admin.unix.post("/api/backends/b/drain").status_code == 404  # no such address
+    web = next(b for b in admin.unix.get("/api/backends").json() if b["route"] == "/web")
+    refused = admin.unix.post(f"/api/backends/{web['address']}/drain")
+    assert refused.status_code == 409 and "only backend" in refused.text  # /web: one
+    assert proxy.get("/web/").status_code == 200
     proxy.close()
     actions = [row["action"] for row in admin.audit()]
     assert {"app.stop", "app.start", "app.restart"} <= set(actions)

@@ -23,10 +23,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+from click.testing import CliRunner
 
 from portico.admin.control import fetch_status
 from portico.admin.runtime import control_socket, instance_key
+from portico.cli import main
 from tests.support.portico_proc import Portico
 from tests.support.supervised import SUPPORT_APPS, wait_until
 
@@ -264,3 +267,39 @@ def test_wrk_failover_sigkill_one_of_three_at_ten_seconds(tmp_path: Path) -> Non
         assert requests > 0 and failed <= 32, first
         later_requests, later_failed = wrk(url, 15)
         assert later_requests > 0 and later_failed == 0
+
+
+def test_drain_and_enable_through_the_admin_api_with_two_workers(cluster: Cluster) -> None:
+    """Drain b0: every request (both workers) goes to b1/b2, none fails, status says
+    why; it stays drained across a reload; enable brings it back; an unknown address
+    is a 404."""
+    socket_path = control_socket(cluster.proxy.state_dir / "run",
+                                 instance_key(cluster.proxy.config_path))
+    drained = cluster.backends[0]
+    address = f"127.0.0.1:{drained.port}"
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket_path)),
+                      base_url="http://portico") as admin:
+        answer = admin.post(f"/api/backends/{address}/drain")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["addresses"] == [drained.url]
+        answers = [get(cluster.proxy, "/lb/") for _ in range(40)]
+        assert all(status == 200 for status, _ in answers)
+        assert b"b0" not in {body for _, body in answers}
+        assert all(get(cluster.proxy, "/again/")[1] != b"b0" for _ in range(10))
+        row = lb_backends(cluster.proxy)[0]
+        assert row["state"] == "down" and row["why"] == "drained by the admin API"
+        listed = [b for b in admin.get("/api/backends").json() if b["address"] == address]
+        assert len(listed) == 2 and all(b["state"] == "down" and b["drained"] for b in listed)
+        assert admin.post("/api/reload").status_code == 200
+        assert all(get(cluster.proxy, "/lb/")[1] != b"b0" for _ in range(20))
+        enabled = CliRunner().invoke(  # `portico backend enable`, through the API
+            main, ["backend", "enable", drained.url, "-c", str(cluster.proxy.config_path)],
+            env={"PORTICO_STATE_DIR": str(cluster.proxy.state_dir),
+                 "PORTICO_RUNTIME_DIR": None})
+        assert enabled.exit_code == 0 and f"enabled {drained.url}" in enabled.stdout, \
+            enabled.output
+        assert b"b0" in {get(cluster.proxy, "/lb/")[1] for _ in range(30)}
+        assert lb_backends(cluster.proxy)[0]["state"] == "up"
+        assert admin.post("/api/backends/127.0.0.1:1/drain").status_code == 404
+        audit = [(row["action"], row["target"]) for row in admin.get("/api/audit").json()]
+        assert {("backend.drain", address), ("backend.enable", address)} <= set(audit)

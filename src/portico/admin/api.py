@@ -214,19 +214,21 @@ def app_action(verb: str) -> Handler:
 async def backend_action(request: Request) -> Response:
     admin = context(request)
     verb = request.url.path.rsplit("/", 1)[1]
-    act = getattr(admin.reloader.runtime, f"{verb}_backend", None)
-    if act is None:
-        return error(501, f"{verb}: this portico has one backend per route; draining "
-                          "needs several (the backends feature)")
+    if admin.drains is None:
+        return error(501, f"{verb}: this portico cannot drain backends")
     from portico.admin.audit import record
 
     target = request.path_params["backend"]
+    act = admin.drains.drain if verb == "drain" else admin.drains.enable
     try:
-        result = act(target)
+        result = await act(target)
     except LookupError as exc:
         return error(404, str(exc))
-    record(admin, request, f"backend.{verb}", target, {"ok": True})
-    return Json({"backend": target, "result": result})
+    except ValueError as exc:  # the only backend of a route
+        record(admin, request, f"backend.{verb}", target, {"ok": False, "error": str(exc)})
+        return error(409, str(exc))
+    record(admin, request, f"backend.{verb}", target, {"ok": True, **result})
+    return Json({"backend": target, "action": verb, **result})
 
 
 HANDLERS: dict[tuple[str, str], Handler] = {

@@ -85,11 +85,13 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("POST", "/api/apps/{name}/start", "operate", "Start a stopped app.",
              responses={"404": "no such app", "502": "an instance did not start"}),
     Endpoint("POST", "/api/backends/{backend}/drain", "operate",
-             "Send no new requests to a backend.", responses={"501": "needs several "
-                                                               "backends per route"}),
+             "Send no new requests to a backend (its address, host:port, as GET "
+             "/api/backends lists it) on any route; requests in flight finish.",
+             responses={"404": "no route has a backend at that address",
+                        "409": "it is the only backend left in a route"}),
     Endpoint("POST", "/api/backends/{backend}/enable", "operate",
              "Send requests to a drained backend again.",
-             responses={"501": "needs several backends per route"}),
+             responses={"404": "no route has a backend at that address"}),
     Endpoint("POST", "/api/config/validate", "admin",
              "Check a config text with the same model as the file; errors at their key.",
              body=_TEXT),

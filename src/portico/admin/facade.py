@@ -30,6 +30,14 @@ class AppActions(Protocol):
     def apps_status(self) -> list[dict[str, Any]]: ...
 
 
+class BackendDrains(Protocol):
+    """Backend drain/enable by address (server/backend_drain.py's ``Drains``): LookupError for an
+    unknown address, ValueError when draining would empty a route."""
+
+    async def drain(self, address: str) -> dict[str, Any]: ...
+    async def enable(self, address: str) -> dict[str, Any]: ...
+
+
 class UnknownApp(LookupError):
     """No [[app]] of that name."""
 
@@ -50,6 +58,8 @@ class AdminContext:
     last_reload_error: str | None = None
     # Prometheus text for GET /metrics; None (or a None answer) while [metrics] is off.
     metrics: Callable[[], bytes | None] | None = None
+    # The backends drained by the API (server/backend_drain.py); None: this portico cannot.
+    drains: BackendDrains | None = None
 
     @property
     def config_file(self) -> Path | None:
@@ -109,19 +119,29 @@ class AdminContext:
         return rows
 
     def backends(self) -> list[dict[str, Any]]:
-        """Each route's upstream and its state (one per route until several land)."""
+        """Each backend of each route and its state: an app's gate state while it is not
+        up, else up or down and why (health checks, failures, drained by the API).
+        ``address`` (host:port) is what drain and enable take."""
+        from portico.server.backend_drain import route_backends
+        from portico.server.health import backend_rows
+
         gateway = self.reloader.runtime.serving
         rows = []
-        for route in gateway.routes.routes:
-            backend = route.backend
-            gate = backend.gate
-            rows.append({
-                "route": route.label,
-                "backend": f"{backend.scheme}://{backend.label}",
-                "app": gate.name if gate else None,
-                "state": str(gate.state) if gate else "up",
-                "tls": backend.tls is not None,
-            })
+        for route, members, backends in zip(gateway.routes.routes, backend_rows(gateway),
+                                            route_backends(gateway), strict=True):
+            for member, backend in zip(members, backends, strict=True):
+                gate = backend.gate
+                rows.append({
+                    "route": route.label,
+                    "backend": member["address"],
+                    "address": f"{backend.host}:{backend.port}",
+                    "app": gate.name if gate else None,
+                    "state": (str(gate.state) if gate is not None and not gate.up
+                              else member["state"]),
+                    "why": member["why"],
+                    "drained": backend.drained,
+                    "tls": backend.tls is not None,
+                })
         return rows
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from portico import __version__
-from portico.cli.admin import admin, config_group, reload, ui
+from portico.cli.admin import admin, backend_group, config_group, reload, ui
 from portico.cli.apps import app
 from portico.cli.certs import cert
 from portico.cli.doctor import doctor
@@ -40,5 +40,5 @@ def main() -> None:
 
 
 for command in (init, check, explain, run, status, reload, app, ui, admin, config_group, cert,
-                service, doctor, try_url, import_, passwd):
+                service, doctor, try_url, import_, passwd, backend_group):
     main.add_command(command)

@@ -284,3 +284,37 @@ def config_history(config_path: str | None) -> None:
 def config_rollback(config_path: str | None, version: int) -> None:
     """Apply an earlier config version again."""
     _report(api(config_path, "POST", f"/api/config/rollback/{version}"))
+
+
+@click.group("backend")
+def backend_group() -> None:
+    """Take a backend out of rotation on every route, or put it back."""
+
+
+def _backend(config_path: str | None, verb: str, address: str) -> None:
+    from urllib.parse import quote
+
+    bare = address.split("://", 1)[-1].rstrip("/")  # the API's path takes host:port
+    answer = api(config_path, "POST", f"/api/backends/{quote(bare, safe=':[]')}/{verb}")
+    done = "drained" if verb == "drain" else "enabled"
+    for each in answer["addresses"]:
+        out.print(f"{done} {each}", markup=False)
+    if verb == "drain" and answer["in_flight"]:
+        out.print(f"{answer['in_flight']} request(s) in flight there finish", markup=False)
+
+
+@backend_group.command("drain")
+@config_option
+@click.argument("address")
+def backend_drain(config_path: str | None, address: str) -> None:
+    """Send ADDRESS (host:port, as `portico status` lists it) no new requests; those in
+    flight finish. It stays drained across reloads until `portico backend enable`."""
+    _backend(config_path, "drain", address)
+
+
+@backend_group.command("enable")
+@config_option
+@click.argument("address")
+def backend_enable(config_path: str | None, address: str) -> None:
+    """Send a drained ADDRESS requests again."""
+    _backend(config_path, "enable", address)

@@ -7,6 +7,7 @@ guesses at a dict's keys.
     main -> worker   Serve(generation, https_port, plan)   first, and again on a reload
                      AppChanged(app, state)                 on every change of an app
                      BackendHealth(address, check, up, ...) each active check's verdict
+                     BackendDrain(address, drained)         the admin API drained/enabled it
                      ReloadCertificates(indices)           certificates the main checked
                      CountQuery(seq)                       how busy are you? (status, stop)
                      Cut()                                  stop draining now (Ctrl-C twice)
@@ -62,6 +63,18 @@ class BackendHealth:
 
 
 @dataclass(frozen=True)
+class BackendDrain:
+    """The admin API drained (or enabled) one backend address (server/backend_drain.py)."""
+
+    type: ClassVar[str] = "drain"
+    scheme: str  # the address, as in BackendHealth
+    host: str
+    port: int
+    tls: str
+    drained: bool
+
+
+@dataclass(frozen=True)
 class ReloadCertificates:
     type: ClassVar[str] = "tls_reload"
     indices: list[int]
@@ -109,12 +122,12 @@ class MetricsDelta:
     requests: int = 0  # requests in flight now
 
 
-Message = (Serve | AppChanged | BackendHealth | ReloadCertificates | CountQuery | Cut | Serving
-           | Counts | MetricsDelta)
+Message = (Serve | AppChanged | BackendHealth | BackendDrain | ReloadCertificates | CountQuery
+           | Cut | Serving | Counts | MetricsDelta)
 KINDS: dict[str, type[Message]] = {
     kind.type: kind
-    for kind in (Serve, AppChanged, BackendHealth, ReloadCertificates, CountQuery, Cut, Serving,
-                 Counts, MetricsDelta)
+    for kind in (Serve, AppChanged, BackendHealth, BackendDrain, ReloadCertificates, CountQuery,
+                 Cut, Serving, Counts, MetricsDelta)
 }
 
 

@@ -22,6 +22,7 @@ from portico.config.plan import RunPlan, ServingPlan
 from portico.config.prepare import check_certificates
 from portico.doctor.token import publish_token
 from portico.errors import ConfigError
+from portico.server.backend_drain import Drains
 from portico.server.health import backend_rows, start_probes
 from portico.server.listeners import InProcess, Listeners, bind, https_port
 from portico.server.loops import loop_factory
@@ -114,6 +115,7 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
         state.supervisor = supervisor
         listening = _announce_listening(listeners, gateway, ctx.announce)
         prober = start_probes(loop, state, listeners)  # active health checks, if any
+        drains = Drains(state, listeners)  # the admin API's backend drain/enable
         reloader = Reloader(run_plan, state, listeners, ctx.announce, ctx.lean)
         record = runtime.Instance(
             key, os.getpid(), str(run_plan.config_file) if run_plan.config_file else None,
@@ -130,6 +132,7 @@ async def serve(run_plan: RunPlan, ctx: RunContext) -> int:
             admin_state_dir(run_plan.state_dir, key), key,
             metrics=metrics_text(state, listeners, supervisor,
                                  lambda: reloader.run.serving.metrics.enabled),
+            drains=drains,
         ))
         if control.tcp_url:
             ctx.announce(f"admin API and UI on {control.tcp_url}")

@@ -23,12 +23,13 @@ import sys
 
 from portico import memory
 from portico.errors import ConfigError
-from portico.server import channel
+from portico.server import backend_drain, channel
 from portico.server.health import apply_verdict
 from portico.server.listeners import serve
 from portico.server.loops import loop_factory
 from portico.server.reload import Runtime
 from portico.upstream.availability import Availability, BackendState
+from portico.upstream.backend import Key
 
 
 def _die_with_parent() -> None:
@@ -54,6 +55,8 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
     plan = first.plan
     gates = {name: Availability(name, loop, wait) for name, wait in plan.app_waits.items()}
     runtime = Runtime(loop, gates, _say)
+    drained: set[Key] = set()  # by the admin API, as the main process says
+    backend_drain.follow(runtime, drained)
     sent_gauges: list[tuple[int, int] | None] = [None]  # the first tick always reports
 
     def send_metrics(rows: dict[str, list[int]]) -> None:  # each tick, [metrics] on
@@ -84,6 +87,8 @@ async def serve_worker(channel_fd: int, listen: list[tuple[str, int]]) -> int:
         elif isinstance(message, channel.AppChanged):  # of an app a reload adds: before Serve
             gate = gates.setdefault(message.app, Availability(message.app, loop, 5.0))
             gate.set(BackendState(message.state))
+        elif isinstance(message, channel.BackendDrain):
+            backend_drain.handle(runtime, drained, message)
         elif isinstance(message, channel.BackendHealth):
             apply_verdict(runtime.serving.pool, message)
         elif isinstance(message, channel.ReloadCertificates):

@@ -27,6 +27,7 @@ from portico.config.plan import ServingPlan
 from portico.server import channel
 from portico.server.listeners import close
 from portico.upstream.availability import Availability, BackendState
+from portico.upstream.backend import Key
 
 if TYPE_CHECKING:
     from portico.server.listeners import Bound
@@ -97,6 +98,8 @@ class Worker:
         self.send(self.pool.serve)  # first: the plan in force
         for name, gate in self.pool.gates.items():
             self.send(channel.AppChanged(name, str(gate.state)))
+        for key in self.pool.drained:  # by the admin API (server/backend_drain.py)
+            self.send(channel.BackendDrain(*key, True))
         self._reader = asyncio.get_running_loop().create_task(self._listen(reader, writer))
 
     async def serving(self, generation: int, timeout: float) -> None:
@@ -179,6 +182,7 @@ class WorkerPool:
         self.runtime = runtime  # the main process's own: built, never serving
         self.serve = channel.Serve(1, runtime.https_port, plan)  # what a (re)start gets
         self.gates = gates
+        self.drained: set[Key] = set()  # addresses the admin API drained: server/backend_drain.py's
         self.bound = bound
         for _, sockets in bound:
             for sock in sockets:

@@ -32,6 +32,7 @@ class Backend:
         "address",
         "authority",
         "down_until",
+        "drained",
         "fails",
         "fails_since",
         "failures",
@@ -77,6 +78,7 @@ class Backend:
         self.fails_since = 0.0
         self.down_until = 0.0
         self.reason = ""
+        self.drained = False  # by the admin API (server/backend_drain.py): down_until is inf
         # Where to connect, and when to look the name up again (an IP literal: never).
         self.address: tuple[str, int] | None = None
         self.resolve_at = 0.0

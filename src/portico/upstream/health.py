@@ -30,7 +30,7 @@ class PassiveHealth:
 
     def failed(self, backend: Backend, now: float, reason: str) -> None:
         """One failure of ``backend``; the ``max_fails``-th in the window takes it out."""
-        if self.max_fails == 0 or self.fail_duration <= 0:
+        if self.max_fails == 0 or self.fail_duration <= 0 or backend.drained:
             return
         if now - backend.fails_since > self.fail_duration:
             backend.fails, backend.fails_since = 0, now
@@ -50,7 +50,8 @@ class PassiveHealth:
 def all_down(members: list[Member], now: float, interval: float) -> ProxyError:
     """The 503 for a route none of whose backends is available, with Retry-After: when
     the first comes back (passive), or the next active check."""
-    waits = [m.backend.down_until - now for m in members if m.backend.down_until > now]
+    waits = [m.backend.down_until - now for m in members
+             if now < m.backend.down_until < math.inf]  # a drained one: not on its own
     if any(m.check is not None and not m.check.up for m in members) or not waits:
         waits.append(interval)
     reasons = "; ".join(f"{m.backend.label}: {why(m, now)}" for m in members)
@@ -62,6 +63,8 @@ def all_down(members: list[Member], now: float, interval: float) -> ProxyError:
 def why(member: Member, now: float) -> str:
     """Why a route's backend is down, for a 503 and ``portico status``; "" when up."""
     check, backend = member.check, member.backend
+    if backend.drained:
+        return backend.reason
     if check is not None and not check.up:
         return check.reason or "its health check fails"
     if backend.down_until > now:
