@@ -25,6 +25,7 @@ from portico.config.auth import BasicAuth
 from portico.config.balancing import BalancingKeys, check_balancing
 from portico.config.instances import instance_binds, parse_bind
 from portico.config.listen import parse_listen
+from portico.config.local_routes import LocalRouteKeys, answered_locally
 from portico.config.metrics import Metrics
 from portico.config.rules import Rewrite, RouteRewrite
 from portico.config.units import Duration, Size
@@ -137,7 +138,7 @@ _PATH = re.compile(r"/(?:[A-Za-z0-9._~!$&'()*+,=:@-]+(?:/[A-Za-z0-9._~!$&'()*+,=
 _HOSTNAME = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\Z")
 
 
-class Route(BalancingKeys):
+class Route(BalancingKeys, LocalRouteKeys):
     """``[[route]]``: a public path prefix served by an upstream, several, or an app."""
 
     path: str
@@ -206,7 +207,8 @@ class Route(BalancingKeys):
 
     @model_validator(mode="after")
     def _one_target(self) -> Route:
-        check_balancing(self)  # config/balancing.py
+        if not answered_locally(self):  # config/local_routes.py: redirect routes
+            check_balancing(self)  # config/balancing.py
         return self
 
 

@@ -33,6 +33,7 @@ from portico.proxy.phases import (
     ReverseFields,
     UpstreamRequestFilter,
 )
+from portico.proxy.redirect import redirect_filters
 from portico.proxy.rewrite import Rewriting, RuleRequestFields, rule_response_filters
 from portico.routing.proxypass import ReverseMap
 from portico.settings import RouteLimits
@@ -113,7 +114,8 @@ def compile_policies(
         routes.append(RoutePolicy(
             limits=spec.limits if spec else plan.rewrite.limits,
             request_filter=(access_filters(spec.access, gw.forwarding.trust)
-                            + auth_filters(spec.basic_auth)) if spec else (),
+                            + auth_filters(spec.basic_auth)
+                            + redirect_filters(spec.redirect, route.prefix)) if spec else (),
             select_backend=selector,
             upstream_request_filter=tuple(upstream_request),
             response_filter=tuple(response) + hsts,

@@ -1,0 +1,87 @@
+"""Routes portico answers itself, without an upstream: ``redirect`` (schema, checks and
+plan; the filter is ``proxy/redirect.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from portico.config.backends import BackendPlan
+
+if TYPE_CHECKING:
+    from portico.config.schema import Route
+
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+# The backend of a route that never forwards: the routing table wants one per route;
+# nothing ever connects to it (its request_filter answers every request).
+NO_BACKEND = (BackendPlan("http", "127.0.0.1", 0),)
+
+
+class LocalRouteKeys(BaseModel):
+    """The keys of a ``[[route]]`` answered by portico itself (mixed into ``Route``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    redirect: str | None = None
+    """Answer every request with a redirect to this URL (absolute, or a path starting
+    with ``/``) instead of proxying; the route then has no ``upstream`` or ``app``."""
+    redirect_status: int = 302
+    """The redirect's status: 301, 302, 303, 307 or 308."""
+    redirect_append_path: bool = True
+    """Append the rest of the path after the route's prefix to ``redirect`` (as Apache's
+    ``Redirect`` does): ``/old/a/b`` → ``https://example.com/new/a/b``."""
+    redirect_append_query: bool = True
+    """Append the request's query string to the redirect's URL."""
+
+    @field_validator("redirect")
+    @classmethod
+    def _redirect(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        absolute = parts.scheme in ("http", "https") and bool(parts.netloc)
+        if not (absolute or (url.startswith("/") and not url.startswith("//"))) or any(
+                c in url for c in " \t\r\n\x00") or "#" in url:
+            raise ValueError(
+                f"invalid redirect {url!r}: use an absolute http(s) URL like "
+                "\"https://example.com/new\" or a path like \"/new\" (no spaces, no '#')")
+        return url
+
+    @field_validator("redirect_status")
+    @classmethod
+    def _status(cls, status: int) -> int:
+        if status not in REDIRECT_STATUSES:
+            raise ValueError(f"invalid redirect_status {status}: use one of "
+                             f"{', '.join(map(str, REDIRECT_STATUSES))}")
+        return status
+
+
+def answered_locally(route: Route) -> bool:
+    """True for a route portico answers itself (it then needs no upstream); a ValueError
+    for one that mixes that with a target."""
+    if route.redirect is None:
+        return False
+    targets = [key for key in ("upstream", "upstreams", "app")
+               if getattr(route, key) is not None]
+    if targets:
+        raise ValueError(f"a route with 'redirect' answers itself: remove {targets[0]!r} "
+                         "(or remove 'redirect' to proxy)")
+    return True
+
+
+@dataclass(frozen=True)
+class RedirectPlan:
+    location: str
+    status: int
+    append_path: bool
+    append_query: bool
+
+
+def redirect_plan(route: Route) -> RedirectPlan | None:
+    if route.redirect is None:
+        return None
+    return RedirectPlan(route.redirect, route.redirect_status, route.redirect_append_path,
+                        route.redirect_append_query)
