@@ -29,7 +29,7 @@ from portico.config.admin import admin_plan
 from portico.config.auth import basic_auth_plan
 from portico.config.balancing import balance_plan, route_backends, with_balance_secret
 from portico.config.instances import instance_binds, instance_name
-from portico.config.local_routes import NO_BACKEND, redirect_plan
+from portico.config.local_routes import NO_BACKEND, redirect_plan, static_plan
 from portico.config.metrics import metrics_plan
 from portico.config.plan import (
     AppPlan,
@@ -180,6 +180,7 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
             access=access_plan(route.access),
             basic_auth=basic_auth_plan(route.basic_auth),
             redirect=redirect_plan(route),
+            static=static_plan(route, base_dir, ("route", index, "static")),
         ))
     return ServingPlan(
         server=_take(

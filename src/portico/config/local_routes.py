@@ -1,9 +1,10 @@
-"""Routes portico answers itself, without an upstream: ``redirect`` (schema, checks and
-plan; the filter is ``proxy/redirect.py``)."""
+"""Routes portico answers itself, without an upstream: ``redirect`` and ``static``
+(schema, checks and plan; the filters are ``proxy/redirect.py`` and ``proxy/static.py``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -35,6 +36,20 @@ class LocalRouteKeys(BaseModel):
     ``Redirect`` does): ``/old/a/b`` → ``https://example.com/new/a/b``."""
     redirect_append_query: bool = True
     """Append the request's query string to the redirect's URL."""
+    static: str | None = None
+    """Serve the files of this directory (relative to the config file) instead of
+    proxying: GET and HEAD, ETag/Last-Modified, Range, ``.br``/``.gz`` siblings."""
+    static_index: list[str] = ["index.html"]
+    """Files tried, in order, for a request naming a directory (none: 404, no listing)."""
+
+    @field_validator("static_index")
+    @classmethod
+    def _index(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not name or "/" in name or "\\" in name or name in (".", ".."):
+                raise ValueError(f"invalid static_index {name!r}: a file name like "
+                                 "\"index.html\", without '/'")
+        return names
 
     @field_validator("redirect")
     @classmethod
@@ -62,13 +77,16 @@ class LocalRouteKeys(BaseModel):
 def answered_locally(route: Route) -> bool:
     """True for a route portico answers itself (it then needs no upstream); a ValueError
     for one that mixes that with a target."""
-    if route.redirect is None:
+    if route.redirect is not None and route.static is not None:
+        raise ValueError("a route has either 'redirect' or 'static', not both")
+    if route.redirect is None and route.static is None:
         return False
+    mine = "redirect" if route.redirect is not None else "static"
     targets = [key for key in ("upstream", "upstreams", "app")
                if getattr(route, key) is not None]
     if targets:
-        raise ValueError(f"a route with 'redirect' answers itself: remove {targets[0]!r} "
-                         "(or remove 'redirect' to proxy)")
+        raise ValueError(f"a route with {mine!r} answers itself: remove {targets[0]!r} "
+                         f"(or remove {mine!r} to proxy)")
     return True
 
 
@@ -85,3 +103,22 @@ def redirect_plan(route: Route) -> RedirectPlan | None:
         return None
     return RedirectPlan(route.redirect, route.redirect_status, route.redirect_append_path,
                         route.redirect_append_query)
+
+
+@dataclass(frozen=True)
+class StaticPlan:
+    root: Path  # resolved against the config file's directory
+    index: tuple[str, ...]
+
+
+def static_plan(route: Route, base_dir: Path, key: tuple[str | int, ...]) -> StaticPlan | None:
+    """A ConfigError (naming ``key``) when the directory is missing."""
+    from portico.errors import ConfigError
+
+    if route.static is None:
+        return None
+    root = base_dir / route.static
+    if not root.is_dir():
+        raise ConfigError.at(key, f"{root}: no such directory (relative paths are read "
+                                  "from the config file's directory)")
+    return StaticPlan(root, tuple(route.static_index))

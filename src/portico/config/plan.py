@@ -26,7 +26,7 @@ from portico.admin.plan import AdminPlan
 from portico.config.access import AccessPlan
 from portico.config.auth import BasicAuthPlan
 from portico.config.backends import BackendPlan, BalancePlan
-from portico.config.local_routes import RedirectPlan
+from portico.config.local_routes import RedirectPlan, StaticPlan
 from portico.config.rules_plan import RewritePlan, RouteRewritePlan
 from portico.metrics.plan import MetricsPlan
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits
@@ -63,6 +63,7 @@ class RoutePlan:
     access: AccessPlan | None = None  # config/access.py: IP allow/deny lists
     basic_auth: BasicAuthPlan | None = None  # config/auth.py
     redirect: RedirectPlan | None = None  # config/local_routes.py: answered, not proxied
+    static: StaticPlan | None = None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from portico.proxy.phases import (
 )
 from portico.proxy.redirect import redirect_filters
 from portico.proxy.rewrite import Rewriting, RuleRequestFields, rule_response_filters
+from portico.proxy.static import static_filters
 from portico.routing.proxypass import ReverseMap
 from portico.settings import RouteLimits
 from portico.upstream.backend import Backend
@@ -115,7 +116,8 @@ def compile_policies(
             limits=spec.limits if spec else plan.rewrite.limits,
             request_filter=(access_filters(spec.access, gw.forwarding.trust)
                             + auth_filters(spec.basic_auth)
-                            + redirect_filters(spec.redirect, route.prefix)) if spec else (),
+                            + redirect_filters(spec.redirect, route.prefix)
+                            + static_filters(spec.static, route.prefix)) if spec else (),
             select_backend=selector,
             upstream_request_filter=tuple(upstream_request),
             response_filter=tuple(response) + hsts,
