@@ -104,6 +104,8 @@ ALTERNATIVES: dict[str, Any] = {
        (("redirect_status", 308), ("redirect_append_path", False),
         ("redirect_append_query", False))},
     "route.static": {"static": ".", "upstream": DELETE},
+    "route.compress": True,
+    "server.compress": True,
     "route.static_index": {"static": ".", "static_index": ["a.htm"], "upstream": DELETE},
     "route.basic_auth": {"basic_auth": {"users": {"a": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"}}},
     **{f"route.{side}_headers.{op}": value

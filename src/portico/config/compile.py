@@ -181,6 +181,7 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
             basic_auth=basic_auth_plan(route.basic_auth),
             redirect=redirect_plan(route),
             static=static_plan(route, base_dir, ("route", index, "static")),
+            compress=server.compress if route.compress is None else route.compress,
         ))
     return ServingPlan(
         server=_take(

@@ -36,6 +36,10 @@ class LocalRouteKeys(BaseModel):
     ``Redirect`` does): ``/old/a/b`` → ``https://example.com/new/a/b``."""
     redirect_append_query: bool = True
     """Append the request's query string to the redirect's URL."""
+    compress: bool | None = None
+    """gzip (brotli when installed) the upstream's responses for clients that accept it:
+    text, JSON, JavaScript, XML, SVG of at least 256 bytes (proxy/compress.py). Unset:
+    ``server.compress``."""
     static: str | None = None
     """Serve the files of this directory (relative to the config file) instead of
     proxying: GET and HEAD, ETag/Last-Modified, Range, ``.br``/``.gz`` siblings."""

@@ -64,6 +64,7 @@ class RoutePlan:
     basic_auth: BasicAuthPlan | None = None  # config/auth.py
     redirect: RedirectPlan | None = None  # config/local_routes.py: answered, not proxied
     static: StaticPlan | None = None
+    compress: bool = False  # proxy/compress.py: the route's, else the server's
 
 
 @dataclass(frozen=True)

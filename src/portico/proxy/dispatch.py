@@ -79,6 +79,8 @@ def open_exchange(client: Downstream, request: Request, gw: Gateway) -> Exchange
     )
     if rules is not None and (rules.request_headers or rules.response_headers):
         facts.rule_fields = (request_fields(rules), response_fields(rules))
+    if policy.compress is not None:  # proxy/compress.py
+        client = policy.compress.wrap(client, request)
     return Exchange(client, request, gw, match, policy, facts, started)
 
 

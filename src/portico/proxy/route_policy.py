@@ -17,6 +17,7 @@ from portico.policy.header_ops import HeaderOps
 from portico.proxy.access import access_filters
 from portico.proxy.accesslog import LogSink
 from portico.proxy.auth import auth_filters
+from portico.proxy.compress import Compression, compression
 from portico.proxy.phases import (
     BackendSelector,
     Balanced,
@@ -63,6 +64,7 @@ class RoutePolicy:
     log: tuple[LogSink, ...]
     passive: PassiveHealth | None = None  # a balanced route's: requests judge backends
     sticky: Sticky | None = None  # balance = "cookie": sets the cookie on the response
+    compress: Compression | None = None  # proxy/compress.py: wraps the client
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,7 @@ def compile_policies(
             log=log,
             passive=passive,
             sticky=sticky,
+            compress=compression(spec.compress) if spec else None,
         ))
     redirect: tuple[RequestFilter, ...] = (RedirectToHttps(gw),) if gw.redirect_to_https else ()
     return Policies(redirect, tuple(routes), log, rewriting)
