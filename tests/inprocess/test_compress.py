@@ -3,6 +3,7 @@ rules (proxy/compress.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import Iterator
 
@@ -139,5 +140,33 @@ def test_off_by_default_nothing_wraps() -> None:
     h = ProxyHarness('[[route]]\npath = "/"\nupstream = "http://127.0.0.1:9/"\n')
     try:
         assert all(policy.compress is None for policy in h.gateway.policies.routes)
+    finally:
+        h.close()
+
+
+def test_each_upstream_batch_reaches_the_client_at_once() -> None:
+    """Streaming: an event stream's first event is readable before the upstream ends."""
+    go_on = asyncio.Event()
+
+    async def events(conn: UpstreamConn) -> None:
+        await conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n10\r\ndata: first\n\n   \r\n")
+        await go_on.wait()
+        conn.send(b"e\r\ndata: second\n\n\r\n0\r\n\r\n")
+
+    h, _ = ProxyHarness.with_upstream(lambda url: CONFIG.format(url=url), events)
+    try:
+        client = h.client()
+        client.send(b"GET /stream HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n")
+        h.settle(client)
+        decoder = zlib.decompressobj(31)
+        body = client.received.partition(b"\r\n\r\n")[2]
+        assert decoder.decompress(dechunk(body + b"0\r\n\r\n")) == b"data: first\n\n   "
+        go_on.set()
+        h.settle(client)
+        rest = client.received.partition(b"\r\n\r\n")[2]
+        assert zlib.decompress(dechunk(rest), 31) == b"data: first\n\n   data: second\n\n"
+        client.disconnect()
     finally:
         h.close()

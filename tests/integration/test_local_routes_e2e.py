@@ -40,7 +40,7 @@ def get(port: int, target: bytes, *fields: bytes) -> bytes:
 
 def test_the_guide_examples_served_by_portico(start_portico: StartPortico,
                                               tmp_path: Path) -> None:
-    assert len(BLOCKS) == 2
+    assert len(BLOCKS) == 3
     site(tmp_path)
     redirects = BLOCKS[0].replace('[[route]]\npath = "/"\nupstream = "http://127.0.0.1:8000/"\n', "")
     config = '[server]\nlisten = ["http://127.0.0.1:0"]\n' + redirects + BLOCKS[1]
@@ -64,3 +64,42 @@ def test_the_guide_examples_served_by_portico(start_portico: StartPortico,
         data = get(port, target)
         assert data[9:12] in (b"400", b"403", b"404"), (target, data[:40])
         assert b"secret" not in data, target
+
+
+def test_compression_by_portico(start_portico: StartPortico, tmp_path: Path) -> None:
+    """The guide's compression example, its upstreams one threaded file server."""
+    import functools
+    import threading
+    import zlib
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    text = b"<p>compressed by portico</p>\n" * 200
+    (tmp_path / "page.html").write_bytes(text)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        upstream = f"http://127.0.0.1:{server.server_address[1]}/"
+        config = BLOCKS[2].replace("compress = true", 'compress = true\nlisten = '
+                                   '["http://127.0.0.1:0"]', 1)
+        config = re.sub(r"http://127\.0\.0\.1:800[01]/", upstream, config)
+        portico = start_portico(config)
+        data = get(portico.port, b"/page.html", b"Accept-Encoding: gzip")
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert b"\r\nContent-Encoding: gzip" in head and b"Vary: Accept-Encoding" in head
+        assert b"\r\nTransfer-Encoding: chunked" in head
+        assert zlib.decompress(dechunk(body), 31) == text
+        plain = get(portico.port, b"/downloads/page.html", b"Accept-Encoding: gzip")
+        assert b"Content-Encoding" not in plain and plain.endswith(text)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def dechunk(data: bytes) -> bytes:
+    out = bytearray()
+    while (size := int(data.partition(b"\r\n")[0], 16)) > 0:
+        data = data.partition(b"\r\n")[2]
+        out += data[:size]
+        data = data[size + 2:]
+    return bytes(out)
