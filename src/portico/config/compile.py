@@ -29,7 +29,8 @@ from portico.config.admin import admin_plan
 from portico.config.auth import basic_auth_plan
 from portico.config.balancing import balance_plan, route_backends, with_balance_secret
 from portico.config.instances import instance_binds, instance_name
-from portico.config.local_routes import NO_BACKEND, redirect_plan, static_plan
+from portico.config.local_plan import NO_BACKEND
+from portico.config.local_routes import redirect_plan, static_plan
 from portico.config.metrics import metrics_plan
 from portico.config.plan import (
     AppPlan,

@@ -3,22 +3,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from portico.config.backends import BackendPlan
+from portico.config.local_plan import RedirectPlan, StaticPlan
 
 if TYPE_CHECKING:
     from portico.config.schema import Route
 
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
-# The backend of a route that never forwards: the routing table wants one per route;
-# nothing ever connects to it (its request_filter answers every request).
-NO_BACKEND = (BackendPlan("http", "127.0.0.1", 0),)
 
 
 class LocalRouteKeys(BaseModel):
@@ -94,25 +90,11 @@ def answered_locally(route: Route) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class RedirectPlan:
-    location: str
-    status: int
-    append_path: bool
-    append_query: bool
-
-
 def redirect_plan(route: Route) -> RedirectPlan | None:
     if route.redirect is None:
         return None
     return RedirectPlan(route.redirect, route.redirect_status, route.redirect_append_path,
                         route.redirect_append_query)
-
-
-@dataclass(frozen=True)
-class StaticPlan:
-    root: Path  # resolved against the config file's directory
-    index: tuple[str, ...]
 
 
 def static_plan(route: Route, base_dir: Path, key: tuple[str | int, ...]) -> StaticPlan | None:

@@ -26,7 +26,7 @@ from portico.admin.plan import AdminPlan
 from portico.config.access import AccessPlan
 from portico.config.auth import BasicAuthPlan
 from portico.config.backends import BackendPlan, BalancePlan
-from portico.config.local_routes import RedirectPlan, StaticPlan
+from portico.config.local_plan import RedirectPlan, StaticPlan
 from portico.config.rules_plan import RewritePlan, RouteRewritePlan
 from portico.metrics.plan import MetricsPlan
 from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimits

@@ -253,9 +253,9 @@ class Server(_Table):
     limits: Limits = Limits()
     pool: Pool = Pool()
     redirect_to_https: bool = False
+    """Answer every plain-HTTP request with 308 to the same URL on the https listener."""
     compress: bool = False
     """Compress responses on every route that does not set its own ``compress``."""
-    """Answer every plain-HTTP request with 308 to the same URL on the https listener."""
     hsts: str | None = None
     """``Strict-Transport-Security`` value added to https responses, e.g. ``max-age=31536000``."""
 

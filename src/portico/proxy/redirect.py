@@ -10,7 +10,7 @@ from portico.proxy.downstream import Downstream
 from portico.proxy.phases import Answer, RequestFilter
 
 if TYPE_CHECKING:
-    from portico.config.local_routes import RedirectPlan
+    from portico.config.local_plan import RedirectPlan
 
 
 class RedirectRoute(RequestFilter):

@@ -31,7 +31,7 @@ from portico.proxy.downstream import Downstream, LocalBody
 from portico.proxy.phases import Answer, RequestFilter
 
 if TYPE_CHECKING:
-    from portico.config.local_routes import StaticPlan
+    from portico.config.local_plan import StaticPlan
 
 PART = 65536
 _READ_METHODS = (b"GET", b"HEAD")
