@@ -99,6 +99,14 @@ ALTERNATIVES: dict[str, Any] = {
     "route.health.headers": {"X-Probe": "1"},
     "route.access.allow": ["10.0.0.0/8"],
     "route.access.deny": ["10.0.0.9"],
+    "route.redirect": {"redirect": "https://e.test/", "upstream": DELETE},
+    **{f"route.{key}": {"redirect": "/x", key: value, "upstream": DELETE} for key, value in
+       (("redirect_status", 308), ("redirect_append_path", False),
+        ("redirect_append_query", False))},
+    "route.static": {"static": ".", "upstream": DELETE},
+    "route.compress": True,
+    "server.compress": True,
+    "route.static_index": {"static": ".", "static_index": ["a.htm"], "upstream": DELETE},
     "route.basic_auth": {"basic_auth": {"users": {"a": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"}}},
     **{f"route.{side}_headers.{op}": value
        for side in ("request", "response")

@@ -95,6 +95,8 @@ def check(config_path: str | None, config_only: bool) -> None:
     for route in config.route:
         backend, base = upstream_of(route, config)
         target = f"app {route.app}" if route.app else f"http://{backend.authority.decode()}{base}"
+        if route.redirect is not None:  # config/local_routes.py
+            target = f"redirect {route.redirect_status} {route.redirect}"
         mode = "full path (preserve_path)" if route.preserve_path else "prefix stripped"
         table.add_row((route.host or "") + route.path, target, mode)
     out.print(table)

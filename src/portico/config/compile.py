@@ -29,6 +29,8 @@ from portico.config.admin import admin_plan
 from portico.config.auth import basic_auth_plan
 from portico.config.balancing import balance_plan, route_backends, with_balance_secret
 from portico.config.instances import instance_binds, instance_name
+from portico.config.local_plan import NO_BACKEND
+from portico.config.local_routes import redirect_plan, static_plan
 from portico.config.metrics import metrics_plan
 from portico.config.plan import (
     AppPlan,
@@ -140,7 +142,7 @@ def upstream_of(route: RouteConfig, config: Config) -> tuple[Backend, str]:
     """The route's first backend, without a TLS context, and its base path (``portico
     check``)."""
     backends, base = route_backends(route, config)
-    first = backends[0]
+    first = (backends or NO_BACKEND)[0]
     return Backend(first.scheme, first.host, first.port), base
 
 
@@ -162,7 +164,7 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
             path=route.path,
             host=route.host,
             app=route.app,
-            backends=backends,
+            backends=backends or NO_BACKEND,  # config/local_routes.py
             balance=balance_plan(route),
             base_path=base,
             verify=route.verify,
@@ -178,6 +180,9 @@ def serving_plan(config: Config, base_dir: Path, state_dir: Path) -> ServingPlan
             rewrite=route_rewrite_plan(route.rewrite, rewrite, ("route", index, "rewrite")),
             access=access_plan(route.access),
             basic_auth=basic_auth_plan(route.basic_auth),
+            redirect=redirect_plan(route),
+            static=static_plan(route, base_dir, ("route", index, "static")),
+            compress=server.compress if route.compress is None else route.compress,
         ))
     return ServingPlan(
         server=_take(

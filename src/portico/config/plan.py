@@ -25,6 +25,7 @@ from typing import Any
 from portico.admin.plan import AdminPlan
 from portico.config.access_plans import AccessPlan, BasicAuthPlan
 from portico.config.backends import BackendPlan, BalancePlan
+from portico.config.local_plan import RedirectPlan, StaticPlan
 from portico.config.rules_plan import RewritePlan, RouteRewritePlan
 from portico.metrics.plan import MetricsPlan
 from portico.settings import ClientTimeouts, HeadLimits, Http2Settings, PoolSettings, RouteLimits
@@ -60,6 +61,9 @@ class RoutePlan:
     rewrite: RouteRewritePlan
     access: AccessPlan | None = None  # config/access.py: IP allow/deny lists
     basic_auth: BasicAuthPlan | None = None  # config/auth.py
+    redirect: RedirectPlan | None = None  # config/local_routes.py: answered, not proxied
+    static: StaticPlan | None = None
+    compress: bool = False  # proxy/compress.py: the route's, else the server's
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from portico.config.balancing import BalancingKeys, check_balancing
 from portico.config.http2 import Http2
 from portico.config.instances import instance_binds, parse_bind
 from portico.config.listen import parse_listen
+from portico.config.local_routes import LocalRouteKeys, answered_locally
 from portico.config.metrics import Metrics
 from portico.config.rules import Rewrite, RouteRewrite
 from portico.config.tunnels import Protocols
@@ -153,7 +154,7 @@ _PATH = re.compile(r"/(?:[A-Za-z0-9._~!$&'()*+,=:@-]+(?:/[A-Za-z0-9._~!$&'()*+,=
 _HOSTNAME = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\Z")
 
 
-class Route(BalancingKeys):
+class Route(BalancingKeys, LocalRouteKeys):
     """``[[route]]``: a public path prefix served by an upstream, several, or an app."""
 
     path: str
@@ -222,7 +223,8 @@ class Route(BalancingKeys):
 
     @model_validator(mode="after")
     def _one_target(self) -> Route:
-        check_balancing(self)  # config/balancing.py
+        if not answered_locally(self):  # config/local_routes.py: redirect routes
+            check_balancing(self)  # config/balancing.py
         return self
 
 
@@ -269,6 +271,8 @@ class Server(_Table):
     http2: Http2 = Http2()
     redirect_to_https: bool = False
     """Answer every plain-HTTP request with 308 to the same URL on the https listener."""
+    compress: bool = False
+    """Compress responses on every route that does not set its own ``compress``."""
     hsts: str | None = None
     """``Strict-Transport-Security`` value added to https responses, e.g. ``max-age=31536000``."""
 

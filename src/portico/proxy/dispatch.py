@@ -28,6 +28,7 @@ from portico.proxy.rewrite import (
     request_fields,
     response_fields,
 )
+from portico.proxy.static import FileAnswer
 from portico.routing.rules import RuleState
 from portico.routing.table import RouteMatch
 
@@ -78,6 +79,8 @@ def open_exchange(client: Downstream, request: Request, gw: Gateway) -> Exchange
     )
     if rules is not None and (rules.request_headers or rules.response_headers):
         facts.rule_fields = (request_fields(rules), response_fields(rules))
+    if policy.compress is not None:  # proxy/compress.py
+        client = policy.compress.wrap(client, request)
     return Exchange(client, request, gw, match, policy, facts, started)
 
 
@@ -133,6 +136,11 @@ def _filtered(
         return False
     rid = client_request_id(request) or gw.request_id()
     answer.headers.append((b"X-Request-ID", rid))
+    if isinstance(answer, FileAnswer):  # proxy/static.py: a file, streamed
+        status = answer.status
+        answer.send(client, request, lambda sent, clean: _answered(
+            client, request, gw, status, sent, rid, route, started, clean))
+        return True
     client.send_answer(answer.status, answer.headers)
     _answered(client, request, gw, answer.status, 0, rid, route, started)
     return True

@@ -76,6 +76,14 @@ class Downstream:
         transport and the bytes read after the request head; None if it is gone."""
         raise NotImplementedError
 
+    def send_body_from(self, body: LocalBody) -> None:
+        """Stream a body portico reads itself (a static file) as the client takes it,
+        then ``body.done()``. This base pumps it all at once; HTTP/1.1 pumps a burst per
+        loop turn and waits while the client's socket is full."""
+        while not body.pump():
+            pass
+        body.done()
+
     def pause_reading(self, reason: object) -> None:
         """Hold the request body back for ``reason`` (until every reason is resumed)."""
         raise NotImplementedError
@@ -85,4 +93,20 @@ class Downstream:
 
     def finished(self, clean: bool) -> None:
         """The exchange is over; ``clean``: the connection may carry another request."""
+        raise NotImplementedError
+
+
+class LocalBody:
+    """A response body portico makes itself, sent part by part (proxy/static.py)."""
+
+    def pump(self) -> bool:
+        """Send the next part (send_data, flush); True once all is sent and ended."""
+        raise NotImplementedError
+
+    def done(self) -> None:
+        """All was sent: log it and let the client go on (``Downstream.finished``)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """The client went away before the end: release what it holds."""
         raise NotImplementedError

@@ -17,6 +17,7 @@ from portico.policy.header_ops import HeaderOps
 from portico.proxy.access import access_filters
 from portico.proxy.accesslog import LogSink
 from portico.proxy.auth import auth_filters
+from portico.proxy.compress import Compression, compression
 from portico.proxy.phases import (
     BackendSelector,
     Balanced,
@@ -33,7 +34,9 @@ from portico.proxy.phases import (
     ReverseFields,
     UpstreamRequestFilter,
 )
+from portico.proxy.redirect import redirect_filters
 from portico.proxy.rewrite import Rewriting, RuleRequestFields, rule_response_filters
+from portico.proxy.static import static_filters
 from portico.routing.proxypass import ReverseMap
 from portico.settings import RouteLimits
 from portico.upstream.backend import Backend
@@ -61,6 +64,7 @@ class RoutePolicy:
     log: tuple[LogSink, ...]
     passive: PassiveHealth | None = None  # a balanced route's: requests judge backends
     sticky: Sticky | None = None  # balance = "cookie": sets the cookie on the response
+    compress: Compression | None = None  # proxy/compress.py: wraps the client
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +117,9 @@ def compile_policies(
         routes.append(RoutePolicy(
             limits=spec.limits if spec else plan.rewrite.limits,
             request_filter=(access_filters(spec.access, gw.forwarding.trust)
-                            + auth_filters(spec.basic_auth)) if spec else (),
+                            + auth_filters(spec.basic_auth)
+                            + redirect_filters(spec.redirect, route.prefix)
+                            + static_filters(spec.static, route.prefix)) if spec else (),
             select_backend=selector,
             upstream_request_filter=tuple(upstream_request),
             response_filter=tuple(response) + hsts,
@@ -121,6 +127,7 @@ def compile_policies(
             log=log,
             passive=passive,
             sticky=sticky,
+            compress=compression(spec.compress) if spec else None,
         ))
     redirect: tuple[RequestFilter, ...] = (RedirectToHttps(gw),) if gw.redirect_to_https else ()
     return Policies(redirect, tuple(routes), log, rewriting)

@@ -31,7 +31,7 @@ from portico.http import writer
 from portico.http.events import END, Body, Data, Event, Headers, Rejected, Request, Response
 from portico.http.parser import RequestParser
 from portico.proxy.dispatch import open_exchange
-from portico.proxy.downstream import Downstream
+from portico.proxy.downstream import Downstream, LocalBody
 from portico.proxy.errorpage import error_page, error_reply
 from portico.proxy.exchange import Exchange
 from portico.proxy.framing import connection_field, frame_response
@@ -57,6 +57,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.exchange: Exchange | None = None
         self._reading: Exchange | None = None  # whose request body is arriving
+        self.local_body: LocalBody | None = None  # a static file being sent (proxy/static.py)
         self._pending: deque[Event] = deque()
         self._paused_for: set[object] = set()
         self._dispatching = False
@@ -167,6 +168,9 @@ class ClientConnection(asyncio.Protocol):
         if self._reading is not None and self._reading is not exchange:
             self._reading.abort()
         self._reading = None
+        if self.local_body is not None:
+            self.local_body.close()
+            self.local_body = None
         self._pending.clear()
         self.parser.close()
 
@@ -180,6 +184,8 @@ class ClientConnection(asyncio.Protocol):
         self._write_paused = False
         if self.exchange is not None:
             self.exchange.on_client_writable(True)
+        elif self.local_body is not None:
+            self._pump()
 
     def _hand_over(self, data: bytes) -> None:
         """HTTP/2 (ALPN ``h2``, or the h2c preface in ``data``): server/h2.py takes the
@@ -206,7 +212,7 @@ class ClientConnection(asyncio.Protocol):
                 event = pending[0]
                 kind = type(event)
                 if kind is Request:
-                    if self.exchange is not None:
+                    if self.exchange is not None or self.local_body is not None:
                         self.pause_reading(_PIPELINE)
                         return
                     pending.popleft()
@@ -230,7 +236,7 @@ class ClientConnection(asyncio.Protocol):
                         self._reading = None
                         self.down.keep = False
                         reading.on_request_broken(event)
-                    elif self.exchange is not None:
+                    elif self.exchange is not None or self.local_body is not None:
                         return  # answer the earlier requests first
                     else:
                         pending.popleft()
@@ -292,6 +298,23 @@ class ClientConnection(asyncio.Protocol):
             self.resume_reading(_PIPELINE)
 
     # -- output and flow control ------------------------------------------------------
+    def pump_body(self, body: LocalBody) -> None:
+        self.local_body = body
+        self._pump()
+
+    def _pump(self) -> None:
+        """A burst of the local body's parts, until the client's socket is full (then
+        resume_writing pumps again), or the next loop turn (other clients go first)."""
+        for _ in range(16):
+            body = self.local_body
+            if body is None or self._write_paused or self._closing:
+                return
+            if body.pump():
+                self.local_body = None
+                body.done()
+                return
+        self.gw.loop.call_soon(self._pump)
+
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self._closing:
             self.transport.write(data)
@@ -338,7 +361,8 @@ class ClientConnection(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.drain(self.gw.timeouts.tunnel_drain_delay)
             return
-        if (self.exchange is None and not self._pending and self._requests
+        if (self.exchange is None and self.local_body is None and not self._pending
+                and self._requests
                 and not self.parser.in_head):
             if grace > 0:
                 self._idle_deadline = min(self._idle_deadline, self.gw.now + grace)
@@ -375,7 +399,7 @@ class ClientConnection(asyncio.Protocol):
             exchange.check(now)
         elif self._head_deadline and now > self._head_deadline:
             self._refuse(408, "the request head did not arrive in time")
-        elif not self._head_deadline and now > self._idle_deadline:
+        elif not self._head_deadline and now > self._idle_deadline and self.local_body is None:
             self.close()  # idle keep-alive: silently (catalogue 56)
 
 
@@ -457,6 +481,9 @@ class Http1Response(Downstream):
         if not self._keep_after_answer(status):
             headers.append((b"Connection", b"close"))
         self.conn.write(writer.head(writer.status_line(status, b""), headers))
+
+    def send_body_from(self, body: LocalBody) -> None:
+        self.conn.pump_body(body)
 
     def finished(self, clean: bool) -> None:
         self.conn.exchange_finished(clean and self.keep)
