@@ -36,7 +36,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "index.html").write_text("<h1>home</h1>")
     (root / "docs" / "index.html").write_text("<h1>docs</h1>")
     (root / "app.js").write_text("console.log(1)\n" * 100)
-    (root / "app.js.gz").write_bytes(gzip.compress(b"console.log(1)\n" * 100))
+    (root / "app.js.gz").write_bytes(gzip.compress(b"console.log(1)\n" * 100, mtime=0))
     (root / "app.js.br").write_bytes(b"brotli bytes")
     (root / "big.bin").write_bytes(BIG)
     (base / "secret.txt").write_text("secret")
@@ -138,7 +138,7 @@ def test_if_range_with_a_stale_tag_sends_everything(harness: ProxyHarness) -> No
 
 @pytest.mark.parametrize(("accept", "encoding", "content"), [
     ("gzip, br", b"br", b"brotli bytes"),
-    ("gzip", b"gzip", gzip.compress(b"console.log(1)\n" * 100)),
+    ("gzip", b"gzip", gzip.compress(b"console.log(1)\n" * 100, mtime=0)),
     ("br;q=0, gzip;q=0.5", b"gzip", None),
     ("", None, b"console.log(1)\n" * 100),
     ("identity", None, None),
