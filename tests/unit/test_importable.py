@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from portico.config import importable
+from portico.config.app_schema import App
 from portico.config.importable import AppToProbe, import_problems
-from portico.config.schema import App
 
 
 def problems_of(directory: Path, target: str) -> list[str]:

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from portico.config.access import access_plan
 from portico.config.acquire import checked_certificates, free_ports, issue_self_signed
 from portico.config.admin import admin_plan
+from portico.config.app_schema import App
 from portico.config.auth import basic_auth_plan
 from portico.config.balancing import balance_plan, route_backends, with_balance_secret
 from portico.config.instances import instance_binds, instance_name
@@ -41,7 +42,7 @@ from portico.config.plan import (
     ServingPlan,
 )
 from portico.config.rules_compile import origin_key, rewrite_plan, route_rewrite_plan
-from portico.config.schema import App, Config, HeaderRules
+from portico.config.schema import Config, HeaderRules
 from portico.config.schema import Route as RouteConfig
 from portico.errors import ConfigError, key_path
 from portico.settings import ClientTimeouts, HeadLimits, Http2Settings, PoolSettings, RouteLimits

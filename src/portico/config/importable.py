@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from portico.config.schema import App
+from portico.config.app_schema import App
 from portico.errors import ConfigError
 from portico.supervisor.commands import app_env, server_name
 

@@ -11,24 +11,22 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from portico.config.access import Access
 from portico.config.admin import Admin
+from portico.config.app_schema import App
 from portico.config.auth import BasicAuth
 from portico.config.balancing import BalancingKeys, check_balancing
 from portico.config.http2 import Http2
-from portico.config.instances import instance_binds, parse_bind
 from portico.config.listen import parse_listen
 from portico.config.local_routes import LocalRouteKeys, answered_locally
 from portico.config.metrics import Metrics
 from portico.config.rules import Rewrite, RouteRewrite
+from portico.config.table import Table
 from portico.config.tunnels import Protocols
 from portico.config.units import Duration, Size
 from portico.policy.header_ops import Template, check_name
@@ -38,11 +36,7 @@ from portico.settings import ClientTimeouts, HeadLimits, PoolSettings, RouteLimi
 _HEAD, _CLIENT, _ROUTE, _POOL = HeadLimits(), ClientTimeouts(), RouteLimits(), PoolSettings()
 
 
-class _Table(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-
-class Limits(_Table):
+class Limits(Table):
     """``[server.limits]``: limits on every client connection and request; the body and
     upstream ones are defaults that a route's ``limits`` may override."""
 
@@ -83,7 +77,7 @@ class Limits(_Table):
     """At a reload or stop, how long open tunnels stay up before both peers get Close 1001."""
 
 
-class RouteLimitOverrides(_Table):
+class RouteLimitOverrides(Table):
     """``limits`` in a ``[[route]]``: overrides of the server defaults."""
 
     max_body_size: Size | None = None
@@ -102,7 +96,7 @@ class RouteLimitOverrides(_Table):
     """This route's ``tunnel_max_lifetime``; left out, ``[server.limits]``'s."""
 
 
-class Pool(_Table):
+class Pool(Table):
     """``[server.pool]``: upstream keep-alive connections."""
 
     max_idle: int = Field(_POOL.max_idle, ge=0)
@@ -112,7 +106,7 @@ class Pool(_Table):
     keep-alive (gunicorn's is 2 s) so the backend never closes one under us."""
 
 
-class HeaderRules(_Table):
+class HeaderRules(Table):
     """``request_headers`` / ``response_headers`` of a route: header fields to set, add
     or remove.
 
@@ -246,7 +240,7 @@ def parse_upstream(url: str) -> tuple[str, str, int, str]:
     return parts.scheme, parts.hostname, port or default, parts.path or "/"
 
 
-class Server(_Table):
+class Server(Table):
     """``[server]``: the listeners, whom to trust for forwarded headers, logging and
     shutdown."""
 
@@ -322,127 +316,7 @@ class Server(_Table):
         return cidrs
 
 
-class App(_Table):
-    """``[[app]]``: an app portico starts, keeps up and stops with itself."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    """What routes (``app = "..."``), the status and the logs call it."""
-    wsgi: str | None = None
-    """``module:callable`` of a WSGI app, e.g. ``server:app``."""
-    asgi: str | None = None
-    """``module:callable`` of an ASGI app, served by uvicorn; under one stripped route
-    prefix, with ``--root-path PREFIX`` (docs/guide/fastapi.md)."""
-    command: list[str] | None = None
-    """Any command instead; ``{host}``, ``{port}`` and ``{python}`` (portico's own
-    interpreter) are filled in."""
-    server: Literal["gunicorn", "waitress", "uvicorn"] | None = None
-    """gunicorn with gevent workers (POSIX default for ``wsgi``), waitress (Windows
-    default), or uvicorn (the default, and only choice, for ``asgi``)."""
-    workers: int = Field(2, ge=1)
-    """Worker processes of gunicorn or uvicorn; waitress runs twice as many threads
-    (at least 4). Not used for ``command``."""
-    cwd: str | None = None
-    """Working directory, relative to the config file; also put on PYTHONPATH."""
-    env: dict[str, str] = {}
-    """Environment variables added to portico's own for the app."""
-    bind: str | None = None
-    """Where the app listens, ``HOST:PORT``; left out, portico picks a free loopback port.
-    With ``instances = N``: a base port (``HOST:PORT``, the N ports from it) or a range
-    of N ports (``HOST:FIRST-LAST``)."""
-    instances: int = Field(1, ge=1, le=64)
-    """Copies of the app, each on its own port; the routes to the app balance over them
-    and ``portico app restart`` restarts them one by one (docs/guide/apps.md)."""
-    args: list[str] = []
-    """Extra arguments to the server (gunicorn, uvicorn or waitress), before the app,
-    e.g. ``["--timeout", "60"]``. Not used for ``command``."""
-    python: str | None = None
-    """The interpreter to run the server with (a path, relative to the config file), or
-    a virtualenv directory (its ``bin/python``); default: portico's own."""
-    health: str | None = None
-    """Path probed with a GET for readiness and liveness (default ``/``): any status
-    below 500 counts as an answer. A bare TCP connect never does, since gunicorn's
-    master accepts connections while its workers fail to boot."""
-    start_timeout: Duration = 30.0
-    """How long the app may take to become ready: listening on ``bind`` (its own
-    processes, not another program's) and answering the health path below 500."""
-    listener_check: bool = True
-    """On Linux, once the app answers, every socket listening on ``bind`` must be held by
-    the app's own processes (its process group), so another program that took the port
-    is never routed to. ``false`` for an app whose port is served by a process it hands
-    it to: ``docker run -p`` (docker-proxy), a server that daemonizes."""
-    health_interval: Duration = 10.0
-    """Once up, the app is probed this often (one GET, ``Connection: close``)."""
-    health_timeout: Duration = 5.0
-    """A probe with no answer within this counts as failed (as do a refused
-    connection and a status of 500 or more)."""
-    unhealthy_after: int = 3
-    """Failed probes in a row after which the app is restarted (SIGTERM, then SIGKILL
-    after ``stop_timeout``), counted like a crash for backoff and ``max_restarts``."""
-    stop_timeout: Duration = 10.0
-    """Grace between SIGTERM and SIGKILL when stopping."""
-    max_restarts: int = Field(5, ge=0)
-    """Crashes allowed within ``restart_window``; one more and the app is marked failed."""
-    restart_window: Duration = 60.0
-    """The window in which ``max_restarts`` crashes are counted."""
-    restart_delay_max: Duration = 30.0
-    """Restarts back off exponentially from 0.25 s up to this."""
-    request_wait: Duration = 5.0
-    """How long a request waits for a restarting app before it gets 503."""
-    log_max_size: Size = 10 * 2**20
-    """The app's log file is rotated at this size..."""
-    log_backups: int = Field(3, ge=0)
-    """...keeping this many old files."""
-
-    @field_validator("bind")
-    @classmethod
-    def _bind(cls, bind: str | None) -> str | None:
-        if bind is not None:
-            parse_bind(bind)
-        return bind
-
-    @field_validator("health")
-    @classmethod
-    def _health(cls, path: str | None) -> str | None:
-        if path is not None and (not path.startswith("/") or any(c in path for c in " \r\n#")):
-            raise ValueError(f"invalid health path {path!r}: use a path like \"/healthz\"")
-        return path
-
-    @field_validator("health_interval", "health_timeout")
-    @classmethod
-    def _positive(cls, seconds: float, info: ValidationInfo) -> float:
-        if seconds <= 0:
-            raise ValueError(
-                f"invalid {info.field_name} {seconds:g}: use a duration above zero, e.g. \"5s\""
-            )
-        return seconds
-
-    @field_validator("unhealthy_after", mode="before")
-    @classmethod
-    def _unhealthy_after(cls, count: object) -> object:
-        if type(count) is int and 1 <= count <= 1000:
-            return count
-        raise ValueError(
-            f"invalid unhealthy_after {count!r}: use a whole number of failed probes in a "
-            "row, from 1 to 1000, e.g. 3"
-        )
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> App:
-        given = [key for key in ("wsgi", "asgi", "command") if getattr(self, key) is not None]
-        if len(given) != 1:
-            raise ValueError("an app needs exactly one of 'wsgi', 'asgi' or 'command'")
-        if self.asgi is not None and self.server not in (None, "uvicorn"):
-            raise ValueError("an 'asgi' app is served by uvicorn; leave out 'server'")
-        if self.wsgi is not None and self.server == "uvicorn":
-            raise ValueError("uvicorn serves 'asgi' apps; for 'wsgi' use gunicorn or waitress")
-        if self.command is not None and self.server is not None:
-            raise ValueError("'server' applies to 'wsgi'/'asgi' apps, not to 'command'")
-        if self.bind is not None:
-            instance_binds(self.bind, self.instances)
-        return self
-
-
-class Certificate(_Table):
+class Certificate(Table):
     """``[[tls.certificate]]``: a certificate for some hosts (the first one is the default)."""
 
     hosts: list[str] = Field(min_length=1)
@@ -479,7 +353,7 @@ class Certificate(_Table):
         return self
 
 
-class Tls(_Table):
+class Tls(Table):
     """``[tls]``: the certificates of the https listeners."""
 
     certificate: list[Certificate] = []
@@ -487,7 +361,7 @@ class Tls(_Table):
     """How often certificate files are checked for changes (also on SIGHUP)."""
 
 
-class Config(_Table):
+class Config(Table):
     server: Server = Server()
     route: list[Route] = []
     app: list[App] = []

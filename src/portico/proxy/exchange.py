@@ -73,31 +73,10 @@ DONE: Final = 5  # answered, failed or aborted: every later callback is ignored
 
 class Exchange:
     __slots__ = (
-        "_app_waits",
-        "_buffered",
-        "_chunked_up",
-        "_connecting",
-        "_head",
-        "_retried",
-        "_tried",
-        "backend",
-        "body_deadline",
-        "body_received",
-        "client",
-        "conn",
-        "facts",
-        "gw",
-        "match",
-        "policy",
-        "request",
-        "request_state",
-        "route",
-        "sent",
-        "started",
-        "state",
-        "status",
-        "upgrade",
-        "upstream_deadline",
+        "_app_waits", "_buffered", "_chunked_up", "_connecting", "_head", "_retried", "_tried",
+        "backend", "body_deadline", "body_received", "client", "conn", "facts", "gw", "match",
+        "policy", "request", "request_state", "route", "sent", "started", "state", "status",
+        "upgrade", "upstream_deadline",
     )
 
     def __init__(
@@ -379,15 +358,9 @@ class Exchange:
         self.client.finished(done)
 
     def _upstream_broken(self, rejected: Rejected, conn: UpstreamConnection | None) -> None:
-        received = 0
-        pooled = False
-        if conn is not None:
-            received = conn.parser.received
-            pooled = conn.from_pool
-        live = self.conn
-        self.conn = None
-        if live is not None:
-            live.abort()
+        received = conn.parser.received if conn is not None else 0
+        pooled = conn is not None and conn.from_pool
+        self._drop_upstream()
         if self.state == RECEIVING:
             # Mid-body: the client keeps exactly what came, then sees the close.
             self.state = DONE
