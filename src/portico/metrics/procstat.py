@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+
+from portico.procfs import process_stats
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -20,17 +21,7 @@ def group_usage(pgid: int) -> tuple[float, int] | None:
     if not sys.platform.startswith("linux"):
         return None
     cpu, rss = 0.0, 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # after "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt
-        # majflt cmajflt utime stime cutime cstime priority nice threads itreal
-        # starttime vsize rss
-        fields = stat.rpartition(")")[2].split()
+    for fields in process_stats():
         if len(fields) < 22 or fields[2] != str(pgid):
             continue
         cpu += (int(fields[11]) + int(fields[12])) / _TICKS

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from portico.config.plan import AppPlan
 from portico.ports import bind_holder, foreign_listener
+from portico.procfs import process_stats
 from portico.supervisor.commands import app_argv, app_env, connect_host, split_bind
 from portico.supervisor.health import probe
 from portico.supervisor.logs import AppLog
@@ -225,14 +226,7 @@ def _group_alive(pgid: int) -> bool:
         return False
     if not sys.platform.startswith("linux"):
         return True
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rpartition(")")[2].split()  # after "pid (comm)": state ppid pgrp ...
+    for fields in process_stats():
         if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
             return True
     return False
